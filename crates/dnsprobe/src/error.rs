@@ -1,0 +1,36 @@
+//! Errors in what the caller asked for. Failures of the DNS path itself are not errors but
+//! results: see [`crate::Failure`].
+
+/// A probe specification that cannot be built from the input given.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SpecError {
+    /// Not an IP address with an optional port.
+    #[error(
+        "invalid target {input:?}: expected an IP address with an optional port, e.g. 10.96.0.10, 10.96.0.10:53, ::1 or [::1]:53"
+    )]
+    InvalidTarget {
+        /// What was given.
+        input: String,
+    },
+    /// Not a valid DNS name.
+    #[error("invalid query name {input:?}: {reason}")]
+    InvalidName {
+        /// What was given.
+        input: String,
+        /// Why it was rejected.
+        reason: String,
+    },
+    /// Not a known query type.
+    #[error("unknown query type {input:?}: use a mnemonic such as A, AAAA, SRV, TXT, PTR, or TYPE<n>")]
+    UnknownType {
+        /// What was given.
+        input: String,
+    },
+    /// Not a known response code.
+    #[error("unknown response code {input:?}: use a mnemonic such as NOERROR, NXDOMAIN, SERVFAIL, or a number 0-4095")]
+    UnknownRcode {
+        /// What was given.
+        input: String,
+    },
+}

@@ -1,0 +1,326 @@
+//! What a probe found.
+
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use hickory_proto::op::ResponseCode;
+use hickory_proto::rr::{Name, RecordType};
+
+use crate::spec::{ProbeSpec, Transport, rcode_name};
+
+/// The kind of a failed probe, with a stable lowercase name ([`FailureKind::as_str`]) fit for a
+/// metric label, a JSON field or a finding code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[non_exhaustive]
+pub enum FailureKind {
+    /// No acceptable reply before the deadline of every attempt.
+    Timeout,
+    /// The server's host said nothing listens there: ICMP port unreachable on a connected UDP
+    /// socket, or a TCP RST to the connection attempt.
+    Refused,
+    /// No route to the network or host (ENETUNREACH, EHOSTUNREACH).
+    Unreachable,
+    /// A reply with a response code not accepted (SERVFAIL, NXDOMAIN, REFUSED, ...).
+    Rcode,
+    /// A reply whose addresses are not the expected ones.
+    WrongAnswer,
+    /// NOERROR with nothing in the answer section, where an answer was expected.
+    EmptyAnswer,
+    /// A truncated UDP reply, and TCP fallback was not allowed.
+    Truncated,
+    /// Only replies that could not be parsed came back (or a TCP stream carried one).
+    Malformed,
+    /// Any other socket error.
+    Io,
+}
+
+impl FailureKind {
+    /// Every kind, in a fixed order (e.g. to pre-create metric label sets).
+    pub const ALL: [FailureKind; 9] = [
+        FailureKind::Timeout,
+        FailureKind::Refused,
+        FailureKind::Unreachable,
+        FailureKind::Rcode,
+        FailureKind::WrongAnswer,
+        FailureKind::EmptyAnswer,
+        FailureKind::Truncated,
+        FailureKind::Malformed,
+        FailureKind::Io,
+    ];
+
+    /// Stable lowercase (kebab-case) name: `timeout`, `refused`, `unreachable`, `rcode`,
+    /// `wrong-answer`, `empty-answer`, `truncated`, `malformed`, `io`. A contract: never renamed.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailureKind::Timeout => "timeout",
+            FailureKind::Refused => "refused",
+            FailureKind::Unreachable => "unreachable",
+            FailureKind::Rcode => "rcode",
+            FailureKind::WrongAnswer => "wrong-answer",
+            FailureKind::EmptyAnswer => "empty-answer",
+            FailureKind::Truncated => "truncated",
+            FailureKind::Malformed => "malformed",
+            FailureKind::Io => "io",
+        }
+    }
+
+    /// True for failures of the path (nothing usable came back), false for failures of the answer
+    /// (the server answered, wrongly). Only path failures are retried.
+    pub fn is_transport(self) -> bool {
+        !matches!(
+            self,
+            FailureKind::Rcode
+                | FailureKind::WrongAnswer
+                | FailureKind::EmptyAnswer
+                | FailureKind::Truncated
+        )
+    }
+}
+
+impl fmt::Display for FailureKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Why a probe failed, with the evidence. `Display` gives the reason in plain words.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Failure {
+    /// No acceptable reply in any attempt.
+    Timeout {
+        /// Attempts made.
+        attempts: u32,
+        /// Time allowed for each.
+        timeout: Duration,
+    },
+    /// ICMP port unreachable (UDP) or TCP RST.
+    Refused,
+    /// No route to the server.
+    Unreachable {
+        /// The operating system's words.
+        detail: String,
+    },
+    /// The response code is not one of the accepted ones.
+    Rcode {
+        /// The response code received.
+        rcode: ResponseCode,
+    },
+    /// The addresses answered are not the ones expected.
+    WrongAnswer {
+        /// The A/AAAA addresses in the answer section.
+        answered: Vec<IpAddr>,
+        /// The addresses expected.
+        expected: Vec<IpAddr>,
+        /// Whether exactly `expected` was required (else: at least).
+        exact: bool,
+    },
+    /// NOERROR with no answer records.
+    EmptyAnswer,
+    /// Truncated UDP reply, TCP fallback off.
+    Truncated,
+    /// Nothing parseable came back.
+    Malformed {
+        /// What was wrong.
+        detail: String,
+    },
+    /// Another socket error.
+    Io {
+        /// The operating system's words.
+        detail: String,
+    },
+}
+
+impl Failure {
+    /// The kind of this failure.
+    pub fn kind(&self) -> FailureKind {
+        match self {
+            Failure::Timeout { .. } => FailureKind::Timeout,
+            Failure::Refused => FailureKind::Refused,
+            Failure::Unreachable { .. } => FailureKind::Unreachable,
+            Failure::Rcode { .. } => FailureKind::Rcode,
+            Failure::WrongAnswer { .. } => FailureKind::WrongAnswer,
+            Failure::EmptyAnswer => FailureKind::EmptyAnswer,
+            Failure::Truncated => FailureKind::Truncated,
+            Failure::Malformed { .. } => FailureKind::Malformed,
+            Failure::Io { .. } => FailureKind::Io,
+        }
+    }
+}
+
+fn join_ips(ips: &[IpAddr]) -> String {
+    if ips.is_empty() {
+        return "nothing".to_owned();
+    }
+    ips.iter().map(IpAddr::to_string).collect::<Vec<_>>().join(", ")
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Failure::Timeout { attempts, timeout } => {
+                let s = if *attempts == 1 { "" } else { "s" };
+                write!(
+                    f,
+                    "timed out after {attempts} attempt{s} ({} each)",
+                    humanize(*timeout)
+                )
+            }
+            Failure::Refused => f.write_str("connection refused"),
+            Failure::Unreachable { detail } => write!(f, "unreachable: {detail}"),
+            Failure::Rcode { rcode } => f.write_str(&rcode_name(*rcode)),
+            Failure::WrongAnswer {
+                answered,
+                expected,
+                exact,
+            } => write!(
+                f,
+                "answered {}, expected {}{}",
+                join_ips(answered),
+                if *exact { "exactly " } else { "" },
+                join_ips(expected)
+            ),
+            Failure::EmptyAnswer => f.write_str("empty answer (NOERROR with no records)"),
+            Failure::Truncated => f.write_str("reply truncated and TCP fallback is off"),
+            Failure::Malformed { detail } => write!(f, "malformed reply: {detail}"),
+            Failure::Io { detail } => write!(f, "I/O error: {detail}"),
+        }
+    }
+}
+
+impl std::error::Error for Failure {}
+
+fn humanize(d: Duration) -> String {
+    if d.subsec_nanos() == 0 {
+        format!("{}s", d.as_secs())
+    } else if d < Duration::from_secs(1) && d.subsec_nanos() % 1_000_000 == 0 {
+        format!("{}ms", d.as_millis())
+    } else {
+        format!("{:.3}s", d.as_secs_f64())
+    }
+}
+
+/// The outcome of probing one target over one transport.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProbeReport {
+    /// The server probed.
+    pub target: SocketAddr,
+    /// The query name.
+    pub name: Name,
+    /// The query type.
+    pub query_type: RecordType,
+    /// The transport probed.
+    pub transport: Transport,
+    /// The transport that carried the final reply: TCP when a truncated UDP reply was retried.
+    pub transport_used: Transport,
+    /// A truncated UDP reply was received (and retried over TCP unless that was off).
+    pub truncated: bool,
+    /// Response code of the accepted reply, if any reply was accepted.
+    pub rcode: Option<ResponseCode>,
+    /// A and AAAA addresses in the answer section, in order.
+    pub addresses: Vec<IpAddr>,
+    /// The data of every answer record as text, in order: the address of an A/AAAA record, the
+    /// target of a CNAME, `priority weight port target` of an SRV, ...
+    pub answers: Vec<String>,
+    /// Every answer record as zone-file text (`name TTL class type data`).
+    pub records: Vec<String>,
+    /// Time from the start of the successful attempt (including a TCP connect and a TCP retry
+    /// after truncation) to the accepted reply. `None` when nothing was accepted.
+    pub rtt: Option<Duration>,
+    /// Attempts made (1-based count).
+    pub attempts: u32,
+    /// Who sent the accepted reply (always the target: anything else is dropped).
+    pub responder: Option<SocketAddr>,
+    /// Replies dropped because they did not match the query (wrong ID, wrong question, not a
+    /// response, unparseable).
+    pub ignored: u32,
+    /// Why the probe failed; `None` when healthy.
+    pub failure: Option<Failure>,
+}
+
+impl ProbeReport {
+    pub(crate) fn new(spec: &ProbeSpec, transport: Transport) -> Self {
+        ProbeReport {
+            target: spec.target,
+            name: spec.name.clone(),
+            query_type: spec.query_type,
+            transport,
+            transport_used: transport,
+            truncated: false,
+            rcode: None,
+            addresses: Vec::new(),
+            answers: Vec::new(),
+            records: Vec::new(),
+            rtt: None,
+            attempts: 0,
+            responder: None,
+            ignored: 0,
+            failure: None,
+        }
+    }
+
+    /// True when an acceptable reply came back and met the expectation.
+    pub fn healthy(&self) -> bool {
+        self.failure.is_none()
+    }
+
+    /// The failure kind, `None` when healthy.
+    pub fn failure_kind(&self) -> Option<FailureKind> {
+        self.failure.as_ref().map(Failure::kind)
+    }
+
+    /// `ok`, or the failure kind's name: the `result` metric label.
+    pub fn result_label(&self) -> &'static str {
+        self.failure_kind().map_or("ok", FailureKind::as_str)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_in_plain_words() {
+        let t = Failure::Timeout {
+            attempts: 2,
+            timeout: Duration::from_secs(2),
+        };
+        assert_eq!(t.to_string(), "timed out after 2 attempts (2s each)");
+        let t = Failure::Timeout {
+            attempts: 1,
+            timeout: Duration::from_millis(300),
+        };
+        assert_eq!(t.to_string(), "timed out after 1 attempt (300ms each)");
+        let w = Failure::WrongAnswer {
+            answered: vec!["10.96.0.99".parse().unwrap()],
+            expected: vec!["10.96.0.1".parse().unwrap()],
+            exact: false,
+        };
+        assert_eq!(w.to_string(), "answered 10.96.0.99, expected 10.96.0.1");
+        let r = Failure::Rcode {
+            rcode: ResponseCode::ServFail,
+        };
+        assert_eq!(r.to_string(), "SERVFAIL");
+        assert_eq!(Failure::Refused.to_string(), "connection refused");
+    }
+
+    #[test]
+    fn kind_names_are_stable_and_unique() {
+        let names: Vec<_> = FailureKind::ALL.iter().map(|k| k.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "timeout",
+                "refused",
+                "unreachable",
+                "rcode",
+                "wrong-answer",
+                "empty-answer",
+                "truncated",
+                "malformed",
+                "io"
+            ]
+        );
+    }
+}

@@ -1,0 +1,330 @@
+//! dnsprobe against real servers on loopback: dnsmasq (Debian's, not ours) for real answers,
+//! and a scripted hickory-proto server for misbehaviour a real server will not produce on demand.
+#![allow(clippy::unwrap_used)]
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use dnsprobe::hickory_proto::op::ResponseCode;
+use dnsprobe::{
+    AnswerExpectation, FailureKind, Preopened, ProbeReport, ProbeSpec, Prober, Transport,
+    TransportMode, new_socket, parse_name,
+};
+use hc_testkit::{Behaviour, Dnsmasq, ScriptedServer, closed_port};
+
+const LO: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
+const API: &str = "10.96.0.1";
+const NAME: &str = "kubernetes.default.svc.cluster.local";
+
+fn ip(s: &str) -> IpAddr {
+    s.parse().unwrap()
+}
+
+fn dnsmasq() -> Dnsmasq {
+    Dnsmasq::start(LO, &[(NAME, ip(API))], "cluster.local")
+}
+
+fn spec(target: SocketAddr) -> ProbeSpec {
+    let mut s = ProbeSpec::new(target);
+    s.timeout = Duration::from_millis(400);
+    s
+}
+
+async fn one(s: &ProbeSpec) -> ProbeReport {
+    let mut r = dnsprobe::probe(s).await;
+    assert_eq!(r.len(), 1);
+    r.remove(0)
+}
+
+#[tokio::test]
+async fn healthy_answer_over_udp_and_tcp_from_dnsmasq() {
+    let server = dnsmasq();
+    let mut s = spec(server.addr());
+    s.transport = TransportMode::Both;
+    s.expect.answer = AnswerExpectation::Equals(vec![ip(API)]);
+    let reports = dnsprobe::probe(&s).await;
+    assert_eq!(reports.len(), 2);
+    for (r, t) in reports.iter().zip([Transport::Udp, Transport::Tcp]) {
+        assert!(r.healthy(), "{t}: {:?}", r.failure);
+        assert_eq!(r.transport, t);
+        assert_eq!(r.transport_used, t);
+        assert_eq!(r.rcode, Some(ResponseCode::NoError));
+        assert_eq!(r.addresses, vec![ip(API)]);
+        assert_eq!(r.answers, vec![API.to_owned()]);
+        assert_eq!(r.records.len(), 1);
+        assert!(r.records[0].contains("10.96.0.1"), "{:?}", r.records);
+        assert!(r.rtt.is_some());
+        assert_eq!(r.attempts, 1);
+        assert_eq!(r.responder, Some(server.addr()));
+        assert_eq!(r.result_label(), "ok");
+        assert!(!r.truncated);
+    }
+}
+
+#[tokio::test]
+async fn wrong_answer_names_both_sides() {
+    let server = Dnsmasq::start(LO, &[(NAME, ip("10.96.0.99"))], "cluster.local");
+    let mut s = spec(server.addr());
+    s.expect.answer = AnswerExpectation::Contains(vec![ip(API)]);
+    let r = one(&s).await;
+    assert_eq!(r.failure_kind(), Some(FailureKind::WrongAnswer));
+    assert_eq!(
+        r.failure.unwrap().to_string(),
+        "answered 10.96.0.99, expected 10.96.0.1"
+    );
+    assert_eq!(r.addresses, vec![ip("10.96.0.99")]);
+    assert!(r.rtt.is_some(), "an answer that is wrong still has a round-trip time");
+}
+
+#[tokio::test]
+async fn nxdomain_from_dnsmasq_fails_unless_accepted() {
+    let server = dnsmasq();
+    let mut s = spec(server.addr());
+    s.name = parse_name("nope.default.svc.cluster.local").unwrap();
+    let r = one(&s).await;
+    assert_eq!(r.failure_kind(), Some(FailureKind::Rcode));
+    assert_eq!(r.rcode, Some(ResponseCode::NXDomain));
+    assert_eq!(r.failure.unwrap().to_string(), "NXDOMAIN");
+
+    s.expect.rcodes = vec![ResponseCode::NXDomain];
+    let r = one(&s).await;
+    assert!(r.healthy(), "{:?}", r.failure);
+}
+
+#[tokio::test]
+async fn servfail_is_an_answer_and_not_retried() {
+    let server = ScriptedServer::start(
+        LO,
+        &[ip(API)],
+        Behaviour::Rcode(ResponseCode::ServFail),
+        Behaviour::Closed,
+    );
+    let mut s = spec(server.addr());
+    s.attempts = NonZeroU32::new(3).unwrap();
+    let r = one(&s).await;
+    assert_eq!(r.failure_kind(), Some(FailureKind::Rcode));
+    assert_eq!(r.result_label(), "rcode");
+    assert_eq!(r.failure.unwrap().to_string(), "SERVFAIL");
+    assert_eq!(r.attempts, 1);
+    assert_eq!(server.queries(), 1);
+}
+
+#[tokio::test]
+async fn silence_times_out_after_every_attempt() {
+    let server = ScriptedServer::start(LO, &[ip(API)], Behaviour::Silent, Behaviour::Silent);
+    let mut s = spec(server.addr());
+    s.timeout = Duration::from_millis(150);
+    s.attempts = NonZeroU32::new(2).unwrap();
+    s.transport = TransportMode::Both;
+    for r in dnsprobe::probe(&s).await {
+        assert_eq!(r.failure_kind(), Some(FailureKind::Timeout), "{}", r.transport);
+        assert_eq!(r.attempts, 2);
+        assert_eq!(r.rtt, None);
+        assert_eq!(
+            r.failure.unwrap().to_string(),
+            "timed out after 2 attempts (150ms each)"
+        );
+    }
+    assert_eq!(server.queries(), 4, "2 UDP + 2 TCP queries, each a new one");
+}
+
+#[tokio::test]
+async fn closed_port_is_refused_on_both_transports() {
+    let mut s = spec(closed_port(LO));
+    s.transport = TransportMode::Both;
+    for r in dnsprobe::probe(&s).await {
+        assert_eq!(r.failure_kind(), Some(FailureKind::Refused), "{}", r.transport);
+        assert_eq!(r.failure.unwrap().to_string(), "connection refused");
+    }
+}
+
+#[tokio::test]
+async fn killed_dnsmasq_is_refused() {
+    let mut server = dnsmasq();
+    let s = spec(server.addr());
+    assert!(one(&s).await.healthy());
+    server.kill();
+    assert_eq!(one(&s).await.failure_kind(), Some(FailureKind::Refused));
+}
+
+#[tokio::test]
+async fn udp_dead_while_tcp_answers_is_reported_per_transport() {
+    let server = ScriptedServer::start(LO, &[ip(API)], Behaviour::Silent, Behaviour::Answer);
+    let mut s = spec(server.addr());
+    s.transport = TransportMode::Both;
+    let r = dnsprobe::probe(&s).await;
+    assert_eq!(r[0].transport, Transport::Udp);
+    assert_eq!(r[0].failure_kind(), Some(FailureKind::Timeout));
+    assert_eq!(r[1].transport, Transport::Tcp);
+    assert!(r[1].healthy(), "{:?}", r[1].failure);
+    assert_eq!(r[1].addresses, vec![ip(API)]);
+}
+
+#[tokio::test]
+async fn truncated_udp_reply_from_dnsmasq_is_retried_over_tcp() {
+    // 120 A records do not fit in 1232 bytes: dnsmasq truncates over UDP, answers in full over TCP.
+    let many: Vec<String> = (1..=120).map(|i| format!("10.97.0.{i}")).collect();
+    let records: Vec<(&str, IpAddr)> = many.iter().map(|a| ("big.cluster.local", ip(a))).collect();
+    let server = Dnsmasq::start(LO, &records, "cluster.local");
+    let mut s = spec(server.addr());
+    s.name = parse_name("big.cluster.local").unwrap();
+    let r = one(&s).await;
+    assert!(r.healthy(), "{:?}", r.failure);
+    assert!(r.truncated);
+    assert_eq!(r.transport, Transport::Udp);
+    assert_eq!(r.transport_used, Transport::Tcp);
+    assert_eq!(r.addresses.len(), 120);
+
+    s.tcp_fallback = false;
+    let r = one(&s).await;
+    assert_eq!(r.failure_kind(), Some(FailureKind::Truncated));
+    assert!(r.truncated);
+    assert_eq!(r.transport_used, Transport::Udp);
+}
+
+#[tokio::test]
+async fn truncated_then_tcp_from_scripted_server() {
+    let server = ScriptedServer::start(LO, &[ip(API)], Behaviour::Truncate, Behaviour::Answer);
+    let r = one(&spec(server.addr())).await;
+    assert!(r.healthy(), "{:?}", r.failure);
+    assert!(r.truncated);
+    assert_eq!(r.transport_used, Transport::Tcp);
+    assert_eq!(server.queries(), 2);
+}
+
+async fn survives(behaviour: Behaviour, transport: TransportMode) -> ProbeReport {
+    let server = ScriptedServer::start(LO, &[ip(API)], behaviour.clone(), behaviour);
+    let mut s = spec(server.addr());
+    s.transport = transport;
+    s.expect.answer = AnswerExpectation::Equals(vec![ip(API)]);
+    one(&s).await
+}
+
+#[tokio::test]
+async fn spoofed_id_is_dropped_and_the_real_reply_accepted() {
+    for t in [TransportMode::Udp, TransportMode::Tcp] {
+        let r = survives(Behaviour::SpoofIdFirst, t).await;
+        assert!(r.healthy(), "{t:?}: {:?}", r.failure);
+        assert_eq!(r.ignored, 1, "{t:?}");
+        assert_eq!(r.addresses, vec![ip(API)]);
+    }
+}
+
+#[tokio::test]
+async fn reply_to_another_question_is_dropped() {
+    for t in [TransportMode::Udp, TransportMode::Tcp] {
+        let r = survives(Behaviour::OtherQuestionFirst, t).await;
+        assert!(r.healthy(), "{t:?}: {:?}", r.failure);
+        assert_eq!(r.ignored, 1, "{t:?}");
+    }
+}
+
+#[tokio::test]
+async fn garbage_datagram_is_dropped() {
+    let r = survives(Behaviour::GarbageFirst, TransportMode::Udp).await;
+    assert!(r.healthy(), "{:?}", r.failure);
+    assert_eq!(r.ignored, 1);
+}
+
+#[tokio::test]
+async fn only_garbage_is_malformed() {
+    let r = survives(Behaviour::GarbageOnly, TransportMode::Udp).await;
+    assert_eq!(r.failure_kind(), Some(FailureKind::Malformed));
+    // Over TCP a malformed message cannot be skipped: framing can no longer be trusted.
+    let r = survives(Behaviour::GarbageOnly, TransportMode::Tcp).await;
+    assert_eq!(r.failure_kind(), Some(FailureKind::Malformed));
+}
+
+#[tokio::test]
+async fn reply_from_another_port_is_not_accepted() {
+    let server = ScriptedServer::start(LO, &[ip(API)], Behaviour::FromOtherPort, Behaviour::Closed);
+    let mut s = spec(server.addr());
+    s.timeout = Duration::from_millis(200);
+    let r = one(&s).await;
+    assert_eq!(r.failure_kind(), Some(FailureKind::Timeout));
+    assert_eq!(server.queries(), 1);
+}
+
+#[tokio::test]
+async fn ipv6_loopback() {
+    let v6 = IpAddr::V6(Ipv6Addr::LOCALHOST);
+    let server = Dnsmasq::start(v6, &[(NAME, ip(API))], "cluster.local");
+    let mut s = spec(server.addr());
+    s.transport = TransportMode::Both;
+    for r in dnsprobe::probe(&s).await {
+        assert!(r.healthy(), "{}: {:?}", r.transport, r.failure);
+        assert!(r.target.is_ipv6());
+        assert_eq!(r.addresses, vec![ip(API)]);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_targets_at_once_in_input_order() {
+    let a = dnsmasq();
+    let b = ScriptedServer::start(LO, &[ip("10.96.0.2")], Behaviour::Answer, Behaviour::Answer);
+    let silent = ScriptedServer::start(LO, &[], Behaviour::Silent, Behaviour::Silent);
+    let mut specs = Vec::new();
+    for i in 0..300 {
+        let target = match i % 3 {
+            0 => a.addr(),
+            1 => b.addr(),
+            _ => silent.addr(),
+        };
+        let mut s = spec(target);
+        // The per-attempt timeout is longer than the overall deadline: the deadline must win.
+        s.timeout = Duration::from_secs(30);
+        if i % 7 == 0 {
+            s.transport = TransportMode::Both;
+        }
+        specs.push(s);
+    }
+    let started = std::time::Instant::now();
+    let reports = dnsprobe::probe_many(&specs, Duration::from_millis(700)).await;
+    // Not a performance assertion: a generous sanity bound that the overall deadline applies.
+    assert!(started.elapsed() < Duration::from_secs(20));
+    let expected: usize = specs.iter().map(|s| s.transport.transports().len()).sum();
+    assert_eq!(reports.len(), expected);
+    let mut it = reports.iter();
+    for (i, s) in specs.iter().enumerate() {
+        for t in s.transport.transports() {
+            let r = it.next().unwrap();
+            assert_eq!((r.target, r.transport), (s.target, *t), "order at spec {i}");
+            if s.target == silent.addr() {
+                assert_eq!(r.failure_kind(), Some(FailureKind::Timeout));
+            } else {
+                assert!(r.healthy(), "spec {i} {t}: {:?}", r.failure);
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn sockets_from_the_caller() {
+    let server = dnsmasq();
+    let s = spec(server.addr());
+
+    // A closure source: every query asks it for a socket.
+    let opened = Arc::new(AtomicUsize::new(0));
+    let counter = opened.clone();
+    let prober = Prober::with_sockets(move |t: Transport, target: SocketAddr| {
+        counter.fetch_add(1, Ordering::SeqCst);
+        new_socket(t, target)
+    });
+    let r = prober.probe(&s).await;
+    assert!(r[0].healthy(), "{:?}", r[0].failure);
+    assert_eq!(opened.load(Ordering::SeqCst), 1);
+
+    // A pool of one pre-opened UDP socket serves one probe, then says it is empty.
+    let pool = Preopened::new([new_socket(Transport::Udp, server.addr()).unwrap()]).unwrap();
+    let prober = Prober::with_sockets(pool);
+    assert!(prober.probe(&s).await[0].healthy());
+    let r = prober.probe(&s).await.remove(0);
+    assert_eq!(r.failure_kind(), Some(FailureKind::Io));
+    assert!(
+        r.failure.unwrap().to_string().contains("no udp socket left"),
+        "the error says why"
+    );
+}

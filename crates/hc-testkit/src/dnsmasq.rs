@@ -1,0 +1,127 @@
+use std::io::Write;
+use std::net::{IpAddr, SocketAddr, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A running `dnsmasq` serving fixed records on one loopback address; killed on drop.
+#[derive(Debug)]
+pub struct Dnsmasq {
+    child: Child,
+    addr: SocketAddr,
+    hosts: PathBuf,
+}
+
+impl Dnsmasq {
+    /// Starts dnsmasq on `ip` (a free port) answering `records` (name, address; a name may
+    /// appear many times). Names under `local_domain` that are not in `records` get NXDOMAIN.
+    /// Panics with what to install when dnsmasq is missing.
+    pub fn start(ip: IpAddr, records: &[(&str, IpAddr)], local_domain: &str) -> Dnsmasq {
+        Self::start_with(ip, records, local_domain, &[])
+    }
+
+    /// As [`Dnsmasq::start`], with extra dnsmasq arguments.
+    pub fn start_with(
+        ip: IpAddr,
+        records: &[(&str, IpAddr)],
+        local_domain: &str,
+        extra: &[&str],
+    ) -> Dnsmasq {
+        let port = crate::free_port(ip);
+        let hosts = std::env::temp_dir().join(format!("{}.hosts", crate::unique_name("hc-dnsmasq-")));
+        let mut f = std::fs::File::create(&hosts).unwrap();
+        for (name, addr) in records {
+            writeln!(f, "{addr} {}", name.trim_end_matches('.')).unwrap();
+        }
+        drop(f);
+        let mut cmd = Command::new("dnsmasq");
+        cmd.args([
+            "--keep-in-foreground",
+            "--conf-file=/dev/null",
+            "--no-resolv",
+            "--no-hosts",
+            "--no-poll",
+            "--bind-interfaces",
+            "--user=root",
+            "--pid-file=",
+            "--cache-size=0",
+        ])
+        .arg(format!("--listen-address={ip}"))
+        .arg(format!("--port={port}"))
+        .arg(format!("--addn-hosts={}", hosts.display()))
+        .arg(format!("--local=/{}/", local_domain.trim_matches('.')))
+        .args(extra)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+        if ip.is_ipv6() {
+            // Loopback ::1 lives on lo; dnsmasq needs the interface to bind an IPv6 address.
+            cmd.arg("--interface=lo");
+        }
+        let child = match cmd.spawn() {
+            Ok(c) => c,
+            Err(e) => panic!(
+                "cannot start dnsmasq ({e}): install it with `apt-get install dnsmasq-base` (.ci/run does)"
+            ),
+        };
+        let addr = SocketAddr::new(ip, port);
+        let mut server = Dnsmasq { child, addr, hosts };
+        server.wait_ready();
+        server
+    }
+
+    fn wait_ready(&mut self) {
+        let until = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < until {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                let mut err = String::new();
+                if let Some(mut e) = self.child.stderr.take() {
+                    use std::io::Read;
+                    let _ = e.read_to_string(&mut err);
+                }
+                panic!("dnsmasq exited at start ({status}): {err}");
+            }
+            // Ready = answers a real query over UDP and accepts TCP (it binds them one by one).
+            if answers_udp(self.addr)
+                && TcpStream::connect_timeout(&self.addr, Duration::from_millis(100)).is_ok()
+            {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("dnsmasq did not listen on {} within 10s", self.addr);
+    }
+
+    /// Where it listens (UDP and TCP).
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Kills the server now (the port then refuses).
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Dnsmasq {
+    fn drop(&mut self) {
+        self.kill();
+        let _ = std::fs::remove_file(&self.hosts);
+    }
+}
+
+fn answers_udp(addr: SocketAddr) -> bool {
+    use hickory_proto::op::{Message, Query};
+    use hickory_proto::rr::{Name, RecordType};
+    let mut q = Message::query();
+    q.add_query(Query::query(Name::from_ascii("ready.invalid.").unwrap(), RecordType::A));
+    let bind: SocketAddr = if addr.is_ipv6() { "[::1]:0" } else { "127.0.0.1:0" }.parse().unwrap();
+    let Ok(sock) = std::net::UdpSocket::bind(bind) else { return false };
+    let _ = sock.set_read_timeout(Some(Duration::from_millis(100)));
+    if sock.connect(addr).is_err() || sock.send(&q.to_vec().unwrap()).is_err() {
+        return false;
+    }
+    let mut buf = [0u8; 512];
+    sock.recv(&mut buf).is_ok()
+}

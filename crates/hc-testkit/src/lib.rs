@@ -1,0 +1,54 @@
+//! Test fixtures shared by the workspace's tests and benchmarks.
+//!
+//! - [`Dnsmasq`]: a real DNS server (Debian's `dnsmasq`) on a loopback address, serving only the
+//!   records given — never forwarding anywhere (`--no-resolv`, no `--server`), so no test can
+//!   reach the machine's own resolver.
+//! - [`ScriptedServer`]: a DNS server on hickory-proto whose misbehaviour is scripted per
+//!   transport (silence, SERVFAIL, truncation, spoofed IDs, garbage, ...), for the failure modes
+//!   a real server will not produce on demand.
+//! - [`unique_name`] and [`free_port`]: per-run names and ports.
+#![allow(clippy::unwrap_used, unreachable_pub)]
+
+mod dnsmasq;
+mod scripted;
+
+pub use dnsmasq::Dnsmasq;
+pub use scripted::{Behaviour, ScriptedServer};
+
+use std::net::{IpAddr, SocketAddr, TcpListener, UdpSocket};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+/// A name unique to this process and call, short enough for a network interface (15 bytes) when
+/// `prefix` is at most 4 bytes: `prefix` + 5 hex digits of the PID + 3 of a counter + 3 of time.
+pub fn unique_name(prefix: &str) -> String {
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    format!(
+        "{prefix}{:05x}{:03x}{:03x}",
+        std::process::id() & 0xfffff,
+        n & 0xfff,
+        (nanos >> 8) & 0xfff
+    )
+}
+
+/// A port free for both UDP and TCP on `ip` right now.
+pub fn free_port(ip: IpAddr) -> u16 {
+    for _ in 0..100 {
+        let tcp = TcpListener::bind(SocketAddr::new(ip, 0)).unwrap();
+        let port = tcp.local_addr().unwrap().port();
+        if UdpSocket::bind(SocketAddr::new(ip, port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no port free for both UDP and TCP on {ip} after 100 tries");
+}
+
+/// A loopback port that refuses: bound, then closed, so nothing listens (UDP gets ICMP port
+/// unreachable, TCP a RST).
+pub fn closed_port(ip: IpAddr) -> SocketAddr {
+    SocketAddr::new(ip, free_port(ip))
+}
