@@ -106,6 +106,9 @@ impl Prober {
                     report.failure = classify(&reply, &spec.expect).err();
                     return report;
                 }
+                // A later timeout does not hide a more specific failure seen earlier (a refusal
+                // can come back as silence when the kernel rate-limits its ICMP errors).
+                Err(AttemptError::Timeout { .. }) if matches!(last, Some(AttemptError::Failed(_))) => {}
                 Err(e) => last = Some(e),
             }
         }

@@ -2,7 +2,7 @@
 //! and a scripted hickory-proto server for misbehaviour a real server will not produce on demand.
 #![allow(clippy::unwrap_used)]
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -13,9 +13,8 @@ use dnsprobe::{
     AnswerExpectation, FailureKind, Preopened, ProbeReport, ProbeSpec, Prober, Transport,
     TransportMode, new_socket, parse_name,
 };
-use hc_testkit::{Behaviour, Dnsmasq, ScriptedServer, closed_port};
+use hc_testkit::{Behaviour, Dnsmasq, ScriptedServer, closed_port, loopback};
 
-const LO: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 const API: &str = "10.96.0.1";
 const NAME: &str = "kubernetes.default.svc.cluster.local";
 
@@ -24,7 +23,7 @@ fn ip(s: &str) -> IpAddr {
 }
 
 fn dnsmasq() -> Dnsmasq {
-    Dnsmasq::start(LO, &[(NAME, ip(API))], "cluster.local")
+    Dnsmasq::start(loopback(), &[(NAME, ip(API))], "cluster.local")
 }
 
 fn spec(target: SocketAddr) -> ProbeSpec {
@@ -66,7 +65,7 @@ async fn healthy_answer_over_udp_and_tcp_from_dnsmasq() {
 
 #[tokio::test]
 async fn wrong_answer_names_both_sides() {
-    let server = Dnsmasq::start(LO, &[(NAME, ip("10.96.0.99"))], "cluster.local");
+    let server = Dnsmasq::start(loopback(), &[(NAME, ip("10.96.0.99"))], "cluster.local");
     let mut s = spec(server.addr());
     s.expect.answer = AnswerExpectation::Contains(vec![ip(API)]);
     let r = one(&s).await;
@@ -97,7 +96,7 @@ async fn nxdomain_from_dnsmasq_fails_unless_accepted() {
 #[tokio::test]
 async fn servfail_is_an_answer_and_not_retried() {
     let server = ScriptedServer::start(
-        LO,
+        loopback(),
         &[ip(API)],
         Behaviour::Rcode(ResponseCode::ServFail),
         Behaviour::Closed,
@@ -114,7 +113,7 @@ async fn servfail_is_an_answer_and_not_retried() {
 
 #[tokio::test]
 async fn silence_times_out_after_every_attempt() {
-    let server = ScriptedServer::start(LO, &[ip(API)], Behaviour::Silent, Behaviour::Silent);
+    let server = ScriptedServer::start(loopback(), &[ip(API)], Behaviour::Silent, Behaviour::Silent);
     let mut s = spec(server.addr());
     s.timeout = Duration::from_millis(150);
     s.attempts = NonZeroU32::new(2).unwrap();
@@ -133,8 +132,10 @@ async fn silence_times_out_after_every_attempt() {
 
 #[tokio::test]
 async fn closed_port_is_refused_on_both_transports() {
-    let mut s = spec(closed_port(LO));
+    let mut s = spec(closed_port(loopback()));
     s.transport = TransportMode::Both;
+    s.attempts = NonZeroU32::new(4).unwrap(); // see killed_dnsmasq_is_refused
+    s.timeout = Duration::from_millis(250);
     for r in dnsprobe::probe(&s).await {
         assert_eq!(r.failure_kind(), Some(FailureKind::Refused), "{}", r.transport);
         assert_eq!(r.failure.unwrap().to_string(), "connection refused");
@@ -147,12 +148,18 @@ async fn killed_dnsmasq_is_refused() {
     let s = spec(server.addr());
     assert!(one(&s).await.healthy());
     server.kill();
-    assert_eq!(one(&s).await.failure_kind(), Some(FailureKind::Refused));
+    // ICMP port unreachable is rate-limited by the kernel (icmp_msgs_per_sec, randomized burst):
+    // a few attempts make the refusal visible however busy the machine is.
+    let mut s = s;
+    s.attempts = NonZeroU32::new(4).unwrap();
+    s.timeout = Duration::from_millis(250);
+    let r = one(&s).await;
+    assert_eq!(r.failure_kind(), Some(FailureKind::Refused), "{:?}", r.failure);
 }
 
 #[tokio::test]
 async fn udp_dead_while_tcp_answers_is_reported_per_transport() {
-    let server = ScriptedServer::start(LO, &[ip(API)], Behaviour::Silent, Behaviour::Answer);
+    let server = ScriptedServer::start(loopback(), &[ip(API)], Behaviour::Silent, Behaviour::Answer);
     let mut s = spec(server.addr());
     s.transport = TransportMode::Both;
     let r = dnsprobe::probe(&s).await;
@@ -168,7 +175,7 @@ async fn truncated_udp_reply_from_dnsmasq_is_retried_over_tcp() {
     // 120 A records do not fit in 1232 bytes: dnsmasq truncates over UDP, answers in full over TCP.
     let many: Vec<String> = (1..=120).map(|i| format!("10.97.0.{i}")).collect();
     let records: Vec<(&str, IpAddr)> = many.iter().map(|a| ("big.cluster.local", ip(a))).collect();
-    let server = Dnsmasq::start(LO, &records, "cluster.local");
+    let server = Dnsmasq::start(loopback(), &records, "cluster.local");
     let mut s = spec(server.addr());
     s.name = parse_name("big.cluster.local").unwrap();
     let r = one(&s).await;
@@ -187,7 +194,7 @@ async fn truncated_udp_reply_from_dnsmasq_is_retried_over_tcp() {
 
 #[tokio::test]
 async fn truncated_then_tcp_from_scripted_server() {
-    let server = ScriptedServer::start(LO, &[ip(API)], Behaviour::Truncate, Behaviour::Answer);
+    let server = ScriptedServer::start(loopback(), &[ip(API)], Behaviour::Truncate, Behaviour::Answer);
     let r = one(&spec(server.addr())).await;
     assert!(r.healthy(), "{:?}", r.failure);
     assert!(r.truncated);
@@ -196,7 +203,7 @@ async fn truncated_then_tcp_from_scripted_server() {
 }
 
 async fn survives(behaviour: Behaviour, transport: TransportMode) -> ProbeReport {
-    let server = ScriptedServer::start(LO, &[ip(API)], behaviour.clone(), behaviour);
+    let server = ScriptedServer::start(loopback(), &[ip(API)], behaviour.clone(), behaviour);
     let mut s = spec(server.addr());
     s.transport = transport;
     s.expect.answer = AnswerExpectation::Equals(vec![ip(API)]);
@@ -240,7 +247,7 @@ async fn only_garbage_is_malformed() {
 
 #[tokio::test]
 async fn reply_from_another_port_is_not_accepted() {
-    let server = ScriptedServer::start(LO, &[ip(API)], Behaviour::FromOtherPort, Behaviour::Closed);
+    let server = ScriptedServer::start(loopback(), &[ip(API)], Behaviour::FromOtherPort, Behaviour::Closed);
     let mut s = spec(server.addr());
     s.timeout = Duration::from_millis(200);
     let r = one(&s).await;
@@ -264,8 +271,8 @@ async fn ipv6_loopback() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn many_targets_at_once_in_input_order() {
     let a = dnsmasq();
-    let b = ScriptedServer::start(LO, &[ip("10.96.0.2")], Behaviour::Answer, Behaviour::Answer);
-    let silent = ScriptedServer::start(LO, &[], Behaviour::Silent, Behaviour::Silent);
+    let b = ScriptedServer::start(loopback(), &[ip("10.96.0.2")], Behaviour::Answer, Behaviour::Answer);
+    let silent = ScriptedServer::start(loopback(), &[], Behaviour::Silent, Behaviour::Silent);
     let mut specs = Vec::new();
     for i in 0..300 {
         let target = match i % 3 {

@@ -35,6 +35,21 @@ pub fn unique_name(prefix: &str) -> String {
     )
 }
 
+/// A loopback address of its own for one server: `127.X.Y.Z` from the PID and a counter, so
+/// servers of concurrent tests (and runs) never share an address, and a port freed by one cannot
+/// be taken by another. All of 127.0.0.0/8 is routed to `lo` on Linux.
+pub fn loopback() -> IpAddr {
+    static NEXT: AtomicU32 = AtomicU32::new(1);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed) & 0xffff;
+    let pid = std::process::id() & 0x7f;
+    IpAddr::V4(std::net::Ipv4Addr::new(
+        127,
+        (100 + pid) as u8,
+        (n >> 8) as u8,
+        (n & 0xff).max(1) as u8,
+    ))
+}
+
 /// A port free for both UDP and TCP on `ip` right now.
 pub fn free_port(ip: IpAddr) -> u16 {
     for _ in 0..100 {
