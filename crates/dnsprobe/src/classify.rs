@@ -28,10 +28,10 @@ pub fn answer_addresses(response: &Message) -> Vec<IpAddr> {
 /// expected ones.
 ///
 /// ```
-/// use dnsprobe::hickory_proto::op::{Message, ResponseCode};
+/// use dnsprobe::hickory_proto::op::{Message, OpCode, ResponseCode};
 /// use dnsprobe::{classify, Expectation, FailureKind};
 ///
-/// let mut servfail = Message::response(7, Default::default());
+/// let mut servfail = Message::response(7, OpCode::Query);
 /// servfail.metadata.response_code = ResponseCode::ServFail;
 /// let verdict = classify(&servfail, &Expectation::default());
 /// assert_eq!(verdict.unwrap_err().kind(), FailureKind::Rcode);
@@ -113,12 +113,42 @@ mod tests {
     fn table() {
         use AnswerExpectation::*;
         let noerr = vec![ResponseCode::NoError];
-        let cases: Vec<(Message, Vec<ResponseCode>, AnswerExpectation, Option<FailureKind>)> = vec![
-            (response(ResponseCode::NoError, &["10.96.0.1"]), noerr.clone(), NonEmpty, None),
-            (response(ResponseCode::NoError, &[]), noerr.clone(), NonEmpty, Some(FailureKind::EmptyAnswer)),
-            (response(ResponseCode::NoError, &[]), noerr.clone(), Any, None),
-            (response(ResponseCode::ServFail, &[]), noerr.clone(), Any, Some(FailureKind::Rcode)),
-            (response(ResponseCode::NXDomain, &[]), vec![ResponseCode::NXDomain], NonEmpty, None),
+        let cases: Vec<(
+            Message,
+            Vec<ResponseCode>,
+            AnswerExpectation,
+            Option<FailureKind>,
+        )> = vec![
+            (
+                response(ResponseCode::NoError, &["10.96.0.1"]),
+                noerr.clone(),
+                NonEmpty,
+                None,
+            ),
+            (
+                response(ResponseCode::NoError, &[]),
+                noerr.clone(),
+                NonEmpty,
+                Some(FailureKind::EmptyAnswer),
+            ),
+            (
+                response(ResponseCode::NoError, &[]),
+                noerr.clone(),
+                Any,
+                None,
+            ),
+            (
+                response(ResponseCode::ServFail, &[]),
+                noerr.clone(),
+                Any,
+                Some(FailureKind::Rcode),
+            ),
+            (
+                response(ResponseCode::NXDomain, &[]),
+                vec![ResponseCode::NXDomain],
+                NonEmpty,
+                None,
+            ),
             (
                 response(ResponseCode::NoError, &["10.96.0.1", "10.96.0.2"]),
                 noerr.clone(),
@@ -138,7 +168,10 @@ mod tests {
                 Some(FailureKind::WrongAnswer),
             ),
             (
-                response(ResponseCode::NoError, &["10.96.0.2", "10.96.0.1", "10.96.0.1"]),
+                response(
+                    ResponseCode::NoError,
+                    &["10.96.0.2", "10.96.0.1", "10.96.0.1"],
+                ),
                 noerr.clone(),
                 Equals(ips(&["10.96.0.1", "10.96.0.2"])),
                 None,
@@ -154,7 +187,10 @@ mod tests {
     fn truncation_first() {
         let mut m = response(ResponseCode::NoError, &["10.96.0.1"]);
         m.metadata.truncation = true;
-        assert_eq!(kind(classify(&m, &Expectation::default())), Some(FailureKind::Truncated));
+        assert_eq!(
+            kind(classify(&m, &Expectation::default())),
+            Some(FailureKind::Truncated)
+        );
     }
 
     #[test]

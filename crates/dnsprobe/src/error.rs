@@ -22,13 +22,17 @@ pub enum SpecError {
         reason: String,
     },
     /// Not a known query type.
-    #[error("unknown query type {input:?}: use a mnemonic such as A, AAAA, SRV, TXT, PTR, or TYPE<n>")]
+    #[error(
+        "unknown query type {input:?}: use a mnemonic such as A, AAAA, SRV, TXT, PTR, or TYPE<n>"
+    )]
     UnknownType {
         /// What was given.
         input: String,
     },
     /// Not a known response code.
-    #[error("unknown response code {input:?}: use a mnemonic such as NOERROR, NXDOMAIN, SERVFAIL, or a number 0-4095")]
+    #[error(
+        "unknown response code {input:?}: use a mnemonic such as NOERROR, NXDOMAIN, SERVFAIL, or a number 0-4095"
+    )]
     UnknownRcode {
         /// What was given.
         input: String,

@@ -108,13 +108,16 @@ impl Prober {
                 }
                 // A later timeout does not hide a more specific failure seen earlier (a refusal
                 // can come back as silence when the kernel rate-limits its ICMP errors).
-                Err(AttemptError::Timeout { .. }) if matches!(last, Some(AttemptError::Failed(_))) => {}
+                Err(AttemptError::Timeout { .. })
+                    if matches!(last, Some(AttemptError::Failed(_))) => {}
                 Err(e) => last = Some(e),
             }
         }
         report.failure = Some(match last {
             Some(AttemptError::Failed(f)) => f,
-            Some(AttemptError::Timeout { malformed: Some(detail) }) => Failure::Malformed {
+            Some(AttemptError::Timeout {
+                malformed: Some(detail),
+            }) => Failure::Malformed {
                 detail: format!("{detail} (no valid reply before the deadline)"),
             },
             Some(AttemptError::Timeout { malformed: None }) | None => Failure::Timeout {
@@ -142,7 +145,9 @@ impl Prober {
                 report.transport_used = Transport::Tcp;
                 // The TCP retry gets a full timeout of its own, as stub resolvers give it.
                 let tcp_deadline = cap(Instant::now() + spec.timeout, overall);
-                return self.exchange(spec, Transport::Tcp, tcp_deadline, report).await;
+                return self
+                    .exchange(spec, Transport::Tcp, tcp_deadline, report)
+                    .await;
             }
         }
         Ok(reply)
@@ -156,16 +161,22 @@ impl Prober {
         report: &mut ProbeReport,
     ) -> Result<Message, AttemptError> {
         let query = build_query(spec);
-        let bytes = query
-            .to_vec()
-            .map_err(|e| AttemptError::Failed(Failure::Io { detail: format!("cannot encode query: {e}") }))?;
+        let bytes = query.to_vec().map_err(|e| {
+            AttemptError::Failed(Failure::Io {
+                detail: format!("cannot encode query: {e}"),
+            })
+        })?;
         let socket = self
             .sockets
             .open(transport, spec.target)
             .map_err(|e| AttemptError::Failed(io_failure(&e)))?;
         match transport {
-            Transport::Udp => udp_exchange(socket, spec.target, &query, &bytes, deadline, report).await,
-            Transport::Tcp => tcp_exchange(socket, spec.target, &query, &bytes, deadline, report).await,
+            Transport::Udp => {
+                udp_exchange(socket, spec.target, &query, &bytes, deadline, report).await
+            }
+            Transport::Tcp => {
+                tcp_exchange(socket, spec.target, &query, &bytes, deadline, report).await
+            }
         }
     }
 }
@@ -188,7 +199,9 @@ pub async fn probe_many(specs: &[ProbeSpec], deadline: Duration) -> Vec<ProbeRep
 enum AttemptError {
     /// Nothing accepted before the deadline; `malformed` holds the last parse error of a
     /// datagram that came from the target, if any.
-    Timeout { malformed: Option<String> },
+    Timeout {
+        malformed: Option<String>,
+    },
     Failed(Failure),
 }
 
@@ -196,8 +209,12 @@ fn io_failure(e: &io::Error) -> Failure {
     use io::ErrorKind::*;
     match e.kind() {
         ConnectionRefused => Failure::Refused,
-        NetworkUnreachable | HostUnreachable => Failure::Unreachable { detail: e.to_string() },
-        _ => Failure::Io { detail: e.to_string() },
+        NetworkUnreachable | HostUnreachable => Failure::Unreachable {
+            detail: e.to_string(),
+        },
+        _ => Failure::Io {
+            detail: e.to_string(),
+        },
     }
 }
 
@@ -264,7 +281,9 @@ async fn tcp_exchange(
     };
     stream.set_nodelay(true).map_err(failed)?;
     let len = u16::try_from(bytes.len()).map_err(|_| {
-        AttemptError::Failed(Failure::Io { detail: "query longer than 65535 bytes".into() })
+        AttemptError::Failed(Failure::Io {
+            detail: "query longer than 65535 bytes".into(),
+        })
     })?;
     // RFC 7766 §8: the length prefix and the message in one write, so they leave in one segment.
     let mut framed = Vec::with_capacity(bytes.len() + 2);
@@ -293,11 +312,15 @@ async fn tcp_exchange(
         Ok(Ok(reply)) => Ok(reply),
         Ok(Err(e)) if e.kind() == io::ErrorKind::InvalidData => {
             report.ignored += 1;
-            Err(AttemptError::Failed(Failure::Malformed { detail: e.to_string() }))
+            Err(AttemptError::Failed(Failure::Malformed {
+                detail: e.to_string(),
+            }))
         }
-        Ok(Err(e)) if e.kind() == io::ErrorKind::UnexpectedEof => Err(AttemptError::Failed(Failure::Io {
-            detail: "the server closed the connection without a reply".into(),
-        })),
+        Ok(Err(e)) if e.kind() == io::ErrorKind::UnexpectedEof => {
+            Err(AttemptError::Failed(Failure::Io {
+                detail: "the server closed the connection without a reply".into(),
+            }))
+        }
         Ok(Err(e)) => Err(failed(e)),
     }
 }

@@ -153,7 +153,10 @@ fn join_ips(ips: &[IpAddr]) -> String {
     if ips.is_empty() {
         return "nothing".to_owned();
     }
-    ips.iter().map(IpAddr::to_string).collect::<Vec<_>>().join(", ")
+    ips.iter()
+        .map(IpAddr::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 impl fmt::Display for Failure {
@@ -194,7 +197,7 @@ impl std::error::Error for Failure {}
 fn humanize(d: Duration) -> String {
     if d.subsec_nanos() == 0 {
         format!("{}s", d.as_secs())
-    } else if d < Duration::from_secs(1) && d.subsec_nanos() % 1_000_000 == 0 {
+    } else if d < Duration::from_secs(1) && d.subsec_nanos().is_multiple_of(1_000_000) {
         format!("{}ms", d.as_millis())
     } else {
         format!("{:.3}s", d.as_secs_f64())

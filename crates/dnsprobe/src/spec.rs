@@ -294,7 +294,10 @@ mod tests {
 
     #[test]
     fn names_are_made_absolute() {
-        assert_eq!(parse_name("kubernetes.default").unwrap().to_ascii(), "kubernetes.default.");
+        assert_eq!(
+            parse_name("kubernetes.default").unwrap().to_ascii(),
+            "kubernetes.default."
+        );
         assert_eq!(parse_name("a.b.").unwrap().to_ascii(), "a.b.");
         assert!(parse_name("a..b").is_err());
     }

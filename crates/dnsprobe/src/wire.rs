@@ -104,22 +104,40 @@ mod tests {
         let q = build_query(&spec());
         let mut wrong_id = reply_to(&q);
         wrong_id.metadata.id = q.metadata.id.wrapping_add(1);
-        assert_eq!(accept_reply(&q, &wrong_id.to_vec().unwrap()).unwrap_err(), Mismatch::Id);
+        assert_eq!(
+            accept_reply(&q, &wrong_id.to_vec().unwrap()).unwrap_err(),
+            Mismatch::Id
+        );
 
         let mut other_q = reply_to(&q);
         other_q.queries[0].name = Name::from_ascii("evil.example.").unwrap();
-        assert_eq!(accept_reply(&q, &other_q.to_vec().unwrap()).unwrap_err(), Mismatch::Question);
+        assert_eq!(
+            accept_reply(&q, &other_q.to_vec().unwrap()).unwrap_err(),
+            Mismatch::Question
+        );
 
         let mut other_type = reply_to(&q);
         other_type.queries[0].query_type = RecordType::AAAA;
-        assert_eq!(accept_reply(&q, &other_type.to_vec().unwrap()).unwrap_err(), Mismatch::Question);
+        assert_eq!(
+            accept_reply(&q, &other_type.to_vec().unwrap()).unwrap_err(),
+            Mismatch::Question
+        );
 
         let mut no_question = reply_to(&q);
         no_question.queries.clear();
-        assert_eq!(accept_reply(&q, &no_question.to_vec().unwrap()).unwrap_err(), Mismatch::Question);
+        assert_eq!(
+            accept_reply(&q, &no_question.to_vec().unwrap()).unwrap_err(),
+            Mismatch::Question
+        );
 
-        assert_eq!(accept_reply(&q, &q.to_vec().unwrap()).unwrap_err(), Mismatch::NotResponse);
-        assert!(matches!(accept_reply(&q, b"\x00\x01garbage"), Err(Mismatch::Malformed(_))));
+        assert_eq!(
+            accept_reply(&q, &q.to_vec().unwrap()).unwrap_err(),
+            Mismatch::NotResponse
+        );
+        assert!(matches!(
+            accept_reply(&q, b"\x00\x01garbage"),
+            Err(Mismatch::Malformed(_))
+        ));
         assert!(matches!(accept_reply(&q, b""), Err(Mismatch::Malformed(_))));
     }
 }

@@ -75,7 +75,10 @@ async fn wrong_answer_names_both_sides() {
         "answered 10.96.0.99, expected 10.96.0.1"
     );
     assert_eq!(r.addresses, vec![ip("10.96.0.99")]);
-    assert!(r.rtt.is_some(), "an answer that is wrong still has a round-trip time");
+    assert!(
+        r.rtt.is_some(),
+        "an answer that is wrong still has a round-trip time"
+    );
 }
 
 #[tokio::test]
@@ -113,13 +116,19 @@ async fn servfail_is_an_answer_and_not_retried() {
 
 #[tokio::test]
 async fn silence_times_out_after_every_attempt() {
-    let server = ScriptedServer::start(loopback(), &[ip(API)], Behaviour::Silent, Behaviour::Silent);
+    let server =
+        ScriptedServer::start(loopback(), &[ip(API)], Behaviour::Silent, Behaviour::Silent);
     let mut s = spec(server.addr());
     s.timeout = Duration::from_millis(150);
     s.attempts = NonZeroU32::new(2).unwrap();
     s.transport = TransportMode::Both;
     for r in dnsprobe::probe(&s).await {
-        assert_eq!(r.failure_kind(), Some(FailureKind::Timeout), "{}", r.transport);
+        assert_eq!(
+            r.failure_kind(),
+            Some(FailureKind::Timeout),
+            "{}",
+            r.transport
+        );
         assert_eq!(r.attempts, 2);
         assert_eq!(r.rtt, None);
         assert_eq!(
@@ -137,7 +146,12 @@ async fn closed_port_is_refused_on_both_transports() {
     s.attempts = NonZeroU32::new(4).unwrap(); // see killed_dnsmasq_is_refused
     s.timeout = Duration::from_millis(250);
     for r in dnsprobe::probe(&s).await {
-        assert_eq!(r.failure_kind(), Some(FailureKind::Refused), "{}", r.transport);
+        assert_eq!(
+            r.failure_kind(),
+            Some(FailureKind::Refused),
+            "{}",
+            r.transport
+        );
         assert_eq!(r.failure.unwrap().to_string(), "connection refused");
     }
 }
@@ -154,12 +168,18 @@ async fn killed_dnsmasq_is_refused() {
     s.attempts = NonZeroU32::new(4).unwrap();
     s.timeout = Duration::from_millis(250);
     let r = one(&s).await;
-    assert_eq!(r.failure_kind(), Some(FailureKind::Refused), "{:?}", r.failure);
+    assert_eq!(
+        r.failure_kind(),
+        Some(FailureKind::Refused),
+        "{:?}",
+        r.failure
+    );
 }
 
 #[tokio::test]
 async fn udp_dead_while_tcp_answers_is_reported_per_transport() {
-    let server = ScriptedServer::start(loopback(), &[ip(API)], Behaviour::Silent, Behaviour::Answer);
+    let server =
+        ScriptedServer::start(loopback(), &[ip(API)], Behaviour::Silent, Behaviour::Answer);
     let mut s = spec(server.addr());
     s.transport = TransportMode::Both;
     let r = dnsprobe::probe(&s).await;
@@ -194,7 +214,12 @@ async fn truncated_udp_reply_from_dnsmasq_is_retried_over_tcp() {
 
 #[tokio::test]
 async fn truncated_then_tcp_from_scripted_server() {
-    let server = ScriptedServer::start(loopback(), &[ip(API)], Behaviour::Truncate, Behaviour::Answer);
+    let server = ScriptedServer::start(
+        loopback(),
+        &[ip(API)],
+        Behaviour::Truncate,
+        Behaviour::Answer,
+    );
     let r = one(&spec(server.addr())).await;
     assert!(r.healthy(), "{:?}", r.failure);
     assert!(r.truncated);
@@ -247,7 +272,12 @@ async fn only_garbage_is_malformed() {
 
 #[tokio::test]
 async fn reply_from_another_port_is_not_accepted() {
-    let server = ScriptedServer::start(loopback(), &[ip(API)], Behaviour::FromOtherPort, Behaviour::Closed);
+    let server = ScriptedServer::start(
+        loopback(),
+        &[ip(API)],
+        Behaviour::FromOtherPort,
+        Behaviour::Closed,
+    );
     let mut s = spec(server.addr());
     s.timeout = Duration::from_millis(200);
     let r = one(&s).await;
@@ -271,7 +301,12 @@ async fn ipv6_loopback() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn many_targets_at_once_in_input_order() {
     let a = dnsmasq();
-    let b = ScriptedServer::start(loopback(), &[ip("10.96.0.2")], Behaviour::Answer, Behaviour::Answer);
+    let b = ScriptedServer::start(
+        loopback(),
+        &[ip("10.96.0.2")],
+        Behaviour::Answer,
+        Behaviour::Answer,
+    );
     let silent = ScriptedServer::start(loopback(), &[], Behaviour::Silent, Behaviour::Silent);
     let mut specs = Vec::new();
     for i in 0..300 {
@@ -331,7 +366,41 @@ async fn sockets_from_the_caller() {
     let r = prober.probe(&s).await.remove(0);
     assert_eq!(r.failure_kind(), Some(FailureKind::Io));
     assert!(
-        r.failure.unwrap().to_string().contains("no udp socket left"),
+        r.failure
+            .unwrap()
+            .to_string()
+            .contains("no udp socket left"),
         "the error says why"
     );
+}
+
+/// Root only (CI runs as root): sockets opened inside a namespace probe from that namespace.
+/// dnsmasq listens on 127.0.0.1 inside a fresh namespace; the same address in the test's own
+/// namespace has nothing on that port. Probing with sockets from the namespace must succeed,
+/// probing with our own must be refused: the socket, not the thread, decides.
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn sockets_opened_in_another_network_namespace_probe_from_there() {
+    use hc_testkit::Netns;
+    let ns = Netns::new("hcp");
+    let lo = ip("127.0.0.1");
+    let port = hc_testkit::free_port(lo); // free here too, so our own probe is refused
+    let server = Dnsmasq::start_in(&ns, lo, port, &[(NAME, ip(API))], "cluster.local");
+    let target = server.addr();
+    let sockets = ns.run(|| {
+        vec![
+            new_socket(Transport::Udp, target).unwrap(),
+            new_socket(Transport::Tcp, target).unwrap(),
+        ]
+    });
+    let mut s = spec(target);
+    s.transport = TransportMode::Both;
+    let from_ns = Prober::with_sockets(Preopened::new(sockets).unwrap()).probe(&s).await;
+    for r in &from_ns {
+        assert!(r.healthy(), "{} from the namespace: {:?}", r.transport, r.failure);
+    }
+    s.attempts = NonZeroU32::new(3).unwrap();
+    for r in dnsprobe::probe(&s).await {
+        assert_eq!(r.failure_kind(), Some(FailureKind::Refused), "{} from here", r.transport);
+    }
 }

@@ -28,13 +28,39 @@ impl Dnsmasq {
         extra: &[&str],
     ) -> Dnsmasq {
         let port = crate::free_port(ip);
-        let hosts = std::env::temp_dir().join(format!("{}.hosts", crate::unique_name("hc-dnsmasq-")));
+        Self::spawn(Command::new("dnsmasq"), ip, port, records, local_domain, extra, None)
+    }
+
+    /// Starts dnsmasq inside `netns` on `ip:port` (an address of that namespace).
+    #[cfg(target_os = "linux")]
+    pub fn start_in(
+        netns: &crate::Netns,
+        ip: IpAddr,
+        port: u16,
+        records: &[(&str, IpAddr)],
+        local_domain: &str,
+    ) -> Dnsmasq {
+        let cmd = netns.command("dnsmasq");
+        let ready_in = netns.path();
+        Self::spawn(cmd, ip, port, records, local_domain, &[], Some(ready_in))
+    }
+
+    fn spawn(
+        mut cmd: Command,
+        ip: IpAddr,
+        port: u16,
+        records: &[(&str, IpAddr)],
+        local_domain: &str,
+        extra: &[&str],
+        netns_path: Option<String>,
+    ) -> Dnsmasq {
+        let hosts =
+            std::env::temp_dir().join(format!("{}.hosts", crate::unique_name("hc-dnsmasq-")));
         let mut f = std::fs::File::create(&hosts).unwrap();
         for (name, addr) in records {
             writeln!(f, "{addr} {}", name.trim_end_matches('.')).unwrap();
         }
         drop(f);
-        let mut cmd = Command::new("dnsmasq");
         cmd.args([
             "--keep-in-foreground",
             "--conf-file=/dev/null",
@@ -66,11 +92,11 @@ impl Dnsmasq {
         };
         let addr = SocketAddr::new(ip, port);
         let mut server = Dnsmasq { child, addr, hosts };
-        server.wait_ready();
+        server.wait_ready(netns_path);
         server
     }
 
-    fn wait_ready(&mut self) {
+    fn wait_ready(&mut self, netns_path: Option<String>) {
         let until = Instant::now() + Duration::from_secs(10);
         while Instant::now() < until {
             if let Ok(Some(status)) = self.child.try_wait() {
@@ -82,9 +108,19 @@ impl Dnsmasq {
                 panic!("dnsmasq exited at start ({status}): {err}");
             }
             // Ready = answers a real query over UDP and accepts TCP (it binds them one by one).
-            if answers_udp(self.addr)
-                && TcpStream::connect_timeout(&self.addr, Duration::from_millis(100)).is_ok()
-            {
+            let addr = self.addr;
+            let check = move || {
+                answers_udp(addr)
+                    && TcpStream::connect_timeout(&addr, Duration::from_millis(100)).is_ok()
+            };
+            let ready = match &netns_path {
+                None => check(),
+                #[cfg(target_os = "linux")]
+                Some(path) => crate::netns::run_in(path, check),
+                #[cfg(not(target_os = "linux"))]
+                Some(_) => unreachable!("network namespaces are Linux-only"),
+            };
+            if ready {
                 return;
             }
             std::thread::sleep(Duration::from_millis(20));
@@ -115,9 +151,20 @@ fn answers_udp(addr: SocketAddr) -> bool {
     use hickory_proto::op::{Message, Query};
     use hickory_proto::rr::{Name, RecordType};
     let mut q = Message::query();
-    q.add_query(Query::query(Name::from_ascii("ready.invalid.").unwrap(), RecordType::A));
-    let bind: SocketAddr = if addr.is_ipv6() { "[::1]:0" } else { "127.0.0.1:0" }.parse().unwrap();
-    let Ok(sock) = std::net::UdpSocket::bind(bind) else { return false };
+    q.add_query(Query::query(
+        Name::from_ascii("ready.invalid.").unwrap(),
+        RecordType::A,
+    ));
+    let bind: SocketAddr = if addr.is_ipv6() {
+        "[::]:0"
+    } else {
+        "0.0.0.0:0"
+    }
+    .parse()
+    .unwrap();
+    let Ok(sock) = std::net::UdpSocket::bind(bind) else {
+        return false;
+    };
     let _ = sock.set_read_timeout(Some(Duration::from_millis(100)));
     if sock.connect(addr).is_err() || sock.send(&q.to_vec().unwrap()).is_err() {
         return false;
@@ -125,3 +172,4 @@ fn answers_udp(addr: SocketAddr) -> bool {
     let mut buf = [0u8; 512];
     sock.recv(&mut buf).is_ok()
 }
+

@@ -10,9 +10,13 @@
 #![allow(clippy::unwrap_used, unreachable_pub)]
 
 mod dnsmasq;
+#[cfg(target_os = "linux")]
+mod netns;
 mod scripted;
 
 pub use dnsmasq::Dnsmasq;
+#[cfg(target_os = "linux")]
+pub use netns::{Netns, ip};
 pub use scripted::{Behaviour, ScriptedServer};
 
 use std::net::{IpAddr, SocketAddr, TcpListener, UdpSocket};

@@ -148,11 +148,19 @@ fn answer(query: &Message, addrs: &[IpAddr], rcode: ResponseCode) -> Message {
 
 /// The messages to send, in order, for `query` under `behaviour`; `None` = stay silent.
 fn replies(query: &Message, script: &Script, behaviour: &Behaviour, udp: bool) -> Vec<Vec<u8>> {
-    let good = || answer(query, &script.addrs, ResponseCode::NoError).to_vec().unwrap();
+    let good = || {
+        answer(query, &script.addrs, ResponseCode::NoError)
+            .to_vec()
+            .unwrap()
+    };
     match behaviour {
         Behaviour::Answer | Behaviour::Delay(_) | Behaviour::FromOtherPort => vec![good()],
         Behaviour::AnswerWith(addrs) => {
-            vec![answer(query, addrs, ResponseCode::NoError).to_vec().unwrap()]
+            vec![
+                answer(query, addrs, ResponseCode::NoError)
+                    .to_vec()
+                    .unwrap(),
+            ]
         }
         Behaviour::Rcode(rc) => vec![answer(query, &[], *rc).to_vec().unwrap()],
         Behaviour::Silent | Behaviour::Closed => vec![],
@@ -163,12 +171,20 @@ fn replies(query: &Message, script: &Script, behaviour: &Behaviour, udp: bool) -
         }
         Behaviour::Truncate => vec![good()],
         Behaviour::SpoofIdFirst => {
-            let mut m = answer(query, &["10.66.66.66".parse().unwrap()], ResponseCode::NoError);
+            let mut m = answer(
+                query,
+                &["10.66.66.66".parse().unwrap()],
+                ResponseCode::NoError,
+            );
             m.metadata.id = query.metadata.id.wrapping_add(1);
             vec![m.to_vec().unwrap(), good()]
         }
         Behaviour::OtherQuestionFirst => {
-            let mut m = answer(query, &["10.66.66.66".parse().unwrap()], ResponseCode::NoError);
+            let mut m = answer(
+                query,
+                &["10.66.66.66".parse().unwrap()],
+                ResponseCode::NoError,
+            );
             if let Some(q) = m.queries.first_mut() {
                 q.name = Name::from_ascii("evil.example.").unwrap();
             }
@@ -205,7 +221,9 @@ async fn serve_udp(socket: Option<UdpSocket>, script: Arc<Script>, queries: Arc<
                 tokio::time::sleep(d).await;
             }
             if behaviour == Behaviour::FromOtherPort {
-                let other = UdpSocket::bind(SocketAddr::new(from.ip(), 0)).await.unwrap();
+                let other = UdpSocket::bind(SocketAddr::new(from.ip(), 0))
+                    .await
+                    .unwrap();
                 for m in out {
                     let _ = other.send_to(&m, from).await;
                 }
@@ -228,12 +246,16 @@ async fn serve_tcp(listener: Option<TcpListener>, script: Arc<Script>, queries: 
         let queries = queries.clone();
         tokio::spawn(async move {
             loop {
-                let Ok(len) = stream.read_u16().await else { return };
+                let Ok(len) = stream.read_u16().await else {
+                    return;
+                };
                 let mut buf = vec![0u8; usize::from(len)];
                 if stream.read_exact(&mut buf).await.is_err() {
                     return;
                 }
-                let Ok(query) = Message::from_vec(&buf) else { return };
+                let Ok(query) = Message::from_vec(&buf) else {
+                    return;
+                };
                 queries.fetch_add(1, Ordering::SeqCst);
                 if let Behaviour::Delay(d) = script.tcp {
                     tokio::time::sleep(d).await;
