@@ -40,7 +40,10 @@ fn bench(c: &mut Criterion) {
         b.iter(|| {
             let reports = rt.block_on(dnsprobe::probe_many(&many, Duration::from_secs(5)));
             let ok = reports.iter().filter(|r| r.healthy()).count();
-            assert_eq!(ok, 1000, "every probe must be answered for the figure to mean anything");
+            assert_eq!(
+                ok, 1000,
+                "every probe must be answered for the figure to mean anything"
+            );
             black_box(reports)
         })
     });

@@ -53,7 +53,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     spec.transport = TransportMode::Both;
     spec.tcp_fallback = false; // no spare TCP socket in the pool for a retry
     for r in prober.probe(&spec).await {
-        let verdict = r.failure.as_ref().map_or("ok".to_owned(), ToString::to_string);
+        let verdict = r
+            .failure
+            .as_ref()
+            .map_or("ok".to_owned(), ToString::to_string);
         println!("from netns {netns}: {} {} {verdict}", r.target, r.transport);
     }
     Ok(())

@@ -395,12 +395,24 @@ async fn sockets_opened_in_another_network_namespace_probe_from_there() {
     });
     let mut s = spec(target);
     s.transport = TransportMode::Both;
-    let from_ns = Prober::with_sockets(Preopened::new(sockets).unwrap()).probe(&s).await;
+    let from_ns = Prober::with_sockets(Preopened::new(sockets).unwrap())
+        .probe(&s)
+        .await;
     for r in &from_ns {
-        assert!(r.healthy(), "{} from the namespace: {:?}", r.transport, r.failure);
+        assert!(
+            r.healthy(),
+            "{} from the namespace: {:?}",
+            r.transport,
+            r.failure
+        );
     }
     s.attempts = NonZeroU32::new(3).unwrap();
     for r in dnsprobe::probe(&s).await {
-        assert_eq!(r.failure_kind(), Some(FailureKind::Refused), "{} from here", r.transport);
+        assert_eq!(
+            r.failure_kind(),
+            Some(FailureKind::Refused),
+            "{} from here",
+            r.transport
+        );
     }
 }

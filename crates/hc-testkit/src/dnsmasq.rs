@@ -28,7 +28,15 @@ impl Dnsmasq {
         extra: &[&str],
     ) -> Dnsmasq {
         let port = crate::free_port(ip);
-        Self::spawn(Command::new("dnsmasq"), ip, port, records, local_domain, extra, None)
+        Self::spawn(
+            Command::new("dnsmasq"),
+            ip,
+            port,
+            records,
+            local_domain,
+            extra,
+            None,
+        )
     }
 
     /// Starts dnsmasq inside `netns` on `ip:port` (an address of that namespace).
@@ -172,4 +180,3 @@ fn answers_udp(addr: SocketAddr) -> bool {
     let mut buf = [0u8; 512];
     sock.recv(&mut buf).is_ok()
 }
-
