@@ -11,10 +11,14 @@
 
 mod dnsmasq;
 #[cfg(target_os = "linux")]
+mod lab;
+#[cfg(target_os = "linux")]
 mod netns;
 mod scripted;
 
 pub use dnsmasq::Dnsmasq;
+#[cfg(target_os = "linux")]
+pub use lab::{LAB_API_IP, LAB_DNS_VIP, LAB_GATEWAY, Lab, LabDnsPod, LabPod};
 #[cfg(target_os = "linux")]
 pub use netns::{Netns, ip};
 pub use scripted::{Behaviour, ScriptedServer};

@@ -24,7 +24,13 @@ pub fn ip(args: &[&str]) {
 impl Netns {
     /// Creates `<prefix><unique>` and brings its loopback up.
     pub fn new(prefix: &str) -> Netns {
-        let name = crate::unique_name(prefix);
+        Self::new_named(&crate::unique_name(prefix))
+    }
+
+    /// Creates a namespace with exactly this name (make it unique per run) and brings its
+    /// loopback up.
+    pub fn new_named(name: &str) -> Netns {
+        let name = name.to_owned();
         ip(&["netns", "add", &name]);
         let ns = Netns { name };
         ip(&["-n", &ns.name, "link", "set", "lo", "up"]);

@@ -1,0 +1,72 @@
+//! # netns
+//!
+//! Linux network namespaces for DNS health checks: find every namespace of a node, open sockets
+//! and run code inside one without disturbing the async runtime, and diagnose why DNS fails from
+//! there.
+//!
+//! - **Enumerate** ([`scan`]): `<proc-root>/[0-9]*/ns/net`, deduplicated by (device, inode), one
+//!   representative (lowest) PID per namespace with its process name, merged with the bind mounts
+//!   under `/run/netns` and `/var/run/netns` (CNI's `cni-*` names), and attributed to a Kubernetes
+//!   pod UID and container ID from the process's cgroup ([`parse_cgroup`]: v1 and v2, systemd and
+//!   cgroupfs drivers, containerd, CRI-O and Docker naming). Works on the host's `/proc` mounted
+//!   anywhere (`/host/proc` in a DaemonSet).
+//! - **Enter** ([`run_in`], [`run_in_each`]): on a dedicated OS thread, never a tokio worker.
+//!   Sockets created there stay in the namespace: hand them to a prober running on the runtime.
+//! - **Diagnose** ([`snapshot`] over rtnetlink, then the pure [`diagnose_path`] and
+//!   [`check_resolv_conf`]): route to the target, default route, interfaces up and addressed, the
+//!   node-side veth peer present, up, and bridged or routed, resolv.conf nameservers and glibc's
+//!   limits. Findings carry stable kebab-case codes ([`FindingCode`]).
+//!
+//! The parsers and the diagnosis rules are pure and portable; the parts that touch the kernel
+//! are Linux-only (`cfg(target_os = "linux")`).
+//!
+//! ## Capabilities
+//! Listing `/proc/PID/ns/net` of other users' processes needs `CAP_SYS_PTRACE`; entering a
+//! namespace (`setns`) needs `CAP_SYS_ADMIN`. Errors say which ([`NetnsError`]).
+//!
+//! ## Example
+//! ```no_run
+//! # #[cfg(target_os = "linux")]
+//! # fn main() -> Result<(), netns::NetnsError> {
+//! let scan = netns::scan(&netns::ScanOptions::default())?;
+//! for ns in &scan.namespaces {
+//!     println!("{} {} pod={:?}", ns.inode, ns.label(), ns.pod_uid);
+//! }
+//! // Open a UDP socket inside the first named namespace.
+//! if let Some(ns) = scan.namespaces.iter().find(|n| n.name.is_some()) {
+//!     let sock = netns::run_in(&ns.path, || std::net::UdpSocket::bind("0.0.0.0:0"))?;
+//!     println!("{:?}", sock.map(|s| s.local_addr()));
+//! }
+//! # Ok(())
+//! # }
+//! # #[cfg(not(target_os = "linux"))]
+//! # fn main() {}
+//! ```
+
+mod cgroup;
+mod diagnose;
+mod finding;
+mod resolv;
+
+pub use cgroup::{KubeRef, from_path as cgroup_path_ref, parse_cgroup};
+pub use diagnose::{Address, Link, Lookup, NetSnapshot, Route, check_resolv_conf, diagnose_path};
+pub use finding::{Finding, FindingCode, ProbeOutcome, transport_findings};
+pub use resolv::{GLIBC_MAX_NAMESERVERS, GLIBC_MAX_SEARCH, ResolvConf};
+
+#[cfg(target_os = "linux")]
+mod enter;
+#[cfg(target_os = "linux")]
+mod enumerate;
+#[cfg(target_os = "linux")]
+mod error;
+#[cfg(target_os = "linux")]
+mod snapshot;
+
+#[cfg(target_os = "linux")]
+pub use enter::{run_in, run_in_each};
+#[cfg(target_os = "linux")]
+pub use enumerate::{Namespace, Scan, ScanOptions, identity, scan};
+#[cfg(target_os = "linux")]
+pub use error::NetnsError;
+#[cfg(target_os = "linux")]
+pub use snapshot::snapshot;
