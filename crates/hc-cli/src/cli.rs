@@ -22,6 +22,132 @@ pub(crate) enum Command {
     /// correctly.
     #[command(after_help = PROBE_EXAMPLES, after_long_help = PROBE_LONG)]
     Probe(ProbeArgs),
+
+    /// Network namespaces of this node.
+    #[cfg(target_os = "linux")]
+    #[command(subcommand)]
+    Netns(NetnsCommand),
+
+    /// Probe the DNS targets from this namespace and from every pod network namespace at once,
+    /// and say why each failing namespace fails.
+    #[cfg(target_os = "linux")]
+    #[command(after_help = SWEEP_EXAMPLES, after_long_help = SWEEP_LONG)]
+    Sweep(SweepArgs),
+}
+
+/// `hc-cli netns ...`
+#[cfg(target_os = "linux")]
+#[derive(Debug, Subcommand)]
+pub(crate) enum NetnsCommand {
+    /// One row per network namespace: inode, a process in it, its name under /run/netns, and the
+    /// Kubernetes pod UID and container ID from its cgroup.
+    #[command(
+        after_help = "Examples:\n  hc-cli netns list\n  hc-cli netns list --proc-root /host/proc --json\n\nNeeds CAP_SYS_PTRACE to see other users' processes.\nExit status: 0 listed, 2 unreadable proc root."
+    )]
+    List(NetnsListArgs),
+}
+
+/// Arguments of `hc-cli netns list`.
+#[cfg(target_os = "linux")]
+#[derive(Debug, Args)]
+pub(crate) struct NetnsListArgs {
+    /// The node's proc filesystem (the host's /proc mounted into a DaemonSet pod, e.g. /host/proc).
+    #[arg(
+        long,
+        value_name = "DIR",
+        default_value = "/proc",
+        env = "HC_PROC_ROOT"
+    )]
+    pub(crate) proc_root: std::path::PathBuf,
+
+    /// Print a JSON array of {inode, pid, process, name, path, pod_uid, container_id}.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+#[cfg(target_os = "linux")]
+const SWEEP_EXAMPLES: &str = "\
+Examples:
+  hc-cli sweep --target 10.96.0.10 --expect 10.96.0.1 --dns-service 10.96.0.10
+  hc-cli sweep --target 10.96.0.10 --target 10.244.0.5 --netns-glob 'cni-*' --json
+  hc-cli sweep --target 10.96.0.10 --netns /proc/4242/ns/net";
+
+#[cfg(target_os = "linux")]
+const SWEEP_LONG: &str = "\
+Examples:
+  # Every pod on this node: can it resolve through the kube-dns Service, and is its resolv.conf right?
+  hc-cli sweep --target 10.96.0.10 --expect 10.96.0.1 --dns-service 10.96.0.10
+
+  # The Service and each CoreDNS pod, from CNI-named namespaces only, as JSON
+  hc-cli sweep --target 10.96.0.10 --target 10.244.0.5 --target 10.244.1.7 --netns-glob 'cni-*' --json
+
+  # In a DaemonSet with the host's /proc at /host/proc
+  hc-cli sweep --target 10.96.0.10 --proc-root /host/proc
+
+How it works: the namespaces are found in /proc (one per distinct ns/net inode) and under
+/run/netns; sockets are opened inside each (on a dedicated thread), then every probe runs at
+once. A target that fails over UDP is probed again over TCP. Each failing namespace is
+diagnosed over rtnetlink: route to the target, default route, interfaces up and addressed,
+the node-side veth peer present, up and bridged (or routed).
+
+Findings: no-route, no-default-route, link-down, no-address, veth-peer-missing,
+veth-peer-down, veth-detached, resolv-conf-missing, resolv-conf-nameserver,
+resolv-conf-too-many-nameservers, resolv-conf-too-many-search, udp-blocked, tcp-blocked,
+dns-unreachable, netns-unavailable, and the probe failure kinds (timeout, refused, rcode,
+wrong-answer, ...).
+
+Needs CAP_SYS_ADMIN (enter namespaces) and CAP_SYS_PTRACE (see other users' processes).
+Exit status: 0 every namespace healthy, 1 any unhealthy, 2 bad usage.";
+
+/// Arguments of `hc-cli sweep`.
+#[cfg(target_os = "linux")]
+#[derive(Debug, Args)]
+pub(crate) struct SweepArgs {
+    /// DNS server to probe: IP or IP:PORT (port 53 when absent). Repeat for more.
+    #[arg(long = "target", value_name = "IP[:PORT]", required = true, num_args = 1.., action = clap::ArgAction::Append, value_parser = parse_target_arg)]
+    pub(crate) targets: Vec<TargetArg>,
+
+    /// Name to query.
+    #[arg(long, default_value = dnsprobe::DEFAULT_QUERY_NAME, value_parser = parse_name_arg)]
+    pub(crate) name: Name,
+
+    /// An address the answer must contain (e.g. the ClusterIP of default/kubernetes). Repeat for more.
+    #[arg(long = "expect", value_name = "IP")]
+    pub(crate) expect: Vec<IpAddr>,
+
+    /// An address a pod's resolv.conf must name (kube-dns ClusterIP, or a node-local cache). Repeat for more.
+    #[arg(long = "dns-service", value_name = "IP")]
+    pub(crate) dns_service: Vec<IpAddr>,
+
+    /// Sweep this namespace: a name under /run/netns, or a path such as /proc/PID/ns/net. Repeat for more.
+    #[arg(long = "netns", value_name = "NAME|PATH")]
+    pub(crate) netns: Vec<String>,
+
+    /// Sweep the namespaces whose /run/netns name matches this glob (e.g. 'cni-*').
+    #[arg(long, value_name = "GLOB", value_parser = parse_glob_arg)]
+    pub(crate) netns_glob: Option<glob::Pattern>,
+
+    /// The node's proc filesystem.
+    #[arg(
+        long,
+        value_name = "DIR",
+        default_value = "/proc",
+        env = "HC_PROC_ROOT"
+    )]
+    pub(crate) proc_root: std::path::PathBuf,
+
+    /// Time allowed for each probe, e.g. 500ms, 2s.
+    #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = parse_duration_arg)]
+    pub(crate) timeout: Duration,
+
+    /// Print a JSON array, one object per namespace.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+#[cfg(target_os = "linux")]
+fn parse_glob_arg(s: &str) -> Result<glob::Pattern, String> {
+    glob::Pattern::new(s).map_err(|e| format!("invalid glob: {e}"))
 }
 
 const PROBE_EXAMPLES: &str = "\
@@ -123,6 +249,12 @@ pub(crate) struct ProbeArgs {
 pub(crate) struct TargetArg {
     pub(crate) ip: IpAddr,
     pub(crate) port: Option<u16>,
+}
+
+impl TargetArg {
+    pub(crate) fn with_default_port(&self, port: u16) -> std::net::SocketAddr {
+        std::net::SocketAddr::new(self.ip, self.port.unwrap_or(port))
+    }
 }
 
 fn parse_target_arg(s: &str) -> Result<TargetArg, String> {

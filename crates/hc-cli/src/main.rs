@@ -5,8 +5,14 @@
 
 mod cli;
 mod exit;
+#[cfg(target_os = "linux")]
+mod netns_cmd;
 mod output;
 mod probe_cmd;
+#[cfg(target_os = "linux")]
+mod sweep;
+#[cfg(target_os = "linux")]
+mod sweep_cmd;
 
 use std::process::ExitCode;
 
@@ -16,6 +22,10 @@ fn main() -> ExitCode {
     let cli = cli::Cli::parse();
     let code = match cli.command {
         cli::Command::Probe(args) => probe_cmd::run(args),
+        #[cfg(target_os = "linux")]
+        cli::Command::Netns(cli::NetnsCommand::List(args)) => netns_cmd::run(args),
+        #[cfg(target_os = "linux")]
+        cli::Command::Sweep(args) => sweep_cmd::run(args),
     };
     match code {
         Ok(code) => ExitCode::from(code),

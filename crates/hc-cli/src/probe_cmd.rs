@@ -1,7 +1,6 @@
 //! `hc-cli probe`: composes `dnsprobe` with the arguments and prints the reports.
 
 use std::io::Write;
-use std::net::SocketAddr;
 use std::num::NonZeroU32;
 
 use anyhow::Context;
@@ -26,7 +25,7 @@ pub(crate) fn specs(args: &ProbeArgs) -> Vec<ProbeSpec> {
     args.ips
         .iter()
         .map(|t| {
-            let mut spec = ProbeSpec::new(SocketAddr::new(t.ip, t.port.unwrap_or(args.port)));
+            let mut spec = ProbeSpec::new(t.with_default_port(args.port));
             spec.name = args.name.clone();
             spec.query_type = args.query_type;
             spec.transport = transport;

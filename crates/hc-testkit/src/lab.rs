@@ -269,7 +269,7 @@ impl Lab {
     pub fn drop_udp_at_dns_pod(&self, i: usize) {
         nft(
             &self.dns[i].pod.ns,
-            "table inet fault { chain input { type filter hook input priority 0; policy accept; udp dport 53 drop; } }\n",
+            "table inet fault {\n  chain input {\n    type filter hook input priority 0; policy accept;\n    udp dport 53 drop\n  }\n}\n",
         );
     }
 }

@@ -159,10 +159,18 @@ pub fn diagnose_path(
             ));
         }
     }
-    let families: Vec<IpAddr> = targets.iter().map(SocketAddr::ip).collect();
+    // Without a route to some target, say whether a default route is missing too.
+    let unrouted: Vec<IpAddr> = pod
+        .lookups
+        .iter()
+        .filter(|(ip, l)| {
+            matches!(l, Lookup::Unreachable(_)) && targets.iter().any(|t| t.ip() == *ip)
+        })
+        .map(|(ip, _)| *ip)
+        .collect();
     for fam in [
-        families.iter().find(|i| i.is_ipv4()),
-        families.iter().find(|i| i.is_ipv6()),
+        unrouted.iter().find(|i| i.is_ipv4()),
+        unrouted.iter().find(|i| i.is_ipv6()),
     ]
     .into_iter()
     .flatten()
@@ -176,14 +184,32 @@ pub fn diagnose_path(
         }
     }
 
-    let ifaces: Vec<&Link> = pod.links.iter().filter(|l| !l.loopback).collect();
-    if ifaces.is_empty() {
+    // The interfaces that matter: those the routes to the targets leave through; all of them
+    // when no target has a route (a node has many interfaces, most unrelated to DNS).
+    let all: Vec<&Link> = pod.links.iter().filter(|l| !l.loopback).collect();
+    if all.is_empty() {
         out.push(Finding::new(
             FindingCode::LinkDown,
             "no network interface besides lo (`ip link`)",
         ));
         return out;
     }
+    let used: Vec<u32> = pod
+        .lookups
+        .iter()
+        .filter(|(ip, _)| targets.iter().any(|t| t.ip() == *ip))
+        .filter_map(|(_, l)| match l {
+            Lookup::Route { oif, .. } => *oif,
+            Lookup::Unreachable(_) => None,
+        })
+        .collect();
+    let ifaces: Vec<&Link> = if used.is_empty() {
+        all
+    } else {
+        all.into_iter()
+            .filter(|l| used.contains(&l.index))
+            .collect()
+    };
     for l in &ifaces {
         if !l.up {
             out.push(Finding::new(
@@ -495,6 +521,38 @@ mod tests {
             oif: Some(7),
             gateway: None,
         });
+        assert_eq!(codes(&pod, &node), Vec::<&str>::new());
+    }
+
+    #[test]
+    fn only_interfaces_on_the_path_count() {
+        let (mut pod, node) = healthy();
+        pod.links.push(Link {
+            index: 9,
+            name: "wg0".into(),
+            up: false,
+            ..Link::default()
+        });
+        assert_eq!(
+            codes(&pod, &node),
+            Vec::<&str>::new(),
+            "a down interface off the path is not a finding"
+        );
+        pod.lookups = vec![(
+            ip("10.96.0.10"),
+            Lookup::Unreachable("Network is unreachable".into()),
+        )];
+        assert_eq!(
+            codes(&pod, &node),
+            ["no-route", "link-down"],
+            "without a route, every interface is suspect"
+        );
+    }
+
+    #[test]
+    fn a_missing_default_route_matters_only_without_a_route() {
+        let (mut pod, node) = healthy();
+        pod.routes.retain(|r| r.prefix_len != 0);
         assert_eq!(codes(&pod, &node), Vec::<&str>::new());
     }
 

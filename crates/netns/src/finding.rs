@@ -38,6 +38,8 @@ pub enum FindingCode {
     TcpBlocked,
     /// Neither UDP nor TCP reaches a target.
     DnsUnreachable,
+    /// The namespace could not be entered or inspected (it vanished, or a capability is missing).
+    NetnsUnavailable,
     /// A probe failed with this dnsprobe failure kind (`timeout`, `refused`, `rcode`,
     /// `wrong-answer`, ...).
     Probe(&'static str),
@@ -45,7 +47,7 @@ pub enum FindingCode {
 
 impl FindingCode {
     /// Every code this crate emits itself (probe kinds come from the prober).
-    pub const OWN: [FindingCode; 14] = [
+    pub const OWN: [FindingCode; 15] = [
         FindingCode::NoRoute,
         FindingCode::NoDefaultRoute,
         FindingCode::LinkDown,
@@ -60,6 +62,7 @@ impl FindingCode {
         FindingCode::UdpBlocked,
         FindingCode::TcpBlocked,
         FindingCode::DnsUnreachable,
+        FindingCode::NetnsUnavailable,
     ];
 
     /// The stable kebab-case name.
@@ -79,6 +82,7 @@ impl FindingCode {
             FindingCode::UdpBlocked => "udp-blocked",
             FindingCode::TcpBlocked => "tcp-blocked",
             FindingCode::DnsUnreachable => "dns-unreachable",
+            FindingCode::NetnsUnavailable => "netns-unavailable",
             FindingCode::Probe(kind) => kind,
         }
     }

@@ -1,0 +1,375 @@
+//! The sweep: probe the DNS targets from this namespace and from every selected pod namespace at
+//! once, follow up failed UDP with TCP, and diagnose what fails. Composition only: namespaces
+//! and diagnosis rules come from `netns`, probes from `dnsprobe`.
+
+use std::collections::BTreeMap;
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use dnsprobe::hickory_proto::rr::Name;
+use dnsprobe::socket2::Socket;
+use dnsprobe::{
+    AnswerExpectation, ProbeReport, ProbeSpec, Prober, SocketSource, Transport, TransportMode,
+};
+use futures_util::future::join_all;
+use netns::{Finding, FindingCode, Namespace, NetSnapshot, ProbeOutcome, ResolvConf};
+
+/// What to sweep and how.
+#[derive(Debug, Clone)]
+pub(crate) struct SweepConfig {
+    pub(crate) targets: Vec<SocketAddr>,
+    pub(crate) name: Name,
+    pub(crate) expect: Vec<IpAddr>,
+    pub(crate) dns_service: Vec<IpAddr>,
+    pub(crate) netns: Vec<String>,
+    pub(crate) netns_glob: Option<glob::Pattern>,
+    pub(crate) proc_root: PathBuf,
+    pub(crate) timeout: Duration,
+}
+
+/// One swept namespace.
+#[derive(Debug, Clone)]
+pub(crate) struct NsReport {
+    pub(crate) ns: Namespace,
+    /// The namespace hc-cli runs in (the node's, for a hostNetwork agent).
+    pub(crate) host: bool,
+    pub(crate) probes: Vec<ProbeReport>,
+    pub(crate) findings: Vec<Finding>,
+}
+
+impl NsReport {
+    pub(crate) fn healthy(&self) -> bool {
+        self.findings.is_empty() && self.probes.iter().all(ProbeReport::healthy)
+    }
+}
+
+/// Hands out one socket (or the error from opening it) to one query.
+struct OneSocket(Mutex<Option<io::Result<Socket>>>);
+
+impl SocketSource for OneSocket {
+    fn open(&self, t: Transport, _: SocketAddr) -> io::Result<Socket> {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+            .unwrap_or_else(|| {
+                Err(io::Error::other(format!(
+                    "no {t} socket left for this namespace"
+                )))
+            })
+    }
+}
+
+fn spec(cfg: &SweepConfig, target: SocketAddr, transport: TransportMode) -> ProbeSpec {
+    let mut s = ProbeSpec::new(target);
+    s.name = cfg.name.clone();
+    s.transport = transport;
+    // Sockets are opened ahead inside each namespace; a truncated reply is reported as such.
+    s.tcp_fallback = false;
+    s.timeout = cfg.timeout;
+    if !cfg.expect.is_empty() {
+        s.expect.answer = AnswerExpectation::Contains(cfg.expect.clone());
+    }
+    s
+}
+
+/// Chooses the namespaces to sweep: `--netns` and `--netns-glob` when given, else every
+/// namespace found except our own.
+pub(crate) fn select(
+    cfg: &SweepConfig,
+    scan: &[Namespace],
+    me: (u64, u64),
+) -> anyhow::Result<Vec<Namespace>> {
+    let mut chosen: BTreeMap<(u64, u64), Namespace> = BTreeMap::new();
+    for want in &cfg.netns {
+        let ns = if want.contains('/') {
+            let id = netns::identity(Path::new(want))?;
+            scan.iter()
+                .find(|n| (n.dev, n.inode) == id)
+                .cloned()
+                .unwrap_or(Namespace {
+                    dev: id.0,
+                    inode: id.1,
+                    pid: None,
+                    process: None,
+                    name: None,
+                    path: PathBuf::from(want),
+                    pod_uid: None,
+                    container_id: None,
+                })
+        } else {
+            match scan
+                .iter()
+                .find(|n| n.name.as_deref() == Some(want.as_str()))
+            {
+                Some(n) => n.clone(),
+                None => bail!(
+                    "no network namespace named {want:?} under /run/netns or /var/run/netns (see `hc-cli netns list`)"
+                ),
+            }
+        };
+        chosen.insert((ns.dev, ns.inode), ns);
+    }
+    if let Some(g) = &cfg.netns_glob {
+        for n in scan
+            .iter()
+            .filter(|n| n.name.as_deref().is_some_and(|name| g.matches(name)))
+        {
+            chosen.insert((n.dev, n.inode), n.clone());
+        }
+    }
+    if cfg.netns.is_empty() && cfg.netns_glob.is_none() {
+        for n in scan {
+            chosen.insert((n.dev, n.inode), n.clone());
+        }
+    }
+    chosen.remove(&me);
+    // Keep the scan's order (PIDs, then names).
+    let mut out: Vec<Namespace> = chosen.into_values().collect();
+    out.sort_by_key(|n| (n.pid.is_none(), n.pid, n.name.clone()));
+    Ok(out)
+}
+
+/// The resolv.conf a namespace's processes read: a named namespace's `/etc/netns/NAME/` file
+/// when it exists (what `ip netns exec` mounts), else the file in its process's own mount
+/// namespace.
+fn resolv_conf_path(ns: &Namespace, proc_root: &Path) -> PathBuf {
+    if let Some(name) = &ns.name {
+        let p = PathBuf::from("/etc/netns").join(name).join("resolv.conf");
+        if p.exists() || ns.pid.is_none() {
+            return p;
+        }
+    }
+    match ns.pid {
+        Some(pid) => proc_root.join(pid.to_string()).join("root/etc/resolv.conf"),
+        None => PathBuf::from("/etc/resolv.conf"),
+    }
+}
+
+fn outcome(r: &ProbeReport) -> ProbeOutcome {
+    match &r.failure {
+        None => ProbeOutcome::Ok,
+        Some(f) => ProbeOutcome::Failed {
+            kind: f.kind().as_str(),
+            message: f.to_string(),
+            path: f.kind().is_transport(),
+        },
+    }
+}
+
+/// Opens one socket per target inside each namespace, on one dedicated thread.
+async fn open_sockets(
+    paths: Vec<PathBuf>,
+    targets: Vec<Vec<SocketAddr>>,
+    transport: Transport,
+) -> Vec<Result<Vec<io::Result<Socket>>, netns::NetnsError>> {
+    let work = move || {
+        let mut targets = targets.into_iter();
+        netns::run_in_each(&paths, |_| {
+            targets
+                .next()
+                .unwrap_or_default()
+                .into_iter()
+                .map(|t| dnsprobe::new_socket(transport, t))
+                .collect()
+        })
+    };
+    tokio::task::spawn_blocking(work).await.unwrap_or_else(|e| {
+        // The worker panicked: every namespace gets the error.
+        vec![Err(netns::NetnsError::Thread {
+            path: PathBuf::from(e.to_string()),
+        })]
+    })
+}
+
+/// Probes each (namespace, target) pair once over `transport`: namespaces' pairs through
+/// sockets opened inside them, the host's with sockets of our own. All concurrently.
+async fn probe_pairs(
+    cfg: &SweepConfig,
+    entries: &[(Option<PathBuf>, Vec<SocketAddr>)],
+    transport: Transport,
+) -> Vec<Vec<Result<ProbeReport, String>>> {
+    let (paths, targets): (Vec<PathBuf>, Vec<Vec<SocketAddr>>) = entries
+        .iter()
+        .filter_map(|(p, t)| p.clone().map(|p| (p, t.clone())))
+        .unzip();
+    let mut opened = open_sockets(paths, targets, transport).await.into_iter();
+    let mode = match transport {
+        Transport::Udp => TransportMode::Udp,
+        Transport::Tcp => TransportMode::Tcp,
+    };
+    let deadline = tokio::time::Instant::now() + cfg.timeout + Duration::from_millis(500);
+    let mut futures = Vec::new();
+    for (path, targets) in entries {
+        let sockets: Result<Vec<io::Result<Socket>>, String> = match path {
+            None => Ok(targets
+                .iter()
+                .map(|t| dnsprobe::new_socket(transport, *t))
+                .collect()),
+            Some(_) => opened
+                .next()
+                .unwrap_or_else(|| Err(netns::NetnsError::Thread { path: "?".into() }))
+                .map_err(|e| e.to_string()),
+        };
+        futures.push(async move {
+            match sockets {
+                Err(e) => targets.iter().map(|_| Err(e.clone())).collect(),
+                Ok(sockets) => {
+                    join_all(targets.iter().zip(sockets).map(|(t, s)| {
+                        let prober = Prober::with_sockets(OneSocket(Mutex::new(Some(s))));
+                        let spec = spec(cfg, *t, mode);
+                        async move {
+                            Ok(prober
+                                .probe_transport(&spec, transport, Some(deadline))
+                                .await)
+                        }
+                    }))
+                    .await
+                }
+            }
+        });
+    }
+    join_all(futures).await
+}
+
+/// Runs the sweep. `Err` only for bad configuration (proc root, unknown namespace name).
+pub(crate) async fn sweep(cfg: &SweepConfig) -> anyhow::Result<Vec<NsReport>> {
+    let scan = netns::scan(&crate::netns_cmd::scan_options(&cfg.proc_root))?;
+    let self_path = Path::new("/proc/self/ns/net");
+    let me = netns::identity(self_path)
+        .context("cannot identify this process's own network namespace")?;
+    let pods = select(cfg, &scan.namespaces, me)?;
+    let host = scan
+        .namespaces
+        .iter()
+        .find(|n| (n.dev, n.inode) == me)
+        .cloned()
+        .unwrap_or(Namespace {
+            dev: me.0,
+            inode: me.1,
+            pid: Some(std::process::id()),
+            process: Some("hc-cli".into()),
+            name: None,
+            path: self_path.to_owned(),
+            pod_uid: None,
+            container_id: None,
+        });
+
+    let mut reports: Vec<NsReport> = std::iter::once((host, true))
+        .chain(pods.into_iter().map(|n| (n, false)))
+        .map(|(ns, host)| NsReport {
+            ns,
+            host,
+            probes: Vec::new(),
+            findings: Vec::new(),
+        })
+        .collect();
+    let location = |r: &NsReport| (!r.host).then(|| r.ns.path.clone());
+
+    // 1. UDP from everywhere at once.
+    let entries: Vec<_> = reports
+        .iter()
+        .map(|r| (location(r), cfg.targets.clone()))
+        .collect();
+    let udp = probe_pairs(cfg, &entries, Transport::Udp).await;
+    // 2. TCP where UDP failed on the path.
+    let mut follow: Vec<(usize, Vec<SocketAddr>)> = Vec::new();
+    for (i, results) in udp.iter().enumerate() {
+        let failed: Vec<SocketAddr> = results
+            .iter()
+            .filter_map(|r| r.as_ref().ok())
+            .filter(|r| r.failure_kind().is_some_and(|k| k.is_transport()))
+            .map(|r| r.target)
+            .collect();
+        if !failed.is_empty() {
+            follow.push((i, failed));
+        }
+    }
+    let tcp_entries: Vec<_> = follow
+        .iter()
+        .map(|(i, t)| (location(&reports[*i]), t.clone()))
+        .collect();
+    let tcp = probe_pairs(cfg, &tcp_entries, Transport::Tcp).await;
+    let mut tcp_by_ns: BTreeMap<usize, Vec<ProbeReport>> = BTreeMap::new();
+    for ((i, _), results) in follow.iter().zip(tcp) {
+        tcp_by_ns.insert(*i, results.into_iter().filter_map(Result::ok).collect());
+    }
+
+    // 3. Findings.
+    let mut node: Option<Option<NetSnapshot>> = None;
+    for (i, (report, results)) in reports.iter_mut().zip(udp).enumerate() {
+        let tcp = tcp_by_ns.remove(&i).unwrap_or_default();
+        if let Some(Err(e)) = results.first() {
+            report
+                .findings
+                .push(Finding::new(FindingCode::NetnsUnavailable, e.clone()));
+            continue;
+        }
+        let udp: Vec<ProbeReport> = results.into_iter().filter_map(Result::ok).collect();
+        for u in &udp {
+            let t = tcp.iter().find(|t| t.target == u.target).map(outcome);
+            report
+                .findings
+                .extend(netns::transport_findings(u.target, &outcome(u), t.as_ref()));
+        }
+        if !report.host && !cfg.dns_service.is_empty() {
+            let path = resolv_conf_path(&report.ns, &cfg.proc_root);
+            let text = std::fs::read_to_string(&path).map_err(|e| e.to_string());
+            let parsed = text
+                .as_ref()
+                .map(|t| ResolvConf::parse(t))
+                .map_err(String::as_str);
+            report.findings.extend(netns::check_resolv_conf(
+                parsed.as_ref().map_err(|e| *e),
+                &path.display().to_string(),
+                &cfg.dns_service,
+            ));
+        }
+        let failing: Vec<SocketAddr> = udp
+            .iter()
+            .filter(|u| u.failure_kind().is_some_and(|k| k.is_transport()))
+            .map(|u| u.target)
+            .collect();
+        if !failing.is_empty() {
+            if node.is_none() {
+                node = Some(snapshot(None, vec![]).await.ok());
+            }
+            let at = location(report);
+            match snapshot(at, failing.iter().map(SocketAddr::ip).collect()).await {
+                Ok(snap) => {
+                    let node_snap = if report.host {
+                        None
+                    } else {
+                        node.as_ref().and_then(Option::as_ref)
+                    };
+                    report
+                        .findings
+                        .extend(netns::diagnose_path(&snap, node_snap, &failing));
+                }
+                Err(e) => report
+                    .findings
+                    .push(Finding::new(FindingCode::NetnsUnavailable, e.to_string())),
+            }
+        }
+        report.probes = udp;
+        report.probes.extend(tcp);
+    }
+    Ok(reports)
+}
+
+async fn snapshot(
+    path: Option<PathBuf>,
+    targets: Vec<IpAddr>,
+) -> Result<NetSnapshot, netns::NetnsError> {
+    tokio::task::spawn_blocking(move || netns::snapshot(path.as_deref(), &targets))
+        .await
+        .unwrap_or_else(|_| {
+            Err(netns::NetnsError::Thread {
+                path: PathBuf::from("snapshot"),
+            })
+        })
+}

@@ -1,0 +1,369 @@
+//! `hc-cli sweep` and `hc-cli netns list` run inside the node namespace of a lab built by the
+//! test (bridge, veths, dnsmasq DNS pods behind an nftables VIP), with each fault injected for
+//! real. Root only; CI runs as root. Sweeps are always restricted to the lab's namespaces.
+#![cfg(target_os = "linux")]
+#![allow(clippy::unwrap_used)]
+
+use std::process::Output;
+
+use hc_testkit::{Lab, ip};
+use serde_json::Value;
+
+fn run_in_node(lab: &Lab, args: &[String]) -> Output {
+    lab.node
+        .command(env!("CARGO_BIN_EXE_hc-cli"))
+        .args(args)
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap()
+}
+
+fn sweep(lab: &Lab, glob: &str, extra: &[&str]) -> (i32, Vec<Value>) {
+    let mut args: Vec<String> = vec!["sweep".into()];
+    for t in lab.targets() {
+        args.push("--target".into());
+        args.push(t.to_string());
+    }
+    for a in [
+        "--expect",
+        "10.96.0.1",
+        "--dns-service",
+        "10.96.0.10",
+        "--timeout",
+        "400ms",
+        "--json",
+        "--netns-glob",
+        glob,
+    ] {
+        args.push(a.into());
+    }
+    args.extend(extra.iter().map(|s| s.to_string()));
+    let o = run_in_node(lab, &args);
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap_or_else(|e| {
+        panic!(
+            "not JSON ({e}): {}\n{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        )
+    });
+    (o.status.code().unwrap(), v.as_array().unwrap().clone())
+}
+
+fn entry<'a>(v: &'a [Value], ns_name: &str) -> &'a Value {
+    v.iter()
+        .find(|e| e["netns"]["name"] == ns_name)
+        .unwrap_or_else(|| panic!("{ns_name} not swept: {v:#?}"))
+}
+
+/// (code, target) of every finding of a namespace.
+fn findings(v: &[Value], ns_name: &str) -> Vec<(String, Option<String>)> {
+    entry(v, ns_name)["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["code"].as_str().unwrap().to_owned(),
+                f["target"].as_str().map(str::to_owned),
+            )
+        })
+        .collect()
+}
+
+fn codes(v: &[Value], ns_name: &str) -> Vec<String> {
+    findings(v, ns_name).into_iter().map(|(c, _)| c).collect()
+}
+
+#[test]
+fn healthy_lab_sweeps_clean() {
+    let lab = Lab::new(2, 2);
+    let (code, v) = sweep(&lab, &lab.glob(), &[]);
+    assert_eq!(code, 0, "{v:#?}");
+    assert_eq!(v.len(), 1 + 2 + 2, "host + 2 DNS pods + 2 clients: {v:#?}");
+    assert_eq!(
+        v[0]["netns"]["host"], true,
+        "the node's own namespace comes first"
+    );
+    for e in &v {
+        assert_eq!(e["healthy"], true, "{e:#}");
+        assert_eq!(e["findings"].as_array().unwrap().len(), 0);
+        let probes = e["probes"].as_array().unwrap();
+        assert_eq!(
+            probes.len(),
+            3,
+            "one UDP probe per target, no TCP follow-up: {e:#}"
+        );
+        for p in probes {
+            assert_eq!(p["transport"], "udp");
+            assert_eq!(p["answers"], serde_json::json!(["10.96.0.1"]));
+        }
+        for k in [
+            "inode",
+            "pid",
+            "process",
+            "name",
+            "path",
+            "pod_uid",
+            "container_id",
+        ] {
+            assert!(e["netns"].get(k).is_some(), "netns.{k} missing");
+        }
+    }
+    // The lab's node namespace is where hc-cli runs: it is the host entry, never a pod.
+    let node: Vec<&Value> = v
+        .iter()
+        .filter(|e| e["netns"]["name"] == lab.node.name())
+        .collect();
+    assert_eq!(node.len(), 1);
+    assert_eq!(node[0]["netns"]["host"], true);
+}
+
+#[test]
+fn human_output_one_line_per_namespace() {
+    let lab = Lab::new(1, 2);
+    lab.pods[1].write_resolv_conf("nameserver 10.96.0.99\n");
+    let mut args: Vec<String> = vec!["sweep".into(), "--target".into(), "10.96.0.10".into()];
+    for a in [
+        "--dns-service",
+        "10.96.0.10",
+        "--timeout",
+        "400ms",
+        "--netns-glob",
+        &lab.client_glob(),
+    ] {
+        args.push(a.into());
+    }
+    let o = run_in_node(&lab, &args);
+    assert_eq!(o.status.code(), Some(1));
+    let out = String::from_utf8(o.stdout).unwrap();
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 3, "{out}");
+    assert!(lines[0].starts_with("OK   host ("), "{out}");
+    assert!(
+        lines[1].starts_with(&format!("OK   {}", lab.pods[0].ns.name())),
+        "{out}"
+    );
+    assert!(
+        lines[2].starts_with(&format!(
+            "FAIL {}: resolv-conf-nameserver: ",
+            lab.pods[1].ns.name()
+        )),
+        "{out}"
+    );
+    assert!(
+        lines[2].contains("names nameserver 10.96.0.99, expected 10.96.0.10"),
+        "{out}"
+    );
+}
+
+#[test]
+fn wrong_nameserver_in_resolv_conf() {
+    let lab = Lab::new(1, 2);
+    lab.pods[0].write_resolv_conf("search default.svc.cluster.local\nnameserver 10.96.0.99\n");
+    let (code, v) = sweep(&lab, &lab.client_glob(), &[]);
+    assert_eq!(code, 1);
+    assert_eq!(codes(&v, lab.pods[0].ns.name()), ["resolv-conf-nameserver"]);
+    assert_eq!(entry(&v, lab.pods[0].ns.name())["healthy"], false);
+    assert_eq!(entry(&v, lab.pods[1].ns.name())["healthy"], true);
+}
+
+#[test]
+fn default_route_deleted() {
+    let lab = Lab::new(1, 2);
+    ip(&["-n", lab.pods[0].ns.name(), "route", "del", "default"]);
+    let (code, v) = sweep(&lab, &lab.client_glob(), &[]);
+    assert_eq!(code, 1);
+    let f = findings(&v, lab.pods[0].ns.name());
+    assert!(
+        f.contains(&("no-route".into(), Some("10.96.0.10:53".into()))),
+        "{f:?}"
+    );
+    assert!(f.iter().any(|(c, _)| c == "no-default-route"), "{f:?}");
+    assert!(
+        f.contains(&("unreachable".into(), Some("10.96.0.10:53".into()))),
+        "{f:?}"
+    );
+    // The DNS pod is on the pod subnet: still reachable without a default route.
+    assert!(
+        !f.iter().any(|(_, t)| t.as_deref() == Some("10.244.0.2:53")),
+        "{f:?}"
+    );
+    assert_eq!(entry(&v, lab.pods[1].ns.name())["healthy"], true);
+}
+
+#[test]
+fn host_side_veth_down() {
+    let lab = Lab::new(1, 2);
+    ip(&[
+        "-n",
+        lab.node.name(),
+        "link",
+        "set",
+        &lab.pods[0].host_veth,
+        "down",
+    ]);
+    let (code, v) = sweep(&lab, &lab.client_glob(), &[]);
+    assert_eq!(code, 1);
+    let c = codes(&v, lab.pods[0].ns.name());
+    assert!(c.contains(&"veth-peer-down".to_owned()), "{c:?}");
+    assert!(c.contains(&"dns-unreachable".to_owned()), "{c:?}");
+    assert!(!c.contains(&"veth-detached".to_owned()), "{c:?}");
+    assert_eq!(entry(&v, lab.pods[1].ns.name())["healthy"], true);
+}
+
+#[test]
+fn veth_detached_from_the_bridge() {
+    let lab = Lab::new(1, 2);
+    ip(&[
+        "-n",
+        lab.node.name(),
+        "link",
+        "set",
+        &lab.pods[0].host_veth,
+        "nomaster",
+    ]);
+    let (code, v) = sweep(&lab, &lab.client_glob(), &[]);
+    assert_eq!(code, 1);
+    let c = codes(&v, lab.pods[0].ns.name());
+    assert!(c.contains(&"veth-detached".to_owned()), "{c:?}");
+    assert!(!c.contains(&"veth-peer-down".to_owned()), "{c:?}");
+    assert_eq!(entry(&v, lab.pods[1].ns.name())["healthy"], true);
+}
+
+#[test]
+fn udp_dropped_at_one_dns_pod_while_tcp_works() {
+    let lab = Lab::new(2, 2);
+    lab.drop_udp_at_dns_pod(0);
+    let blocked = format!("{}:53", lab.dns[0].pod.ip);
+    let other = format!("{}:53", lab.dns[1].pod.ip);
+    let (code, v) = sweep(&lab, &lab.client_glob(), &[]);
+    assert_eq!(code, 1);
+    for pod in &lab.pods {
+        let f = findings(&v, pod.ns.name());
+        assert!(
+            f.contains(&("udp-blocked".into(), Some(blocked.clone()))),
+            "{f:?}"
+        );
+        assert!(
+            !f.iter()
+                .any(|(c, t)| c == "dns-unreachable" && t.as_deref() == Some(&blocked)),
+            "{f:?}"
+        );
+        assert!(
+            !f.iter().any(|(_, t)| t.as_deref() == Some(&other)),
+            "the other DNS pod is fine: {f:?}"
+        );
+        // The TCP follow-up to the blocked pod answered.
+        let probes = entry(&v, pod.ns.name())["probes"]
+            .as_array()
+            .unwrap()
+            .clone();
+        assert!(
+            probes
+                .iter()
+                .any(|p| p["target"] == blocked && p["transport"] == "tcp" && p["healthy"] == true)
+        );
+    }
+}
+
+#[test]
+fn dns_server_killed() {
+    let mut lab = Lab::new(2, 2);
+    lab.dns[1].server.kill();
+    let dead = format!("{}:53", lab.dns[1].pod.ip);
+    let (code, v) = sweep(&lab, &lab.client_glob(), &[]);
+    assert_eq!(code, 1);
+    for pod in &lab.pods {
+        let f = findings(&v, pod.ns.name());
+        assert!(
+            f.contains(&("dns-unreachable".into(), Some(dead.clone()))),
+            "{f:?}"
+        );
+        // No path fault: the route, links and veth are fine.
+        assert!(
+            !f.iter()
+                .any(|(c, _)| c.starts_with("veth") || c.contains("route") || c == "link-down"),
+            "{f:?}"
+        );
+    }
+}
+
+#[test]
+fn netns_list_finds_the_lab_by_name() {
+    let lab = Lab::new(1, 1);
+    let o = run_in_node(&lab, &["netns".into(), "list".into(), "--json".into()]);
+    assert_eq!(o.status.code(), Some(0));
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let v = v.as_array().unwrap();
+    for name in [
+        lab.pods[0].ns.name(),
+        lab.dns[0].pod.ns.name(),
+        lab.node.name(),
+    ] {
+        let e = v
+            .iter()
+            .find(|e| e["name"] == name)
+            .unwrap_or_else(|| panic!("{name} missing"));
+        for k in [
+            "inode",
+            "pid",
+            "process",
+            "name",
+            "path",
+            "pod_uid",
+            "container_id",
+        ] {
+            assert!(e.get(k).is_some(), "{k} missing in {e}");
+        }
+    }
+    // The DNS pod runs dnsmasq: its namespace has a process.
+    let d = v
+        .iter()
+        .find(|e| e["name"] == lab.dns[0].pod.ns.name())
+        .unwrap();
+    assert_eq!(d["process"], "dnsmasq");
+    // The client pod has no process: name only.
+    let p = v
+        .iter()
+        .find(|e| e["name"] == lab.pods[0].ns.name())
+        .unwrap();
+    assert_eq!(p["pid"], Value::Null);
+    let human = run_in_node(&lab, &["netns".into(), "list".into()]);
+    assert!(
+        String::from_utf8(human.stdout)
+            .unwrap()
+            .contains(lab.pods[0].ns.name())
+    );
+}
+
+#[test]
+fn bad_usage_exits_2() {
+    let lab = Lab::new(0, 1);
+    let o = run_in_node(
+        &lab,
+        &[
+            "netns".into(),
+            "list".into(),
+            "--proc-root".into(),
+            "/nonexistent".into(),
+        ],
+    );
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("/nonexistent"));
+    let o = run_in_node(
+        &lab,
+        &[
+            "sweep".into(),
+            "--target".into(),
+            "10.96.0.10".into(),
+            "--netns".into(),
+            "no-such-ns-hc".into(),
+        ],
+    );
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("no network namespace named \"no-such-ns-hc\"")
+    );
+    let o = run_in_node(&lab, &["sweep".into(), "--netns-glob".into(), "x".into()]);
+    assert_eq!(o.status.code(), Some(2), "no target");
+}
