@@ -33,21 +33,9 @@ hyperfine -N --warmup 20 --runs "$runs" --export-json "$work/h.json" \
   -n "hc-cli --both" "$HC probe --ip $ADDR:$PORT --both --expect 10.96.0.1" \
   -n "hc-cli 1000 targets" "$HC probe --timeout 5s --ip $many" >&2
 
-python3 - "$work/h.json" "$HC" "$ADDR" "$PORT" "$NAME" <<'PY'
-import json, resource, subprocess, sys
-path, hc, addr, port, name = sys.argv[1:]
-r = {x["command"]: x for x in json.load(open(path))["results"]}
-dig = r["dig"]["median"]
-def max_rss_kib(argv):
-    # GNU time reports the peak RSS of the command itself (a fork from Python would count
-    # Python's own pages before the exec).
-    out = subprocess.run(["/usr/bin/time", "-f", "%M", *argv], stdout=subprocess.DEVNULL,
-                         stderr=subprocess.PIPE, text=True).stderr
-    return int(out.strip().splitlines()[-1])
-rss_dig = max_rss_kib(["dig", "+tries=1", "+time=2", f"@{addr}", "-p", port, name, "A"])
-rss_hc = max_rss_kib([hc, "probe", "--ip", f"{addr}:{port}"])
-print(f"{'command':<22} {'median':>10} {'vs dig':>8}")
-for n, x in r.items():
-    print(f"{n:<22} {x['median']*1000:>8.2f}ms {x['median']/dig:>8.3f}")
-print(f"peak RSS: dig {rss_dig} KiB, hc-cli probe {rss_hc} KiB ({rss_hc/rss_dig:.2f} of dig)")
-PY
+python3 scripts/hyperfine-ratio.py "$work/h.json" dig
+# Peak RSS of one run each: GNU time measures the command itself.
+rss() { /usr/bin/time -f %M "$@" 2>&1 >/dev/null | tail -n 1; }
+rss_dig=$(rss dig +tries=1 +time=2 @"$ADDR" -p "$PORT" "$NAME" A)
+rss_hc=$(rss "$HC" probe --ip "$ADDR:$PORT")
+echo "peak RSS: dig ${rss_dig} KiB, hc-cli probe ${rss_hc} KiB ($(python3 -c "print(f'{$rss_hc/$rss_dig:.2f}')") of dig)"
