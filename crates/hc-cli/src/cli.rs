@@ -47,10 +47,10 @@ pub(crate) enum NetnsCommand {
     List(NetnsListArgs),
 }
 
-/// Arguments of `hc-cli netns list`.
+/// `--proc-root`, shared by the commands that read the node's processes.
 #[cfg(target_os = "linux")]
 #[derive(Debug, Args)]
-pub(crate) struct NetnsListArgs {
+pub(crate) struct ProcRootArg {
     /// The node's proc filesystem (the host's /proc mounted into a DaemonSet pod, e.g. /host/proc).
     #[arg(
         long,
@@ -59,6 +59,14 @@ pub(crate) struct NetnsListArgs {
         env = "HC_PROC_ROOT"
     )]
     pub(crate) proc_root: std::path::PathBuf,
+}
+
+/// Arguments of `hc-cli netns list`.
+#[cfg(target_os = "linux")]
+#[derive(Debug, Args)]
+pub(crate) struct NetnsListArgs {
+    #[command(flatten)]
+    pub(crate) proc: ProcRootArg,
 
     /// Print a JSON array of {inode, pid, process, name, path, pod_uid, container_id}.
     #[arg(long)]
@@ -127,14 +135,8 @@ pub(crate) struct SweepArgs {
     #[arg(long, value_name = "GLOB", value_parser = parse_glob_arg)]
     pub(crate) netns_glob: Option<glob::Pattern>,
 
-    /// The node's proc filesystem.
-    #[arg(
-        long,
-        value_name = "DIR",
-        default_value = "/proc",
-        env = "HC_PROC_ROOT"
-    )]
-    pub(crate) proc_root: std::path::PathBuf,
+    #[command(flatten)]
+    pub(crate) proc: ProcRootArg,
 
     /// Time allowed for each probe, e.g. 500ms, 2s.
     #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = parse_duration_arg)]

@@ -46,7 +46,7 @@ pub(crate) fn scan_options(proc_root: &std::path::Path) -> ScanOptions {
 }
 
 pub(crate) fn run(args: NetnsListArgs) -> anyhow::Result<u8> {
-    let scan = match netns::scan(&scan_options(&args.proc_root)) {
+    let scan = match netns::scan(&scan_options(&args.proc.proc_root)) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("Error: {e}");

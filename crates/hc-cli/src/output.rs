@@ -11,6 +11,20 @@ pub(crate) fn use_colour() -> bool {
     std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }
 
+/// `OK  ` (green) or `FAIL` (red), four columns wide; colour only when asked.
+pub(crate) fn status_word(healthy: bool, colour: bool) -> String {
+    let (word, code) = if healthy {
+        ("OK  ", "32")
+    } else {
+        ("FAIL", "31")
+    };
+    if colour {
+        format!("\x1b[{code}m{word}\x1b[0m")
+    } else {
+        word.to_owned()
+    }
+}
+
 fn ms(d: std::time::Duration) -> f64 {
     // Microsecond precision, as milliseconds.
     (d.as_micros() as f64) / 1000.0
@@ -19,16 +33,7 @@ fn ms(d: std::time::Duration) -> f64 {
 /// `OK   10.96.0.10:53 udp kubernetes.default.svc.cluster.local. A -> 10.96.0.1 (0.412 ms)`
 /// `FAIL 10.96.0.10:53 tcp kubernetes.default.svc.cluster.local. A: connection refused`
 pub(crate) fn human_line(r: &ProbeReport, colour: bool) -> String {
-    let (word, code) = if r.healthy() {
-        ("OK  ", "32")
-    } else {
-        ("FAIL", "31")
-    };
-    let status = if colour {
-        format!("\x1b[{code}m{word}\x1b[0m")
-    } else {
-        word.to_owned()
-    };
+    let status = status_word(r.healthy(), colour);
     let mut line = format!(
         "{status} {} {} {} {}",
         r.target, r.transport, r.name, r.query_type

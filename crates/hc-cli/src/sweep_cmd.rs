@@ -8,7 +8,7 @@ use serde::Serialize;
 use crate::cli::SweepArgs;
 use crate::exit;
 use crate::netns_cmd::JsonNetns;
-use crate::output::{JsonReport, json_report, use_colour};
+use crate::output::{JsonReport, json_report, status_word, use_colour};
 use crate::sweep::{NsReport, SweepConfig, sweep};
 
 /// One namespace in `--json`. Field names are a contract.
@@ -46,16 +46,7 @@ fn json(r: &NsReport) -> JsonNsReport {
 }
 
 fn human(r: &NsReport, colour: bool) -> String {
-    let (word, code) = if r.healthy() {
-        ("OK  ", "32")
-    } else {
-        ("FAIL", "31")
-    };
-    let status = if colour {
-        format!("\x1b[{code}m{word}\x1b[0m")
-    } else {
-        word.to_owned()
-    };
+    let status = status_word(r.healthy(), colour);
     let who = if r.host {
         format!("host ({})", r.ns.label())
     } else {
@@ -104,7 +95,7 @@ pub(crate) fn run(args: SweepArgs) -> anyhow::Result<u8> {
         dns_service: args.dns_service,
         netns: args.netns,
         netns_glob: args.netns_glob,
-        proc_root: args.proc_root,
+        proc_root: args.proc.proc_root,
         timeout: args.timeout,
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
