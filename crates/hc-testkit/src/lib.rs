@@ -10,6 +10,7 @@
 #![allow(clippy::unwrap_used, unreachable_pub)]
 
 mod dnsmasq;
+mod http;
 #[cfg(target_os = "linux")]
 mod lab;
 #[cfg(target_os = "linux")]
@@ -17,6 +18,7 @@ mod netns;
 mod scripted;
 
 pub use dnsmasq::Dnsmasq;
+pub use http::{HttpResponse, http};
 #[cfg(target_os = "linux")]
 pub use lab::{LAB_API_IP, LAB_DNS_VIP, LAB_GATEWAY, Lab, LabDnsPod, LabPod};
 #[cfg(target_os = "linux")]

@@ -1,0 +1,37 @@
+//! # exporter
+//!
+//! Prometheus metrics and the admin HTTP endpoints of a DNS health agent.
+//!
+//! - [`Metrics`]: typed metric families (prefix `coredns_healthcheck_`), created once and
+//!   [registered](Metrics::register) into a prometheus-client [`Registry`], which other tools may
+//!   fill with families of their own.
+//! - [`Admin`] and [`AdminServer`]: `GET /metrics` (OpenMetrics text), `/healthz` (200 while the
+//!   process runs), `/readyz` (200 after the first published round, 503 before and during
+//!   shutdown), `/status` (JSON of the last round, 200 when everything is up, 503 otherwise).
+//!   GET and HEAD only; a 2 s header-read timeout.
+//! - [`Status`]: the `/status` document.
+//!
+//! ```no_run
+//! use exporter::{Admin, Metrics, Registry, DEFAULT_LATENCY_BUCKETS};
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let mut registry = Registry::default();
+//! let metrics = Metrics::new(DEFAULT_LATENCY_BUCKETS)?.register(&mut registry, "0.1.0");
+//! let admin = Admin::new(registry);
+//! let server = admin.bind("127.0.0.1:9890".parse()?).await?;
+//! tokio::spawn(server.run());
+//! metrics.observe_query("10.96.0.10:53", "udp", exporter::Source::Host, "ok", None);
+//! admin.publish(exporter::Status::default()); // after each round
+//! # Ok(()) }
+//! ```
+
+mod metrics;
+mod server;
+mod status;
+
+pub use metrics::{BucketsError, DEFAULT_LATENCY_BUCKETS, Metrics, PREFIX, Source};
+pub use server::{Admin, AdminServer, HEADER_READ_TIMEOUT, OPENMETRICS, ServeError};
+pub use status::{ErrorStatus, FindingStatus, NamespaceStatus, Status, TargetState, TargetStatus};
+
+/// The prometheus-client registry type families are registered into.
+pub use prometheus_client::registry::Registry;

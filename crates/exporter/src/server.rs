@@ -1,0 +1,221 @@
+//! The admin HTTP server: `/metrics`, `/healthz`, `/readyz`, `/status`.
+//!
+//! HTTP/1.1 only, GET and HEAD only (405 otherwise), a 2 s header-read timeout so a slow client
+//! cannot hold a connection open, one task per connection on the caller's runtime.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use http_body_util::Full;
+use hyper::body::{Bytes, Incoming};
+use hyper::header::{ALLOW, CONTENT_TYPE, HeaderValue};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use prometheus_client::registry::Registry;
+use serde::Serialize;
+use tokio::net::TcpListener;
+
+use crate::status::Status;
+
+/// How long a client may take to send its request headers.
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The OpenMetrics text content type.
+pub const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// The server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// Binding the listening address failed.
+    #[error("cannot listen on {addr}: {source} (choose another --metrics-addr, or free the port)")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The cause.
+        source: std::io::Error,
+    },
+}
+
+#[derive(Debug)]
+struct State {
+    registry: Registry,
+    ready: AtomicBool,
+    shutting_down: AtomicBool,
+    status: RwLock<Option<Status>>,
+}
+
+/// The shared state behind the endpoints: the registry, readiness, the last round's status.
+/// Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Admin {
+    state: Arc<State>,
+}
+
+impl Admin {
+    /// Serves `registry` (with [`crate::Metrics`] and any families of the caller's own).
+    pub fn new(registry: Registry) -> Self {
+        Admin {
+            state: Arc::new(State {
+                registry,
+                ready: AtomicBool::new(false),
+                shutting_down: AtomicBool::new(false),
+                status: RwLock::new(None),
+            }),
+        }
+    }
+
+    /// Publishes the last completed round: `/status` serves it, and `/readyz` turns 200.
+    pub fn publish(&self, status: Status) {
+        *self.state.status.write().unwrap_or_else(|p| p.into_inner()) = Some(status);
+        self.state.ready.store(true, Ordering::SeqCst);
+    }
+
+    /// From now on `/readyz` answers 503: the process is going away.
+    pub fn shutting_down(&self) {
+        self.state.shutting_down.store(true, Ordering::SeqCst);
+    }
+
+    /// True once a round was published and shutdown has not begun.
+    pub fn is_ready(&self) -> bool {
+        self.state.ready.load(Ordering::SeqCst) && !self.state.shutting_down.load(Ordering::SeqCst)
+    }
+
+    /// Binds `addr`; serve with [`AdminServer::run`].
+    pub async fn bind(&self, addr: SocketAddr) -> Result<AdminServer, ServeError> {
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| ServeError::Bind { addr, source })?;
+        Ok(AdminServer {
+            listener,
+            admin: self.clone(),
+        })
+    }
+
+    fn respond(&self, req: &Request<Incoming>) -> Response<Full<Bytes>> {
+        if req.method() != Method::GET && req.method() != Method::HEAD {
+            let mut r = text(StatusCode::METHOD_NOT_ALLOWED, "only GET and HEAD\n");
+            r.headers_mut()
+                .insert(ALLOW, HeaderValue::from_static("GET, HEAD"));
+            return r;
+        }
+        let mut r = match req.uri().path() {
+            "/metrics" => {
+                let mut body = String::new();
+                match prometheus_client::encoding::text::encode(&mut body, &self.state.registry) {
+                    Ok(()) => {
+                        let mut r = Response::new(Full::new(Bytes::from(body)));
+                        r.headers_mut()
+                            .insert(CONTENT_TYPE, HeaderValue::from_static(OPENMETRICS));
+                        r
+                    }
+                    Err(e) => text(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        &format!("encoding metrics failed: {e}\n"),
+                    ),
+                }
+            }
+            "/healthz" => text(StatusCode::OK, "ok\n"),
+            "/readyz" => {
+                if self.is_ready() {
+                    text(StatusCode::OK, "ready\n")
+                } else if self.state.shutting_down.load(Ordering::SeqCst) {
+                    text(StatusCode::SERVICE_UNAVAILABLE, "shutting down\n")
+                } else {
+                    text(StatusCode::SERVICE_UNAVAILABLE, "no round completed yet\n")
+                }
+            }
+            "/status" => self.status(),
+            _ => text(
+                StatusCode::NOT_FOUND,
+                "not found: try /metrics, /healthz, /readyz or /status\n",
+            ),
+        };
+        if req.method() == Method::HEAD {
+            *r.body_mut() = Full::new(Bytes::new());
+        }
+        r
+    }
+
+    fn status(&self) -> Response<Full<Bytes>> {
+        #[derive(Serialize)]
+        struct Doc<'a> {
+            healthy: bool,
+            #[serde(flatten)]
+            status: &'a Status,
+        }
+        let guard = self.state.status.read().unwrap_or_else(|p| p.into_inner());
+        let empty = Status::default();
+        let (status, healthy) = match guard.as_ref() {
+            Some(s) => (s, s.healthy()),
+            None => (&empty, false),
+        };
+        let body = serde_json::to_vec_pretty(&Doc { healthy, status }).unwrap_or_default();
+        let code = if healthy {
+            StatusCode::OK
+        } else {
+            StatusCode::SERVICE_UNAVAILABLE
+        };
+        let mut r = Response::new(Full::new(Bytes::from(body)));
+        *r.status_mut() = code;
+        r.headers_mut()
+            .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        r
+    }
+}
+
+fn text(code: StatusCode, body: &str) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(Bytes::from(body.to_owned())));
+    *r.status_mut() = code;
+    r.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    r
+}
+
+/// A bound admin server.
+#[derive(Debug)]
+pub struct AdminServer {
+    listener: TcpListener,
+    admin: Admin,
+}
+
+impl AdminServer {
+    /// The address it listens on (useful with port 0).
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Serves until the future is dropped. Connection errors are logged and do not stop it.
+    pub async fn run(self) {
+        loop {
+            let (stream, peer) = match self.listener.accept().await {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::warn!(error = %e, "admin server: accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            let admin = self.admin.clone();
+            tokio::spawn(async move {
+                let service = service_fn(move |req| {
+                    let r = admin.respond(&req);
+                    async move { Ok::<_, Infallible>(r) }
+                });
+                let conn = http1::Builder::new()
+                    .timer(TokioTimer::new())
+                    .header_read_timeout(HEADER_READ_TIMEOUT)
+                    .serve_connection(TokioIo::new(stream), service);
+                if let Err(e) = conn.await {
+                    tracing::debug!(%peer, error = %e, "admin connection ended");
+                }
+            });
+        }
+    }
+}

@@ -1,0 +1,95 @@
+//! The `/status` document: the last round, per target and transport, and per pod namespace.
+
+use serde::Serialize;
+
+/// The last completed round. Field names are a contract (docs/metrics.md).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Status {
+    /// Rounds completed so far (this one included).
+    pub round: u64,
+    /// When the round ended, milliseconds since the Unix epoch.
+    pub finished_unix_ms: u64,
+    /// How long it took.
+    pub duration_ms: f64,
+    /// Every target over every transport.
+    pub targets: Vec<TargetStatus>,
+    /// Every pod namespace with a known state.
+    pub namespaces: Vec<NamespaceStatus>,
+}
+
+impl Status {
+    /// Everything up and every namespace healthy.
+    pub fn healthy(&self) -> bool {
+        self.targets.iter().all(|t| t.state == TargetState::Up)
+            && self.namespaces.iter().all(|n| n.healthy)
+    }
+}
+
+/// Up or down, after thresholds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TargetState {
+    /// Answering correctly.
+    Up,
+    /// Failing.
+    Down,
+}
+
+/// One target over one transport.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TargetStatus {
+    /// `ip:port`, `[v6]:port`.
+    pub target: String,
+    /// `udp` or `tcp`.
+    pub transport: String,
+    /// State after thresholds.
+    pub state: TargetState,
+    /// The last failure, if the last probe failed.
+    pub last_error: Option<ErrorStatus>,
+    /// Round-trip time of the last probe, if answered.
+    pub rtt_ms: Option<f64>,
+    /// Consecutive failed rounds.
+    pub consecutive_failures: u32,
+    /// Consecutive successful rounds.
+    pub consecutive_successes: u32,
+}
+
+/// A failure: kind and plain words.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ErrorStatus {
+    /// Stable kind (`timeout`, `refused`, ...).
+    pub kind: String,
+    /// In plain words.
+    pub message: String,
+}
+
+/// One pod network namespace.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NamespaceStatus {
+    /// Namespace inode.
+    pub inode: u64,
+    /// Name under /run/netns.
+    pub name: Option<String>,
+    /// A process in it.
+    pub pid: Option<u32>,
+    /// Pod UID.
+    pub pod_uid: Option<String>,
+    /// All its probes pass and it has no finding.
+    pub healthy: bool,
+    /// Its findings.
+    pub findings: Vec<FindingStatus>,
+    /// The round that last checked it.
+    pub checked_round: u64,
+}
+
+/// One finding.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FindingStatus {
+    /// Stable code.
+    pub code: String,
+    /// In plain words.
+    pub message: String,
+    /// The target concerned.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+}

@@ -1,0 +1,231 @@
+//! The admin server over real HTTP on loopback, and the metric families as a Prometheus
+//! text-format parser reads them.
+#![allow(clippy::unwrap_used)]
+
+use std::time::Duration;
+
+use exporter::{
+    Admin, DEFAULT_LATENCY_BUCKETS, ErrorStatus, Metrics, Registry, Source, Status, TargetState,
+    TargetStatus,
+};
+use hc_testkit::{HttpResponse, http};
+
+async fn get(addr: std::net::SocketAddr, method: &'static str, path: &'static str) -> HttpResponse {
+    tokio::task::spawn_blocking(move || http(addr, method, path).unwrap())
+        .await
+        .unwrap()
+}
+
+fn target(state: TargetState) -> TargetStatus {
+    TargetStatus {
+        target: "10.96.0.10:53".into(),
+        transport: "udp".into(),
+        state,
+        last_error: (state == TargetState::Down).then(|| ErrorStatus {
+            kind: "timeout".into(),
+            message: "timed out".into(),
+        }),
+        rtt_ms: None,
+        consecutive_failures: 0,
+        consecutive_successes: 0,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn endpoints() {
+    let mut registry = Registry::default();
+    let metrics = Metrics::new(DEFAULT_LATENCY_BUCKETS)
+        .unwrap()
+        .register(&mut registry, "9.9.9");
+    let admin = Admin::new(registry);
+    let server = admin.bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let addr = server.local_addr().unwrap();
+    tokio::spawn(server.run());
+
+    assert_eq!(get(addr, "GET", "/healthz").await.status, 200);
+    let r = get(addr, "GET", "/readyz").await;
+    assert_eq!(
+        (r.status, r.body.as_str()),
+        (503, "no round completed yet\n")
+    );
+    let r = get(addr, "GET", "/status").await;
+    assert_eq!(r.status, 503);
+    let v: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+    assert_eq!(v["round"], 0);
+    assert_eq!(v["healthy"], false);
+
+    metrics.observe_query(
+        "10.96.0.10:53",
+        "udp",
+        Source::Host,
+        "ok",
+        Some(Duration::from_micros(800)),
+    );
+    metrics.observe_query("10.96.0.10:53", "tcp", Source::Pod, "timeout", None);
+    metrics.set_target_up("10.96.0.10:53", "udp", true);
+    metrics.round_done(Duration::from_millis(3));
+    metrics.set_netns(4, 1, &[("veth-peer-down".into(), 1)]);
+    admin.publish(Status {
+        round: 1,
+        targets: vec![target(TargetState::Up)],
+        ..Status::default()
+    });
+
+    assert_eq!(get(addr, "GET", "/readyz").await.status, 200);
+    let r = get(addr, "GET", "/status").await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("content-type"), Some("application/json"));
+    let v: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+    assert_eq!(v["healthy"], true);
+    assert_eq!(v["targets"][0]["state"], "up");
+    assert_eq!(v["targets"][0]["consecutive_failures"], 0);
+
+    admin.publish(Status {
+        round: 2,
+        targets: vec![target(TargetState::Down)],
+        ..Status::default()
+    });
+    let r = get(addr, "GET", "/status").await;
+    assert_eq!(r.status, 503);
+    let v: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+    assert_eq!(v["targets"][0]["last_error"]["kind"], "timeout");
+
+    let r = get(addr, "GET", "/metrics").await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("content-type"), Some(exporter::OPENMETRICS));
+    let lines = r.body.lines().map(|l| Ok(l.to_owned()));
+    let scrape = prometheus_parse::Scrape::parse(lines).unwrap();
+    let value = |name: &str, labels: &[(&str, &str)]| -> Option<f64> {
+        scrape
+            .samples
+            .iter()
+            .find(|s| s.metric == name && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
+            .map(|s| match s.value {
+                prometheus_parse::Value::Counter(v)
+                | prometheus_parse::Value::Gauge(v)
+                | prometheus_parse::Value::Untyped(v) => v,
+                _ => f64::NAN,
+            })
+    };
+    let q = [
+        ("target", "10.96.0.10:53"),
+        ("transport", "udp"),
+        ("source", "host"),
+        ("result", "ok"),
+    ];
+    assert_eq!(
+        value("coredns_healthcheck_dns_queries_total", &q),
+        Some(1.0)
+    );
+    let q = [
+        ("transport", "tcp"),
+        ("source", "pod"),
+        ("result", "timeout"),
+    ];
+    assert_eq!(
+        value("coredns_healthcheck_dns_queries_total", &q),
+        Some(1.0)
+    );
+    assert_eq!(
+        value(
+            "coredns_healthcheck_failures_total",
+            &[("reason", "timeout")]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        value("coredns_healthcheck_failures_total", &[("reason", "ok")]),
+        None,
+        "ok is not a failure"
+    );
+    assert_eq!(
+        value("coredns_healthcheck_target_up", &[("transport", "udp")]),
+        Some(1.0)
+    );
+    assert_eq!(value("coredns_healthcheck_rounds_total", &[]), Some(1.0));
+    assert_eq!(value("coredns_healthcheck_netns_checked", &[]), Some(4.0));
+    assert_eq!(value("coredns_healthcheck_netns_unhealthy", &[]), Some(1.0));
+    assert_eq!(
+        value(
+            "coredns_healthcheck_netns_findings",
+            &[("code", "veth-peer-down")]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        value("coredns_healthcheck_build_info", &[("version", "9.9.9")]),
+        Some(1.0)
+    );
+    // The histogram: 0.8 ms falls in the 1 ms bucket; the 5 s glibc timeout has its own bucket.
+    let bucket = |le: &str| {
+        format!(
+            "coredns_healthcheck_dns_query_duration_seconds_bucket{{le=\"{le}\",target=\"10.96.0.10:53\",transport=\"udp\",source=\"host\"}}"
+        )
+    };
+    assert!(
+        r.body.contains(&format!("{} 0", bucket("0.0005"))),
+        "{}",
+        r.body
+    );
+    assert!(
+        r.body.contains(&format!("{} 1", bucket("0.001"))),
+        "{}",
+        r.body
+    );
+    assert!(r.body.contains("le=\"4.5\"") && r.body.contains("le=\"5.5\""));
+    assert!(
+        r.body
+            .contains("coredns_healthcheck_round_duration_seconds_count 1")
+    );
+
+    // Codes that disappear go to 0.
+    metrics.set_netns(4, 0, &[]);
+    let r = get(addr, "GET", "/metrics").await;
+    assert!(
+        r.body
+            .contains("coredns_healthcheck_netns_findings{code=\"veth-peer-down\"} 0"),
+        "{}",
+        r.body
+    );
+
+    let r = get(addr, "POST", "/metrics").await;
+    assert_eq!(r.status, 405);
+    assert_eq!(r.header("allow"), Some("GET, HEAD"));
+    let r = get(addr, "HEAD", "/healthz").await;
+    assert_eq!((r.status, r.body.as_str()), (200, ""));
+    assert_eq!(get(addr, "GET", "/nope").await.status, 404);
+
+    admin.shutting_down();
+    let r = get(addr, "GET", "/readyz").await;
+    assert_eq!((r.status, r.body.as_str()), (503, "shutting down\n"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_client_is_cut_off() {
+    let admin = Admin::new(Registry::default());
+    let server = admin.bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let addr = server.local_addr().unwrap();
+    tokio::spawn(server.run());
+    let closed = tokio::task::spawn_blocking(move || {
+        use std::io::Read;
+        let mut s = std::net::TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        let mut buf = [0u8; 64];
+        // Send nothing: the header-read timeout (2 s) must close the connection well before 20 s.
+        s.read(&mut buf)
+    })
+    .await
+    .unwrap();
+    assert!(
+        matches!(closed, Ok(_)),
+        "the server closed the connection: {closed:?}"
+    );
+}
+
+#[test]
+fn bad_buckets_are_refused() {
+    assert!(Metrics::new(&[]).is_err());
+    assert!(Metrics::new(&[0.1, 0.05]).is_err());
+    assert!(Metrics::new(&[0.0, 1.0]).is_err());
+    assert!(Metrics::new(&[0.001, f64::INFINITY]).is_err());
+}
