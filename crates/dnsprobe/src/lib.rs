@@ -54,6 +54,7 @@
 
 mod classify;
 mod error;
+mod health;
 mod probe;
 mod report;
 mod sockets;
@@ -62,6 +63,7 @@ mod wire;
 
 pub use classify::{answer_addresses, classify};
 pub use error::SpecError;
+pub use health::{Health, HealthState, Thresholds};
 pub use probe::{Prober, probe, probe_many};
 pub use report::{Failure, FailureKind, ProbeReport};
 pub use sockets::{OwnSockets, Preopened, SocketSource, new_socket};

@@ -25,10 +25,12 @@ impl Status {
     }
 }
 
-/// Up or down, after thresholds.
+/// Up or down after thresholds, or not known yet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum TargetState {
+    /// Not enough results yet.
+    Unknown,
     /// Answering correctly.
     Up,
     /// Failing.

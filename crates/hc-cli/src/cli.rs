@@ -33,6 +33,157 @@ pub(crate) enum Command {
     #[cfg(target_os = "linux")]
     #[command(after_help = SWEEP_EXAMPLES, after_long_help = SWEEP_LONG)]
     Sweep(SweepArgs),
+
+    /// Run the agent: probe the targets every interval from this namespace (and, with
+    /// --sweep-netns, from the pod namespaces), keep up/down state with thresholds, and serve
+    /// Prometheus metrics and a JSON status.
+    #[cfg(target_os = "linux")]
+    #[command(after_help = RUN_EXAMPLES, after_long_help = RUN_LONG)]
+    Run(RunArgs),
+}
+
+#[cfg(target_os = "linux")]
+const RUN_EXAMPLES: &str = "\
+Examples:
+  hc-cli run --target 10.96.0.10 --expect 10.96.0.1
+  hc-cli run --target 10.96.0.10 --sweep-netns --dns-service 10.96.0.10 --proc-root /host/proc
+  hc-cli run --target 10.96.0.10 --once --json";
+
+#[cfg(target_os = "linux")]
+const RUN_LONG: &str = "\
+Examples:
+  # The agent: UDP and TCP to kube-dns every 5s, metrics on :9890
+  hc-cli run --target 10.96.0.10 --expect 10.96.0.1
+
+  # In a DaemonSet: also sweep the pod namespaces, 16 per round
+  hc-cli run --target 10.96.0.10 --target 10.244.0.5 --sweep-netns --dns-service 10.96.0.10 \\
+             --proc-root /host/proc
+
+  # One round, for a cron job or a shell: exit 0 healthy, 1 unhealthy
+  hc-cli run --target 10.96.0.10 --once --json
+
+Every round probes every target over UDP and over TCP from this namespace. A target is down after
+--failure-threshold consecutive failed rounds and up again after --success-threshold successful
+ones (like kubelet probes); state changes are logged once. Rounds never overlap: a round that
+runs past the interval delays the next one.
+
+With --sweep-netns, each round also sweeps at most --netns-per-round pod namespaces, rotating,
+so every namespace is visited at least once every ceil(namespaces / netns-per-round) rounds
+(110 pods at 16 per round and a 5s interval: every 7 rounds, 35s). --once sweeps them all.
+
+Endpoints on --metrics-addr: /metrics (OpenMetrics), /healthz (200 while running), /readyz
+(200 after the first round, 503 before and during shutdown), /status (JSON of the last round;
+200 when everything is up, 503 otherwise). SIGTERM or SIGINT: /readyz turns 503, the round in
+progress is abandoned, exit 0.
+
+Every flag can also be set from the environment variable named in its help ([env: HC_...]);
+lists are comma-separated there (HC_TARGET=10.96.0.10,10.244.0.5).
+Exit status (--once): 0 all healthy, 1 any unhealthy, 2 bad usage.";
+
+/// Log line format.
+#[cfg(target_os = "linux")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line, for log pipelines.
+    Json,
+}
+
+/// Arguments of `hc-cli run`.
+#[cfg(target_os = "linux")]
+#[derive(Debug, Args)]
+pub(crate) struct RunArgs {
+    /// DNS server to probe: IP or IP:PORT (port 53 when absent). Repeat for more.
+    #[arg(long = "target", value_name = "IP[:PORT]", env = "HC_TARGET", value_delimiter = ',', required = true, num_args = 1.., action = clap::ArgAction::Append, value_parser = parse_target_arg)]
+    pub(crate) targets: Vec<TargetArg>,
+
+    /// Name to query.
+    #[arg(long, env = "HC_NAME", default_value = dnsprobe::DEFAULT_QUERY_NAME, value_parser = parse_name_arg)]
+    pub(crate) name: Name,
+
+    /// An address the answer must contain (e.g. the ClusterIP of default/kubernetes). Repeat for more.
+    #[arg(
+        long = "expect",
+        value_name = "IP",
+        env = "HC_EXPECT",
+        value_delimiter = ','
+    )]
+    pub(crate) expect: Vec<IpAddr>,
+
+    /// Time between the starts of two rounds.
+    #[arg(long, value_name = "DURATION", env = "HC_INTERVAL", default_value = "5s", value_parser = parse_duration_arg)]
+    pub(crate) interval: Duration,
+
+    /// Time allowed for each attempt.
+    #[arg(long, value_name = "DURATION", env = "HC_TIMEOUT", default_value = "1s", value_parser = parse_duration_arg)]
+    pub(crate) timeout: Duration,
+
+    /// Attempts per probe in a round.
+    #[arg(long, env = "HC_ATTEMPTS", default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=10))]
+    pub(crate) attempts: u32,
+
+    /// Consecutive failed rounds before a target is down.
+    #[arg(long, env = "HC_FAILURE_THRESHOLD", default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
+    pub(crate) failure_threshold: u32,
+
+    /// Consecutive successful rounds before a target is up again.
+    #[arg(long, env = "HC_SUCCESS_THRESHOLD", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    pub(crate) success_threshold: u32,
+
+    /// Also sweep the pod network namespaces (needs CAP_SYS_ADMIN and CAP_SYS_PTRACE).
+    #[arg(long, env = "HC_SWEEP_NETNS", action = clap::ArgAction::SetTrue, value_parser = clap::builder::BoolishValueParser::new())]
+    pub(crate) sweep_netns: bool,
+
+    /// Sweep only the namespaces whose /run/netns name matches this glob (e.g. 'cni-*').
+    #[arg(long, value_name = "GLOB", env = "HC_NETNS_GLOB", value_parser = parse_glob_arg)]
+    pub(crate) netns_glob: Option<glob::Pattern>,
+
+    #[command(flatten)]
+    pub(crate) proc: ProcRootArg,
+
+    /// An address each pod's resolv.conf must name (kube-dns ClusterIP, or a node-local cache). Repeat for more.
+    #[arg(
+        long = "dns-service",
+        value_name = "IP",
+        env = "HC_DNS_SERVICE",
+        value_delimiter = ','
+    )]
+    pub(crate) dns_service: Vec<IpAddr>,
+
+    /// Pod namespaces swept per round at most (the rest wait for later rounds).
+    #[arg(long, env = "HC_NETNS_PER_ROUND", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..))]
+    pub(crate) netns_per_round: u32,
+
+    /// Where to serve /metrics, /healthz, /readyz and /status.
+    #[arg(
+        long,
+        value_name = "ADDR",
+        env = "HC_METRICS_ADDR",
+        default_value = "0.0.0.0:9890"
+    )]
+    pub(crate) metrics_addr: std::net::SocketAddr,
+
+    /// Latency histogram buckets in seconds, comma-separated. [default: 0.0005,0.001,...,4.5,5.5,10]
+    #[arg(
+        long,
+        value_name = "SECONDS,...",
+        env = "HC_LATENCY_BUCKETS",
+        value_delimiter = ','
+    )]
+    pub(crate) latency_buckets: Vec<f64>,
+
+    /// Run one round, print the report, exit 0 (healthy) or 1 (unhealthy). No server.
+    #[arg(long, env = "HC_ONCE", action = clap::ArgAction::SetTrue, value_parser = clap::builder::BoolishValueParser::new())]
+    pub(crate) once: bool,
+
+    /// With --once: print JSON.
+    #[arg(long, env = "HC_JSON", action = clap::ArgAction::SetTrue, value_parser = clap::builder::BoolishValueParser::new())]
+    pub(crate) json: bool,
+
+    /// Log format.
+    #[arg(long, value_enum, env = "HC_LOG_FORMAT", default_value = "text")]
+    pub(crate) log_format: LogFormat,
 }
 
 /// `hc-cli netns ...`

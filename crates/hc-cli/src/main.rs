@@ -10,6 +10,8 @@ mod netns_cmd;
 mod output;
 mod probe_cmd;
 #[cfg(target_os = "linux")]
+mod run_cmd;
+#[cfg(target_os = "linux")]
 mod sweep;
 #[cfg(target_os = "linux")]
 mod sweep_cmd;
@@ -26,6 +28,8 @@ fn main() -> ExitCode {
         cli::Command::Netns(cli::NetnsCommand::List(args)) => netns_cmd::run(args),
         #[cfg(target_os = "linux")]
         cli::Command::Sweep(args) => sweep_cmd::run(args),
+        #[cfg(target_os = "linux")]
+        cli::Command::Run(args) => run_cmd::run(args),
     };
     match code {
         Ok(code) => ExitCode::from(code),

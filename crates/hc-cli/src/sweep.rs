@@ -29,6 +29,8 @@ pub(crate) struct SweepConfig {
     pub(crate) netns_glob: Option<glob::Pattern>,
     pub(crate) proc_root: PathBuf,
     pub(crate) timeout: Duration,
+    /// Attempts per probe (one pre-opened socket each).
+    pub(crate) attempts: u32,
 }
 
 /// One swept namespace.
@@ -47,15 +49,15 @@ impl NsReport {
     }
 }
 
-/// Hands out one socket (or the error from opening it) to one query.
-struct OneSocket(Mutex<Option<io::Result<Socket>>>);
+/// Hands out the sockets opened for one probe (or the errors from opening them), one per attempt.
+struct Opened(Mutex<Vec<io::Result<Socket>>>);
 
-impl SocketSource for OneSocket {
+impl SocketSource for Opened {
     fn open(&self, t: Transport, _: SocketAddr) -> io::Result<Socket> {
         self.0
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .take()
+            .pop()
             .unwrap_or_else(|| {
                 Err(io::Error::other(format!(
                     "no {t} socket left for this namespace"
@@ -71,6 +73,7 @@ fn spec(cfg: &SweepConfig, target: SocketAddr, transport: TransportMode) -> Prob
     // Sockets are opened ahead inside each namespace; a truncated reply is reported as such.
     s.tcp_fallback = false;
     s.timeout = cfg.timeout;
+    s.attempts = std::num::NonZeroU32::new(cfg.attempts).unwrap_or(std::num::NonZeroU32::MIN);
     if !cfg.expect.is_empty() {
         s.expect.answer = AnswerExpectation::Contains(cfg.expect.clone());
     }
@@ -161,33 +164,48 @@ fn outcome(r: &ProbeReport) -> ProbeOutcome {
     }
 }
 
-/// Opens one socket per target inside each namespace, on one dedicated thread.
+/// Sockets for one namespace: per target, one per attempt.
+type NsSockets = Vec<Vec<io::Result<Socket>>>;
+
+fn sockets_for(targets: &[SocketAddr], transport: Transport, attempts: u32) -> NsSockets {
+    targets
+        .iter()
+        .map(|t| {
+            (0..attempts)
+                .map(|_| dnsprobe::new_socket(transport, *t))
+                .collect()
+        })
+        .collect()
+}
+
+/// Opens the sockets inside each namespace, on one dedicated thread.
 async fn open_sockets(
     paths: Vec<PathBuf>,
     targets: Vec<Vec<SocketAddr>>,
     transport: Transport,
-) -> Vec<Result<Vec<io::Result<Socket>>, netns::NetnsError>> {
+    attempts: u32,
+) -> Vec<Result<NsSockets, netns::NetnsError>> {
+    let n = paths.len();
     let work = move || {
         let mut targets = targets.into_iter();
         netns::run_in_each(&paths, |_| {
-            targets
-                .next()
-                .unwrap_or_default()
-                .into_iter()
-                .map(|t| dnsprobe::new_socket(transport, t))
-                .collect()
+            sockets_for(&targets.next().unwrap_or_default(), transport, attempts)
         })
     };
     tokio::task::spawn_blocking(work).await.unwrap_or_else(|e| {
         // The worker panicked: every namespace gets the error.
-        vec![Err(netns::NetnsError::Thread {
-            path: PathBuf::from(e.to_string()),
-        })]
+        (0..n)
+            .map(|_| {
+                Err(netns::NetnsError::Thread {
+                    path: PathBuf::from(e.to_string()),
+                })
+            })
+            .collect()
     })
 }
 
-/// Probes each (namespace, target) pair once over `transport`: namespaces' pairs through
-/// sockets opened inside them, the host's with sockets of our own. All concurrently.
+/// Probes each (namespace, target) pair over `transport`: namespaces' pairs through sockets
+/// opened inside them, the host's (`None`) with sockets of our own. All concurrently.
 async fn probe_pairs(
     cfg: &SweepConfig,
     entries: &[(Option<PathBuf>, Vec<SocketAddr>)],
@@ -197,19 +215,19 @@ async fn probe_pairs(
         .iter()
         .filter_map(|(p, t)| p.clone().map(|p| (p, t.clone())))
         .unzip();
-    let mut opened = open_sockets(paths, targets, transport).await.into_iter();
+    let mut opened = open_sockets(paths, targets, transport, cfg.attempts)
+        .await
+        .into_iter();
     let mode = match transport {
         Transport::Udp => TransportMode::Udp,
         Transport::Tcp => TransportMode::Tcp,
     };
-    let deadline = tokio::time::Instant::now() + cfg.timeout + Duration::from_millis(500);
+    let per_probe = cfg.timeout * cfg.attempts;
+    let deadline = tokio::time::Instant::now() + per_probe + Duration::from_millis(500);
     let mut futures = Vec::new();
     for (path, targets) in entries {
-        let sockets: Result<Vec<io::Result<Socket>>, String> = match path {
-            None => Ok(targets
-                .iter()
-                .map(|t| dnsprobe::new_socket(transport, *t))
-                .collect()),
+        let sockets: Result<NsSockets, String> = match path {
+            None => Ok(sockets_for(targets, transport, cfg.attempts)),
             Some(_) => opened
                 .next()
                 .unwrap_or_else(|| Err(netns::NetnsError::Thread { path: "?".into() }))
@@ -220,7 +238,7 @@ async fn probe_pairs(
                 Err(e) => targets.iter().map(|_| Err(e.clone())).collect(),
                 Ok(sockets) => {
                     join_all(targets.iter().zip(sockets).map(|(t, s)| {
-                        let prober = Prober::with_sockets(OneSocket(Mutex::new(Some(s))));
+                        let prober = Prober::with_sockets(Opened(Mutex::new(s)));
                         let spec = spec(cfg, *t, mode);
                         async move {
                             Ok(prober
@@ -236,8 +254,9 @@ async fn probe_pairs(
     join_all(futures).await
 }
 
-/// Runs the sweep. `Err` only for bad configuration (proc root, unknown namespace name).
-pub(crate) async fn sweep(cfg: &SweepConfig) -> anyhow::Result<Vec<NsReport>> {
+/// The namespace hc-cli runs in, and the pod namespaces selected by the configuration.
+/// `Err` for bad configuration (proc root, unknown namespace name).
+pub(crate) fn discover(cfg: &SweepConfig) -> anyhow::Result<(Namespace, Vec<Namespace>)> {
     let scan = netns::scan(&crate::netns_cmd::scan_options(&cfg.proc_root))?;
     let self_path = Path::new("/proc/self/ns/net");
     let me = netns::identity(self_path)
@@ -258,8 +277,24 @@ pub(crate) async fn sweep(cfg: &SweepConfig) -> anyhow::Result<Vec<NsReport>> {
             pod_uid: None,
             container_id: None,
         });
+    Ok((host, pods))
+}
 
-    let mut reports: Vec<NsReport> = std::iter::once((host, true))
+/// Runs the sweep of `hc-cli sweep`: our own namespace first, then every selected one.
+pub(crate) async fn sweep(cfg: &SweepConfig) -> anyhow::Result<Vec<NsReport>> {
+    let (host, pods) = discover(cfg)?;
+    Ok(check(cfg, Some(host), pods).await)
+}
+
+/// Probes, follows up and diagnoses `host` (when given) and `pods`, all at once.
+pub(crate) async fn check(
+    cfg: &SweepConfig,
+    host: Option<Namespace>,
+    pods: Vec<Namespace>,
+) -> Vec<NsReport> {
+    let mut reports: Vec<NsReport> = host
+        .map(|h| (h, true))
+        .into_iter()
         .chain(pods.into_iter().map(|n| (n, false)))
         .map(|(ns, host)| NsReport {
             ns,
@@ -358,7 +393,7 @@ pub(crate) async fn sweep(cfg: &SweepConfig) -> anyhow::Result<Vec<NsReport>> {
         report.probes = udp;
         report.probes.extend(tcp);
     }
-    Ok(reports)
+    reports
 }
 
 async fn snapshot(

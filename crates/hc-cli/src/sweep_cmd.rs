@@ -13,7 +13,7 @@ use crate::sweep::{NsReport, SweepConfig, sweep};
 
 /// One namespace in `--json`. Field names are a contract.
 #[derive(Debug, Serialize)]
-struct JsonNsReport {
+pub(crate) struct JsonNsReport {
     netns: JsonNetns,
     healthy: bool,
     probes: Vec<JsonReport>,
@@ -28,7 +28,7 @@ struct JsonFinding {
     target: Option<String>,
 }
 
-fn json(r: &NsReport) -> JsonNsReport {
+pub(crate) fn ns_json(r: &NsReport) -> JsonNsReport {
     JsonNsReport {
         netns: JsonNetns::from_ns(&r.ns, r.host),
         healthy: r.healthy(),
@@ -45,7 +45,7 @@ fn json(r: &NsReport) -> JsonNsReport {
     }
 }
 
-fn human(r: &NsReport, colour: bool) -> String {
+pub(crate) fn ns_human(r: &NsReport, colour: bool) -> String {
     let status = status_word(r.healthy(), colour);
     let who = if r.host {
         format!("host ({})", r.ns.label())
@@ -97,6 +97,7 @@ pub(crate) fn run(args: SweepArgs) -> anyhow::Result<u8> {
         netns_glob: args.netns_glob,
         proc_root: args.proc.proc_root,
         timeout: args.timeout,
+        attempts: 1,
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_io()
@@ -112,13 +113,13 @@ pub(crate) fn run(args: SweepArgs) -> anyhow::Result<u8> {
     };
     let mut out = std::io::stdout().lock();
     if args.json {
-        let v: Vec<JsonNsReport> = reports.iter().map(json).collect();
+        let v: Vec<JsonNsReport> = reports.iter().map(ns_json).collect();
         serde_json::to_writer_pretty(&mut out, &v)?;
         writeln!(out)?;
     } else {
         let colour = use_colour();
         for r in &reports {
-            writeln!(out, "{}", human(r, colour))?;
+            writeln!(out, "{}", ns_human(r, colour))?;
         }
     }
     out.flush()?;

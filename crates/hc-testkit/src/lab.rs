@@ -272,4 +272,9 @@ impl Lab {
             "table inet fault {\n  chain input {\n    type filter hook input priority 0; policy accept;\n    udp dport 53 drop\n  }\n}\n",
         );
     }
+
+    /// Undoes [`Lab::drop_udp_at_dns_pod`].
+    pub fn restore_udp_at_dns_pod(&self, i: usize) {
+        nft(&self.dns[i].pod.ns, "delete table inet fault\n");
+    }
 }

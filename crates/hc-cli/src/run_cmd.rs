@@ -1,0 +1,502 @@
+//! `hc-cli run`: the long-running agent (and `--once`). Composition: probes from `dnsprobe`,
+//! thresholds from `dnsprobe::Health`, the sweep from `crate::sweep`, metrics and endpoints from
+//! `exporter`.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::num::NonZeroU32;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::Context;
+use dnsprobe::{
+    AnswerExpectation, Health, HealthState, ProbeReport, ProbeSpec, Prober, Thresholds, Transport,
+    TransportMode,
+};
+use exporter::{
+    Admin, ErrorStatus, FindingStatus, Metrics, NamespaceStatus, Registry, Source, Status,
+    TargetState, TargetStatus,
+};
+use serde::Serialize;
+use tracing::{info, warn};
+
+use crate::cli::{LogFormat, RunArgs};
+use crate::exit;
+use crate::output::{JsonReport, human_line, json_report, use_colour};
+use crate::sweep::{NsReport, SweepConfig, check, discover};
+use crate::sweep_cmd::{JsonNsReport, ns_human, ns_json};
+
+fn init_logging(format: LogFormat) {
+    use std::io::IsTerminal;
+    let colour = std::io::stderr().is_terminal()
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    let builder = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(colour)
+        .with_target(false)
+        .with_max_level(tracing::Level::INFO);
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+    };
+}
+
+/// What the agent remembers of a pod namespace between rounds.
+#[derive(Debug, Clone)]
+struct Known {
+    report: NsReport,
+    round: u64,
+}
+
+struct Agent {
+    specs: Vec<ProbeSpec>,
+    sweep: Option<SweepConfig>,
+    per_round: usize,
+    thresholds: Thresholds,
+    /// Per (target, transport), in probe order: state and the last report.
+    health: Vec<((SocketAddr, Transport), Health, Option<ProbeReport>)>,
+    known: BTreeMap<(u64, u64), Known>,
+    cursor: usize,
+    round: u64,
+    metrics: Option<Metrics>,
+}
+
+/// The outcome of one round, for `--once`.
+struct RoundReport {
+    host: Vec<ProbeReport>,
+    namespaces: Vec<NsReport>,
+}
+
+impl Agent {
+    fn new(args: &RunArgs, metrics: Option<Metrics>) -> Self {
+        let attempts = NonZeroU32::new(args.attempts).unwrap_or(NonZeroU32::MIN);
+        let targets: Vec<SocketAddr> = args
+            .targets
+            .iter()
+            .map(|t| t.with_default_port(dnsprobe::DEFAULT_PORT))
+            .collect();
+        let specs: Vec<ProbeSpec> = targets
+            .iter()
+            .map(|t| {
+                let mut s = ProbeSpec::new(*t);
+                s.name = args.name.clone();
+                s.transport = TransportMode::Both;
+                s.timeout = args.timeout;
+                s.attempts = attempts;
+                if !args.expect.is_empty() {
+                    s.expect.answer = AnswerExpectation::Contains(args.expect.clone());
+                }
+                s
+            })
+            .collect();
+        let health = specs
+            .iter()
+            .flat_map(|s| {
+                [Transport::Udp, Transport::Tcp].map(|t| ((s.target, t), Health::default(), None))
+            })
+            .collect();
+        let sweep = args.sweep_netns.then(|| SweepConfig {
+            targets,
+            name: args.name.clone(),
+            expect: args.expect.clone(),
+            dns_service: args.dns_service.clone(),
+            netns: Vec::new(),
+            netns_glob: args.netns_glob.clone(),
+            proc_root: args.proc.proc_root.clone(),
+            timeout: args.timeout,
+            attempts: args.attempts,
+        });
+        Agent {
+            specs,
+            sweep,
+            per_round: args.netns_per_round as usize,
+            thresholds: Thresholds {
+                failure: NonZeroU32::new(args.failure_threshold).unwrap_or(NonZeroU32::MIN),
+                success: NonZeroU32::new(args.success_threshold).unwrap_or(NonZeroU32::MIN),
+            },
+            health,
+            known: BTreeMap::new(),
+            cursor: 0,
+            round: 0,
+            metrics,
+        }
+    }
+
+    /// One round. `all_namespaces`: sweep every selected namespace (for `--once`) instead of
+    /// this round's share of the rotation.
+    async fn round(&mut self, all_namespaces: bool) -> anyhow::Result<RoundReport> {
+        let started = Instant::now();
+        let attempts = self.specs.first().map_or(1, |s| s.attempts.get());
+        let timeout = self
+            .specs
+            .first()
+            .map_or(Duration::from_secs(1), |s| s.timeout);
+        // Attempts, plus a TCP retry after truncation, plus slack: a guard, never the limit.
+        let deadline = timeout * (attempts * 2 + 1) + Duration::from_millis(500);
+        let prober = Prober::new();
+        let host_probes = prober.probe_many(&self.specs, deadline);
+
+        let sweep = async {
+            let Some(cfg) = &self.sweep else {
+                return Ok((Vec::new(), Vec::new()));
+            };
+            let cfg2 = cfg.clone();
+            let (_, mut pods) = tokio::task::spawn_blocking(move || discover(&cfg2))
+                .await
+                .context("namespace discovery panicked")??;
+            pods.sort_by_key(|n| (n.dev, n.inode));
+            let present: Vec<(u64, u64)> = pods.iter().map(|n| (n.dev, n.inode)).collect();
+            let chosen = if all_namespaces || pods.len() <= self.per_round {
+                pods
+            } else {
+                let start = self.cursor % pods.len();
+                let mut v: Vec<_> = pods
+                    .iter()
+                    .cycle()
+                    .skip(start)
+                    .take(self.per_round)
+                    .cloned()
+                    .collect();
+                v.sort_by_key(|n| (n.dev, n.inode));
+                v
+            };
+            anyhow::Ok((present, check(cfg, None, chosen).await))
+        };
+        let (host, swept) = tokio::join!(host_probes, sweep);
+        let (present, namespaces) = match swept {
+            Ok(v) => v,
+            Err(e) => {
+                warn!(error = %format!("{e:#}"), "namespace sweep failed this round");
+                (self.known.keys().copied().collect(), Vec::new())
+            }
+        };
+        self.round += 1;
+        self.cursor = self.cursor.wrapping_add(namespaces.len());
+        self.record_host(&host);
+        self.record_namespaces(&present, &namespaces);
+        if let Some(m) = &self.metrics {
+            m.round_done(started.elapsed());
+        }
+        Ok(RoundReport { host, namespaces })
+    }
+
+    fn record_host(&mut self, reports: &[ProbeReport]) {
+        for r in reports {
+            let Some(entry) = self
+                .health
+                .iter_mut()
+                .find(|(k, _, _)| *k == (r.target, r.transport))
+            else {
+                continue;
+            };
+            let target = r.target.to_string();
+            if let Some(m) = &self.metrics {
+                m.observe_query(
+                    &target,
+                    r.transport.as_str(),
+                    Source::Host,
+                    r.result_label(),
+                    r.rtt,
+                );
+            }
+            match entry.1.record(r.healthy(), self.thresholds) {
+                Some(HealthState::Down) => warn!(
+                    target = %target,
+                    transport = %r.transport,
+                    reason = %r.failure.as_ref().map(ToString::to_string).unwrap_or_default(),
+                    kind = r.result_label(),
+                    failures = entry.1.consecutive_failures,
+                    "DNS target down"
+                ),
+                Some(HealthState::Up) => {
+                    info!(target = %target, transport = %r.transport, "DNS target up")
+                }
+                _ => {}
+            }
+            entry.2 = Some(r.clone());
+            if let Some(m) = &self.metrics
+                && entry.1.state != HealthState::Unknown
+            {
+                m.set_target_up(
+                    &target,
+                    r.transport.as_str(),
+                    entry.1.state == HealthState::Up,
+                );
+            }
+        }
+        // A UDP failure next to a working TCP path is the case the HTTP liveness probe misses:
+        // say it when it starts.
+        for s in &self.specs {
+            let udp = self
+                .health
+                .iter()
+                .find(|(k, _, _)| *k == (s.target, Transport::Udp));
+            let tcp = self
+                .health
+                .iter()
+                .find(|(k, _, _)| *k == (s.target, Transport::Tcp));
+            if let (Some((_, u, _)), Some((_, t, _))) = (udp, tcp)
+                && u.state == HealthState::Down
+                && t.state == HealthState::Up
+                && u.consecutive_failures == self.thresholds.failure.get()
+            {
+                warn!(target = %s.target, finding = "udp-blocked", "UDP to the target fails while TCP works");
+            }
+        }
+    }
+
+    fn record_namespaces(&mut self, present: &[(u64, u64)], swept: &[NsReport]) {
+        self.known.retain(|k, _| present.contains(k));
+        for r in swept {
+            let key = (r.ns.dev, r.ns.inode);
+            for p in &r.probes {
+                if let Some(m) = &self.metrics {
+                    m.observe_query(
+                        &p.target.to_string(),
+                        p.transport.as_str(),
+                        Source::Pod,
+                        p.result_label(),
+                        p.rtt,
+                    );
+                }
+            }
+            let was = self.known.get(&key).map(|k| k.report.healthy());
+            let now = r.healthy();
+            if was != Some(now) && !(was.is_none() && now) {
+                let findings: Vec<String> = r
+                    .findings
+                    .iter()
+                    .map(|f| format!("{}: {}", f.code, f.message))
+                    .collect();
+                if now {
+                    info!(netns = %r.ns.label(), pod_uid = r.ns.pod_uid.as_deref().unwrap_or("-"), "pod namespace resolves again");
+                } else {
+                    warn!(
+                        netns = %r.ns.label(),
+                        pod_uid = r.ns.pod_uid.as_deref().unwrap_or("-"),
+                        findings = %findings.join("; "),
+                        "pod namespace cannot resolve"
+                    );
+                }
+            }
+            self.known.insert(
+                key,
+                Known {
+                    report: r.clone(),
+                    round: self.round,
+                },
+            );
+        }
+        if let Some(m) = &self.metrics {
+            let unhealthy = self.known.values().filter(|k| !k.report.healthy()).count();
+            let mut codes: BTreeMap<String, usize> = BTreeMap::new();
+            for k in self.known.values() {
+                let mut seen: Vec<&str> =
+                    k.report.findings.iter().map(|f| f.code.as_str()).collect();
+                seen.sort_unstable();
+                seen.dedup();
+                for c in seen {
+                    *codes.entry(c.to_owned()).or_default() += 1;
+                }
+            }
+            let codes: Vec<(String, usize)> = codes.into_iter().collect();
+            m.set_netns(self.known.len(), unhealthy, &codes);
+        }
+    }
+
+    fn status(&self, duration: Duration) -> Status {
+        let targets =
+            self.health
+                .iter()
+                .map(|((target, transport), h, last)| TargetStatus {
+                    target: target.to_string(),
+                    transport: transport.as_str().to_owned(),
+                    state: match h.state {
+                        HealthState::Unknown => TargetState::Unknown,
+                        HealthState::Up => TargetState::Up,
+                        HealthState::Down => TargetState::Down,
+                    },
+                    last_error: last.as_ref().and_then(|r| r.failure.as_ref()).map(|f| {
+                        ErrorStatus {
+                            kind: f.kind().as_str().to_owned(),
+                            message: f.to_string(),
+                        }
+                    }),
+                    rtt_ms: last
+                        .as_ref()
+                        .and_then(|r| r.rtt)
+                        .map(|d| d.as_micros() as f64 / 1000.0),
+                    consecutive_failures: h.consecutive_failures,
+                    consecutive_successes: h.consecutive_successes,
+                })
+                .collect();
+        let namespaces = self
+            .known
+            .values()
+            .map(|k| NamespaceStatus {
+                inode: k.report.ns.inode,
+                name: k.report.ns.name.clone(),
+                pid: k.report.ns.pid,
+                pod_uid: k.report.ns.pod_uid.clone(),
+                healthy: k.report.healthy(),
+                findings: k
+                    .report
+                    .findings
+                    .iter()
+                    .map(|f| FindingStatus {
+                        code: f.code.as_str().to_owned(),
+                        message: f.message.clone(),
+                        target: f.target.map(|t| t.to_string()),
+                    })
+                    .collect(),
+                checked_round: k.round,
+            })
+            .collect();
+        Status {
+            round: self.round,
+            finished_unix_ms: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as u64),
+            duration_ms: duration.as_micros() as f64 / 1000.0,
+            targets,
+            namespaces,
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct OnceJson {
+    healthy: bool,
+    targets: Vec<JsonReport>,
+    namespaces: Vec<JsonNsReport>,
+}
+
+async fn shutdown_signal() -> &'static str {
+    use tokio::signal::unix::{SignalKind, signal};
+    match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
+        (Ok(mut term), Ok(mut int)) => tokio::select! {
+            _ = term.recv() => "SIGTERM",
+            _ = int.recv() => "SIGINT",
+        },
+        _ => std::future::pending().await,
+    }
+}
+
+pub(crate) fn run(args: RunArgs) -> anyhow::Result<u8> {
+    // --once prints its report; logs are for the agent.
+    if !args.once {
+        init_logging(args.log_format);
+    }
+    let buckets = if args.latency_buckets.is_empty() {
+        exporter::DEFAULT_LATENCY_BUCKETS.to_vec()
+    } else {
+        args.latency_buckets.clone()
+    };
+    let metrics = match Metrics::new(&buckets) {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!("Error: --latency-buckets: {e}");
+            return Ok(exit::USAGE);
+        }
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .enable_time()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async move {
+        if args.once {
+            return once(&args).await;
+        }
+        let mut registry = Registry::default();
+        let metrics = metrics.register(&mut registry, env!("CARGO_PKG_VERSION"));
+        let admin = Admin::new(registry);
+        let server = match admin.bind(args.metrics_addr).await {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("Error: {e}");
+                return Ok(exit::USAGE);
+            }
+        };
+        let listening = server.local_addr().map_or_else(|_| args.metrics_addr.to_string(), |a| a.to_string());
+        tokio::spawn(server.run());
+        let mut agent = Agent::new(&args, Some(metrics));
+        info!(
+            targets = %agent.specs.iter().map(|s| s.target.to_string()).collect::<Vec<_>>().join(","),
+            interval = %humantime::format_duration(args.interval),
+            sweep_netns = args.sweep_netns,
+            metrics_addr = %listening,
+            "agent started"
+        );
+        let mut ticks = tokio::time::interval(args.interval);
+        // A round that overruns the interval delays the next one; rounds never stack.
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let shutdown = shutdown_signal();
+        tokio::pin!(shutdown);
+        loop {
+            let sig = tokio::select! {
+                s = &mut shutdown => Some(s),
+                _ = ticks.tick() => None,
+            };
+            if let Some(sig) = sig {
+                admin.shutting_down();
+                info!(signal = sig, "shutting down");
+                return Ok(exit::HEALTHY);
+            }
+            let started = Instant::now();
+            let done = tokio::select! {
+                s = &mut shutdown => Err(s),
+                r = agent.round(false) => Ok(r),
+            };
+            match done {
+                Err(sig) => {
+                    admin.shutting_down();
+                    info!(signal = sig, "shutting down; the round in progress is abandoned");
+                    return Ok(exit::HEALTHY);
+                }
+                Ok(Err(e)) => warn!(error = %format!("{e:#}"), "round failed"),
+                Ok(Ok(_)) => admin.publish(agent.status(started.elapsed())),
+            }
+        }
+    })
+}
+
+async fn once(args: &RunArgs) -> anyhow::Result<u8> {
+    let mut agent = Agent::new(args, None);
+    let report = match agent.round(true).await {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("Error: {e:#}");
+            return Ok(exit::USAGE);
+        }
+    };
+    let healthy = report.host.iter().all(ProbeReport::healthy)
+        && report.namespaces.iter().all(NsReport::healthy);
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        let doc = OnceJson {
+            healthy,
+            targets: report.host.iter().map(json_report).collect(),
+            namespaces: report.namespaces.iter().map(ns_json).collect(),
+        };
+        serde_json::to_writer_pretty(&mut out, &doc)?;
+        writeln!(out)?;
+    } else {
+        let colour = use_colour();
+        for r in &report.host {
+            writeln!(out, "{}", human_line(r, colour))?;
+        }
+        for n in &report.namespaces {
+            writeln!(out, "{}", ns_human(n, colour))?;
+        }
+    }
+    out.flush()?;
+    Ok(if healthy {
+        exit::HEALTHY
+    } else {
+        exit::UNHEALTHY
+    })
+}
