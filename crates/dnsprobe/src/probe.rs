@@ -230,7 +230,11 @@ fn dropped(report: &mut ProbeReport, why: Mismatch, malformed: &mut Option<Strin
     }
 }
 
-const MAX_UDP: usize = 65_535;
+/// Receive buffer for UDP replies. We advertise 1232 bytes (EDNS_PAYLOAD); 4096 is the largest
+/// payload servers commonly send even when asked for less. A larger datagram is cut by the kernel
+/// and fails to parse (dropped, `malformed` if nothing else comes). Sized for memory: a sweep
+/// holds one buffer per concurrent probe (300 for 100 namespaces x 3 targets).
+const UDP_BUFFER: usize = 4096;
 
 async fn udp_exchange(
     socket: socket2::Socket,
@@ -246,7 +250,7 @@ async fn udp_exchange(
     let socket = UdpSocket::from_std(socket.into()).map_err(failed)?;
     socket.connect(target).await.map_err(failed)?;
     socket.send(bytes).await.map_err(failed)?;
-    let mut buf = vec![0u8; MAX_UDP];
+    let mut buf = vec![0u8; UDP_BUFFER];
     let mut malformed = None;
     loop {
         let (n, from) = match timeout_at(deadline, socket.recv_from(&mut buf)).await {

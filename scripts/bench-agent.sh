@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Footprint of the agent (`hc-cli run`) in a lab node: 3 targets without a sweep, then with a
+# sweep of PODS (default 100) pod namespaces, all of them every round and 16 per round. The
+# reference, measured in the same run: one `dig` query's peak RSS and CPU time. Root only.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PODS=${PODS:-100}
+WARMUP=${WARMUP:-3}
+MEASURE=${MEASURE:-20}
+cargo build --release -q -p hc-cli -p hc-testkit --bin hc-cli --bin hc-lab
+export HC="$PWD/target/release/hc-cli" WARMUP MEASURE
+exec target/release/hc-lab --dns 2 --pods "$PODS" -- bash -c '
+set -euo pipefail
+set -- $HC_LAB_TARGETS
+common="--target $1 --target $2 --target $3 --expect $HC_LAB_EXPECT --interval 200ms --timeout 1s"
+fp() { ip netns exec "$HC_LAB_NODE" python3 scripts/agent-footprint.py "$@"; }
+fp "3 targets, no sweep" "$WARMUP" "$MEASURE" "$HC" $common
+fp "3 targets + sweep of all $(wc -w <<<"$HC_LAB_PODS") pods every round" "$WARMUP" "$MEASURE" "$HC" $common \
+  --sweep-netns --netns-glob "$HC_LAB_GLOB" --netns-per-round 100000
+fp "3 targets + sweep, 16 pods per round" "$WARMUP" "$MEASURE" "$HC" $common \
+  --sweep-netns --netns-glob "$HC_LAB_GLOB"
+# Reference: one dig query from the node, same run.
+ref=$(ip netns exec "$HC_LAB_NODE" /usr/bin/time -f "%M %U %S" dig +short +tries=1 @$1 kubernetes.default.svc.cluster.local 2>&1 >/dev/null | tail -n 1)
+read -r kib user sys <<<"$ref"
+echo "reference: one dig query: peak RSS $(python3 -c "print(f\"{$kib/1024:.2f}\")") MiB, CPU $(python3 -c "print(f\"{($user+$sys)*1000:.0f}\")") ms"
+'
