@@ -9,7 +9,9 @@
 //! - [`unique_name`] and [`free_port`]: per-run names and ports.
 #![allow(clippy::unwrap_used, unreachable_pub)]
 
+mod cluster;
 mod dnsmasq;
+mod fakeapi;
 mod http;
 #[cfg(target_os = "linux")]
 mod lab;
@@ -17,7 +19,9 @@ mod lab;
 mod netns;
 mod scripted;
 
+pub use cluster::{coredns_pod, install_coredns, oom_killed};
 pub use dnsmasq::Dnsmasq;
+pub use fakeapi::FakeApi;
 pub use http::{HttpResponse, http};
 #[cfg(target_os = "linux")]
 pub use lab::{LAB_API_IP, LAB_DNS_VIP, LAB_GATEWAY, Lab, LabDnsPod, LabPod};

@@ -1,0 +1,92 @@
+//! Connecting: in-cluster inside a pod, or a kubeconfig outside. Kubernetes mode is on only when
+//! one of those is explicitly present.
+
+use std::path::{Path, PathBuf};
+
+use kube::Client;
+use kube::config::{Config, KubeConfigOptions, Kubeconfig};
+
+use crate::error::RemedyError;
+
+/// Where the client configuration comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClusterSource {
+    /// A kubeconfig file (`--kubeconfig`, or `KUBECONFIG`).
+    Kubeconfig(PathBuf),
+    /// The pod's service account (`KUBERNETES_SERVICE_HOST` is set).
+    InCluster,
+}
+
+/// Decides whether to talk to Kubernetes: `--kubeconfig`, else `KUBECONFIG`, else in-cluster
+/// when `KUBERNETES_SERVICE_HOST` is set; else `None` (no Kubernetes). `~/.kube/config` is never
+/// read implicitly: a laptop's default context must not be acted on without being named.
+pub fn cluster_source(
+    kubeconfig: Option<&Path>,
+    env: impl Fn(&str) -> Option<String>,
+) -> Option<ClusterSource> {
+    if let Some(p) = kubeconfig {
+        return Some(ClusterSource::Kubeconfig(p.to_owned()));
+    }
+    if let Some(p) = env("KUBECONFIG").filter(|v| !v.is_empty()) {
+        // KUBECONFIG may list several files; the first one is used.
+        let first = p.split(':').next().unwrap_or(&p).to_owned();
+        return Some(ClusterSource::Kubeconfig(first.into()));
+    }
+    env("KUBERNETES_SERVICE_HOST")
+        .filter(|v| !v.is_empty())
+        .map(|_| ClusterSource::InCluster)
+}
+
+/// Builds a client for `source`.
+pub async fn connect(source: &ClusterSource) -> Result<Client, RemedyError> {
+    let (name, config) = match source {
+        ClusterSource::InCluster => (
+            "in-cluster".to_owned(),
+            Config::incluster().map_err(|e| e.to_string()),
+        ),
+        ClusterSource::Kubeconfig(path) => {
+            let name = path.display().to_string();
+            let config = match Kubeconfig::read_from(path) {
+                Ok(k) => Config::from_custom_kubeconfig(k, &KubeConfigOptions::default())
+                    .await
+                    .map_err(|e| e.to_string()),
+                Err(e) => Err(e.to_string()),
+            };
+            (name, config)
+        }
+    };
+    let mut config = config.map_err(|detail| RemedyError::Config {
+        source_name: name.clone(),
+        detail,
+    })?;
+    // No transparent retries of 429/503: a PodDisruptionBudget's 429 is an answer the planner
+    // acts on ("retry later", next round), and a round must not block on backoff. Watches have
+    // their own backoff.
+    config.default_retry = false;
+    Client::try_from(config).map_err(|e| RemedyError::Config {
+        source_name: name,
+        detail: e.to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn explicit_sources_only() {
+        let none = |_: &str| None;
+        assert_eq!(cluster_source(None, none), None);
+        assert_eq!(
+            cluster_source(Some(Path::new("/k")), none),
+            Some(ClusterSource::Kubeconfig("/k".into()))
+        );
+        let env = |k: &str| (k == "KUBECONFIG").then(|| "/a:/b".to_owned());
+        assert_eq!(
+            cluster_source(None, env),
+            Some(ClusterSource::Kubeconfig("/a".into()))
+        );
+        let pod = |k: &str| (k == "KUBERNETES_SERVICE_HOST").then(|| "10.96.0.1".to_owned());
+        assert_eq!(cluster_source(None, pod), Some(ClusterSource::InCluster));
+    }
+}
