@@ -31,7 +31,10 @@ mod status;
 
 pub use metrics::{BucketsError, DEFAULT_LATENCY_BUCKETS, Metrics, PREFIX, Source};
 pub use server::{Admin, AdminServer, HEADER_READ_TIMEOUT, OPENMETRICS, ServeError};
-pub use status::{ErrorStatus, FindingStatus, NamespaceStatus, Status, TargetState, TargetStatus};
+pub use status::{
+    ErrorStatus, FindingStatus, KubernetesStatus, NamespaceStatus, PlannedAction, Status,
+    TargetState, TargetStatus,
+};
 
 /// The prometheus-client registry type families are registered into.
 pub use prometheus_client::registry::Registry;

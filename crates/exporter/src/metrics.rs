@@ -77,6 +77,17 @@ struct CodeLabels {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct RemediationLabels {
+    action: String,
+    result: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct DeploymentLabels {
+    deployment: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct VersionLabels {
     version: String,
 }
@@ -107,6 +118,11 @@ pub struct Metrics {
     netns_unhealthy: Gauge,
     netns_findings: Family<CodeLabels, Gauge>,
     build_info: Family<VersionLabels, Gauge>,
+    remediations: Family<RemediationLabels, Counter>,
+    pod_restarts: Counter,
+    oom_kills: Counter,
+    memory_limit: Family<DeploymentLabels, Gauge>,
+    leader: Gauge,
     finding_codes: Mutex<BTreeSet<String>>,
 }
 
@@ -140,6 +156,11 @@ impl Metrics {
             netns_unhealthy: Gauge::default(),
             netns_findings: Family::default(),
             build_info: Family::default(),
+            remediations: Family::default(),
+            pod_restarts: Counter::default(),
+            oom_kills: Counter::default(),
+            memory_limit: Family::default(),
+            leader: Gauge::default(),
             finding_codes: Mutex::new(BTreeSet::new()),
         })
     }
@@ -192,6 +213,31 @@ impl Metrics {
             "build_info",
             "Build information; always 1",
             self.build_info.clone(),
+        );
+        r.register(
+            "remediations",
+            "Remediation actions by action (evict, raise-memory, rollout-restart, report) and result",
+            self.remediations.clone(),
+        );
+        r.register(
+            "pod_restarts",
+            "CoreDNS container restarts observed while running",
+            self.pod_restarts.clone(),
+        );
+        r.register(
+            "oom_kills",
+            "CoreDNS container restarts observed whose last termination was OOMKilled",
+            self.oom_kills.clone(),
+        );
+        r.register(
+            "memory_limit_bytes",
+            "Memory limit of the CoreDNS container, by Deployment",
+            self.memory_limit.clone(),
+        );
+        r.register(
+            "leader",
+            "1 on the replica that holds the remediation Lease",
+            self.leader.clone(),
         );
         self.build_info
             .get_or_create(&VersionLabels {
@@ -246,6 +292,44 @@ impl Metrics {
                 transport: transport.to_owned(),
             })
             .set(i64::from(up));
+    }
+
+    /// Forgets a target that is no longer probed (its `target_up` series goes away).
+    pub fn forget_target(&self, target: &str, transport: &str) {
+        self.target_up.remove(&TargetLabels {
+            target: target.to_owned(),
+            transport: transport.to_owned(),
+        });
+    }
+
+    /// Counts a remediation action and its result.
+    pub fn remediation(&self, action: &str, result: &str) {
+        self.remediations
+            .get_or_create(&RemediationLabels {
+                action: action.to_owned(),
+                result: result.to_owned(),
+            })
+            .inc();
+    }
+
+    /// Adds observed CoreDNS restarts, and how many of them were OOM kills.
+    pub fn pod_restarts(&self, restarts: u64, oom_kills: u64) {
+        self.pod_restarts.inc_by(restarts);
+        self.oom_kills.inc_by(oom_kills);
+    }
+
+    /// Sets the memory limit of a Deployment's CoreDNS container.
+    pub fn set_memory_limit(&self, deployment: &str, bytes: u64) {
+        self.memory_limit
+            .get_or_create(&DeploymentLabels {
+                deployment: deployment.to_owned(),
+            })
+            .set(i64::try_from(bytes).unwrap_or(i64::MAX));
+    }
+
+    /// Sets `leader`.
+    pub fn set_leader(&self, leader: bool) {
+        self.leader.set(i64::from(leader));
     }
 
     /// Counts a completed round.

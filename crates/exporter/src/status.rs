@@ -15,6 +15,37 @@ pub struct Status {
     pub targets: Vec<TargetStatus>,
     /// Every pod namespace with a known state.
     pub namespaces: Vec<NamespaceStatus>,
+    /// Kubernetes mode only: the API connection, leadership and remediation.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kubernetes: Option<KubernetesStatus>,
+}
+
+/// The Kubernetes side of the agent.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct KubernetesStatus {
+    /// The watches are healthy.
+    pub api_reachable: bool,
+    /// The last API error, while it lasts.
+    pub last_error: Option<String>,
+    /// This replica holds the Lease.
+    pub leader: bool,
+    /// This replica's identity.
+    pub identity: String,
+    /// `off`, `dry-run` or `on`.
+    pub remediation: String,
+    /// The last round's plan: one line per action, with its result.
+    pub last_plan: Vec<PlannedAction>,
+}
+
+/// One planned action and what became of it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PlannedAction {
+    /// `evict`, `raise-memory`, `rollout-restart`, `report`.
+    pub action: String,
+    /// `success`, `dry-run`, `retry-later`, `refused`, `error`, `reported`.
+    pub result: String,
+    /// In plain words.
+    pub description: String,
 }
 
 impl Status {

@@ -178,6 +178,32 @@ async fn endpoints() {
             .contains("coredns_healthcheck_round_duration_seconds_count 1")
     );
 
+    // The remediation families.
+    metrics.remediation("evict", "success");
+    metrics.pod_restarts(2, 1);
+    metrics.set_memory_limit("coredns", 170 << 20);
+    metrics.set_leader(true);
+    let r = get(addr, "GET", "/metrics").await;
+    let scrape = prometheus_parse::Scrape::parse(r.body.lines().map(|l| Ok(l.to_owned()))).unwrap();
+    let has = |name: &str, want: f64| {
+        scrape.samples.iter().any(|s| {
+            s.metric == name
+                && matches!(s.value, prometheus_parse::Value::Counter(v) | prometheus_parse::Value::Gauge(v) | prometheus_parse::Value::Untyped(v) if v == want)
+        })
+    };
+    assert!(
+        has("coredns_healthcheck_remediations_total", 1.0),
+        "{}",
+        r.body
+    );
+    assert!(has("coredns_healthcheck_pod_restarts_total", 2.0));
+    assert!(has("coredns_healthcheck_oom_kills_total", 1.0));
+    assert!(has(
+        "coredns_healthcheck_memory_limit_bytes",
+        (170u64 << 20) as f64
+    ));
+    assert!(has("coredns_healthcheck_leader", 1.0));
+
     // Codes that disappear go to 0.
     metrics.set_netns(4, 0, &[]);
     let r = get(addr, "GET", "/metrics").await;

@@ -39,7 +39,7 @@ pub(crate) enum Command {
     /// Prometheus metrics and a JSON status.
     #[cfg(target_os = "linux")]
     #[command(after_help = RUN_EXAMPLES, after_long_help = RUN_LONG)]
-    Run(RunArgs),
+    Run(Box<RunArgs>),
 }
 
 #[cfg(target_os = "linux")]
@@ -94,13 +94,14 @@ pub(crate) enum LogFormat {
 #[cfg(target_os = "linux")]
 #[derive(Debug, Args)]
 pub(crate) struct RunArgs {
-    /// DNS server to probe: IP or IP:PORT (port 53 when absent). Repeat for more.
-    #[arg(long = "target", value_name = "IP[:PORT]", env = "HC_TARGET", value_delimiter = ',', required = true, num_args = 1.., action = clap::ArgAction::Append, value_parser = parse_target_arg)]
+    /// DNS server to probe: IP or IP:PORT (port 53 when absent). Repeat for more. With
+    /// Kubernetes these are added to the discovered ones.
+    #[arg(long = "target", value_name = "IP[:PORT]", env = "HC_TARGET", value_delimiter = ',', num_args = 1.., action = clap::ArgAction::Append, value_parser = parse_target_arg)]
     pub(crate) targets: Vec<TargetArg>,
 
-    /// Name to query.
-    #[arg(long, env = "HC_NAME", default_value = dnsprobe::DEFAULT_QUERY_NAME, value_parser = parse_name_arg)]
-    pub(crate) name: Name,
+    /// Name to query. [default: kubernetes.default.svc.<cluster-domain>.]
+    #[arg(long, env = "HC_NAME", value_parser = parse_name_arg)]
+    pub(crate) name: Option<Name>,
 
     /// An address the answer must contain (e.g. the ClusterIP of default/kubernetes). Repeat for more.
     #[arg(
@@ -184,6 +185,108 @@ pub(crate) struct RunArgs {
     /// Log format.
     #[arg(long, value_enum, env = "HC_LOG_FORMAT", default_value = "text")]
     pub(crate) log_format: LogFormat,
+
+    #[command(flatten)]
+    pub(crate) kube: KubeArgs,
+}
+
+/// `--remediation`.
+#[cfg(target_os = "linux")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum RemediationMode {
+    /// Do not plan.
+    Off,
+    /// Plan, log and export the plan; change nothing.
+    DryRun,
+    /// Act (on the Lease holder only).
+    On,
+}
+
+/// Kubernetes mode: discovery, leader election and remediation.
+#[cfg(target_os = "linux")]
+#[derive(Debug, Args)]
+#[command(next_help_heading = "Kubernetes (on with --kubeconfig, KUBECONFIG, or inside a pod)")]
+pub(crate) struct KubeArgs {
+    /// Kubeconfig to use outside the cluster (KUBECONFIG is read too; ~/.kube/config never implicitly).
+    #[arg(long, value_name = "PATH", env = "HC_KUBECONFIG")]
+    pub(crate) kubeconfig: Option<std::path::PathBuf>,
+
+    /// Namespace of CoreDNS, its Service and the Lease.
+    #[arg(long, env = "HC_NAMESPACE", default_value = "kube-system")]
+    pub(crate) namespace: String,
+
+    /// The CoreDNS Service.
+    #[arg(long, env = "HC_SERVICE", default_value = "kube-dns")]
+    pub(crate) service: String,
+
+    /// Label selector of the CoreDNS pods.
+    #[arg(long, env = "HC_SELECTOR", default_value = "k8s-app=kube-dns")]
+    pub(crate) selector: String,
+
+    /// The cluster domain: the query is kubernetes.default.svc.<cluster-domain>.
+    #[arg(long, env = "HC_CLUSTER_DOMAIN", default_value = "cluster.local")]
+    pub(crate) cluster_domain: String,
+
+    /// DNS port override (else the Service's `dns`/`dns-tcp` ports).
+    #[arg(long, env = "HC_UDP_PORT", value_parser = clap::value_parser!(u16).range(1..))]
+    pub(crate) udp_port: Option<u16>,
+
+    /// The Lease that elects the one replica that remediates.
+    #[arg(long, env = "HC_LEASE_NAME", default_value = "coredns-healthcheck")]
+    pub(crate) lease_name: String,
+
+    /// This replica's name in the Lease and in Events. [default: $POD_NAME, else the hostname]
+    #[arg(long, env = "HC_IDENTITY")]
+    pub(crate) identity: Option<String>,
+
+    /// off: no plan; dry-run: log and export the plan, change nothing; on: act (Lease holder only).
+    #[arg(long, value_enum, env = "HC_REMEDIATION", default_value = "dry-run")]
+    pub(crate) remediation: RemediationMode,
+
+    /// Memory limit cap for raises (Kubernetes quantity).
+    #[arg(long, value_name = "QUANTITY", env = "HC_MAX_MEMORY", default_value = "1Gi", value_parser = parse_memory_arg)]
+    pub(crate) max_memory: u64,
+
+    /// Memory limit growth factor (the new limit is max(old x factor, old + 100Mi)).
+    #[arg(long, env = "HC_MEMORY_FACTOR", default_value_t = 2.0, value_parser = parse_factor_arg)]
+    pub(crate) memory_factor: f64,
+
+    /// Time between two remediation actions.
+    #[arg(long, value_name = "DURATION", env = "HC_COOLDOWN", default_value = "60s", value_parser = humantime::parse_duration)]
+    pub(crate) cooldown: Duration,
+
+    /// Never act on a pod younger than this.
+    #[arg(long, value_name = "DURATION", env = "HC_GRACE_PERIOD", default_value = "60s", value_parser = humantime::parse_duration)]
+    pub(crate) grace_period: Duration,
+
+    /// Remediation actions allowed per rolling hour.
+    #[arg(long, env = "HC_MAX_ACTIONS_PER_HOUR", default_value_t = 6, value_parser = clap::value_parser!(u32).range(1..))]
+    pub(crate) max_actions_per_hour: u32,
+
+    /// When every CoreDNS pod fails from this agent, allow a rollout restart (at most one per hour).
+    #[arg(long, env = "HC_ROLLOUT_RESTART", action = clap::ArgAction::SetTrue, value_parser = clap::builder::BoolishValueParser::new())]
+    pub(crate) rollout_restart: bool,
+
+    /// Delete sick pods instead of evicting them (ignores PodDisruptionBudgets).
+    #[arg(long, env = "HC_DELETE_PODS", action = clap::ArgAction::SetTrue, value_parser = clap::builder::BoolishValueParser::new())]
+    pub(crate) delete_pods: bool,
+}
+
+#[cfg(target_os = "linux")]
+fn parse_memory_arg(s: &str) -> Result<u64, String> {
+    match remedy::parse_quantity(s) {
+        Some(b) if b >= 1 << 20 => Ok(b),
+        Some(_) => Err("must be at least 1Mi".into()),
+        None => Err("not a Kubernetes quantity: write e.g. 512Mi or 1Gi".into()),
+    }
+}
+
+#[cfg(target_os = "linux")]
+fn parse_factor_arg(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(f) if f > 1.0 && f <= 10.0 => Ok(f),
+        _ => Err("must be a number above 1 and at most 10, e.g. 2".into()),
+    }
 }
 
 /// `hc-cli netns ...`

@@ -4,6 +4,8 @@
 //! in `dnsprobe`.
 
 mod cli;
+#[cfg(target_os = "linux")]
+mod cluster;
 mod exit;
 #[cfg(target_os = "linux")]
 mod netns_cmd;
@@ -29,7 +31,7 @@ fn main() -> ExitCode {
         #[cfg(target_os = "linux")]
         cli::Command::Sweep(args) => sweep_cmd::run(args),
         #[cfg(target_os = "linux")]
-        cli::Command::Run(args) => run_cmd::run(args),
+        cli::Command::Run(args) => run_cmd::run(*args),
     };
     match code {
         Ok(code) => ExitCode::from(code),

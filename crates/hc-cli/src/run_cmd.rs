@@ -14,13 +14,15 @@ use dnsprobe::{
     TransportMode,
 };
 use exporter::{
-    Admin, ErrorStatus, FindingStatus, Metrics, NamespaceStatus, Registry, Source, Status,
-    TargetState, TargetStatus,
+    Admin, ErrorStatus, FindingStatus, KubernetesStatus, Metrics, NamespaceStatus, Registry,
+    Source, Status, TargetState, TargetStatus,
 };
+use remedy::Discovered;
 use serde::Serialize;
 use tracing::{info, warn};
 
 use crate::cli::{LogFormat, RunArgs};
+use crate::cluster::Cluster;
 use crate::exit;
 use crate::output::{JsonReport, human_line, json_report, use_colour};
 use crate::sweep::{NsReport, SweepConfig, check, discover};
@@ -49,7 +51,13 @@ struct Known {
 }
 
 struct Agent {
+    /// The template every probe is made from (name, timeout, attempts, expectation).
+    base: ProbeSpec,
+    name_given: bool,
+    static_targets: Vec<SocketAddr>,
     specs: Vec<ProbeSpec>,
+    cluster: Option<Cluster>,
+    kube_status: Option<KubernetesStatus>,
     sweep: Option<SweepConfig>,
     per_round: usize,
     thresholds: Thresholds,
@@ -68,36 +76,25 @@ struct RoundReport {
 }
 
 impl Agent {
-    fn new(args: &RunArgs, metrics: Option<Metrics>) -> Self {
-        let attempts = NonZeroU32::new(args.attempts).unwrap_or(NonZeroU32::MIN);
-        let targets: Vec<SocketAddr> = args
+    fn new(args: &RunArgs, metrics: Option<Metrics>, cluster: Option<Cluster>) -> Self {
+        let static_targets: Vec<SocketAddr> = args
             .targets
             .iter()
             .map(|t| t.with_default_port(dnsprobe::DEFAULT_PORT))
             .collect();
-        let specs: Vec<ProbeSpec> = targets
-            .iter()
-            .map(|t| {
-                let mut s = ProbeSpec::new(*t);
-                s.name = args.name.clone();
-                s.transport = TransportMode::Both;
-                s.timeout = args.timeout;
-                s.attempts = attempts;
-                if !args.expect.is_empty() {
-                    s.expect.answer = AnswerExpectation::Contains(args.expect.clone());
-                }
-                s
-            })
-            .collect();
-        let health = specs
-            .iter()
-            .flat_map(|s| {
-                [Transport::Udp, Transport::Tcp].map(|t| ((s.target, t), Health::default(), None))
-            })
-            .collect();
+        let mut base = ProbeSpec::new(SocketAddr::from(([0, 0, 0, 0], 53)));
+        base.transport = TransportMode::Both;
+        base.timeout = args.timeout;
+        base.attempts = NonZeroU32::new(args.attempts).unwrap_or(NonZeroU32::MIN);
+        if let Some(n) = &args.name {
+            base.name = n.clone();
+        }
+        if !args.expect.is_empty() {
+            base.expect.answer = AnswerExpectation::Contains(args.expect.clone());
+        }
         let sweep = args.sweep_netns.then(|| SweepConfig {
-            targets,
-            name: args.name.clone(),
+            targets: static_targets.clone(),
+            name: base.name.clone(),
             expect: args.expect.clone(),
             dns_service: args.dns_service.clone(),
             netns: Vec::new(),
@@ -106,19 +103,91 @@ impl Agent {
             timeout: args.timeout,
             attempts: args.attempts,
         });
-        Agent {
-            specs,
+        let mut agent = Agent {
+            base,
+            name_given: args.name.is_some(),
+            static_targets,
+            specs: Vec::new(),
+            cluster,
+            kube_status: None,
             sweep,
             per_round: args.netns_per_round as usize,
             thresholds: Thresholds {
                 failure: NonZeroU32::new(args.failure_threshold).unwrap_or(NonZeroU32::MIN),
                 success: NonZeroU32::new(args.success_threshold).unwrap_or(NonZeroU32::MIN),
             },
-            health,
+            health: Vec::new(),
             known: BTreeMap::new(),
             cursor: 0,
             round: 0,
             metrics,
+        };
+        agent.refresh(None);
+        agent
+    }
+
+    /// Rebuilds the probe list from the static targets and what Kubernetes discovery knows;
+    /// keeps the state of targets that stay, forgets the ones that went.
+    fn refresh(&mut self, discovered: Option<&Discovered>) {
+        let mut targets: Vec<(SocketAddr, TransportMode)> = self
+            .static_targets
+            .iter()
+            .map(|t| (*t, TransportMode::Both))
+            .collect();
+        let mut spec = self.base.clone();
+        if let (Some(c), Some(d)) = (&self.cluster, discovered) {
+            for t in c.targets(d) {
+                if !targets.iter().any(|(a, m)| *a == t.0 && *m == t.1) {
+                    targets.push(t);
+                }
+            }
+            if !self.name_given
+                && let Ok(n) = c.query_name()
+            {
+                spec.name = n;
+            }
+            if spec.expect.answer == AnswerExpectation::NonEmpty
+                && let Some(api) = d.api_ip
+            {
+                spec.expect.answer = AnswerExpectation::Contains(vec![api]);
+            }
+        }
+        self.specs = targets
+            .into_iter()
+            .map(|(t, mode)| {
+                let mut s = spec.clone();
+                s.target = t;
+                s.transport = mode;
+                s
+            })
+            .collect();
+        let keys: Vec<(SocketAddr, Transport)> = self
+            .specs
+            .iter()
+            .flat_map(|s| s.transport.transports().iter().map(move |t| (s.target, *t)))
+            .collect();
+        let metrics = &self.metrics;
+        self.health.retain(|(k, _, _)| {
+            let keep = keys.contains(k);
+            if !keep && let Some(m) = metrics {
+                m.forget_target(&k.0.to_string(), k.1.as_str());
+            }
+            keep
+        });
+        for k in keys {
+            if !self.health.iter().any(|(h, _, _)| *h == k) {
+                self.health.push((k, Health::default(), None));
+            }
+        }
+        if let Some(cfg) = &mut self.sweep {
+            let mut t: Vec<SocketAddr> = self.specs.iter().map(|s| s.target).collect();
+            t.dedup();
+            cfg.targets = t;
+            cfg.name = spec.name.clone();
+            cfg.expect = match &spec.expect.answer {
+                AnswerExpectation::Contains(v) => v.clone(),
+                _ => Vec::new(),
+            };
         }
     }
 
@@ -126,6 +195,8 @@ impl Agent {
     /// this round's share of the rotation.
     async fn round(&mut self, all_namespaces: bool) -> anyhow::Result<RoundReport> {
         let started = Instant::now();
+        let discovered = self.cluster.as_ref().map(Cluster::snapshot);
+        self.refresh(discovered.as_ref());
         let attempts = self.specs.first().map_or(1, |s| s.attempts.get());
         let timeout = self
             .specs
@@ -174,6 +245,9 @@ impl Agent {
         self.cursor = self.cursor.wrapping_add(namespaces.len());
         self.record_host(&host);
         self.record_namespaces(&present, &namespaces);
+        if let (Some(c), Some(d)) = (&mut self.cluster, &discovered) {
+            self.kube_status = Some(c.after_round(d, &host, self.metrics.as_ref()).await);
+        }
         if let Some(m) = &self.metrics {
             m.round_done(started.elapsed());
         }
@@ -360,6 +434,7 @@ impl Agent {
             duration_ms: duration.as_micros() as f64 / 1000.0,
             targets,
             namespaces,
+            kubernetes: self.kube_status.clone(),
         }
     }
 }
@@ -408,8 +483,25 @@ pub(crate) fn run(args: RunArgs) -> anyhow::Result<u8> {
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(async move {
+        let source = remedy::cluster_source(args.kube.kubeconfig.as_deref(), |k| std::env::var(k).ok());
+        if source.is_none() && args.targets.is_empty() {
+            eprintln!(
+                "Error: no target: give --target IP[:PORT] (repeatable), or --kubeconfig PATH (or KUBECONFIG, or run inside a pod) to discover CoreDNS"
+            );
+            return Ok(exit::USAGE);
+        }
+        let cluster = match &source {
+            None => None,
+            Some(src) => match Cluster::start(&args, src).await {
+                Ok(c) => Some(c),
+                Err(e) => {
+                    eprintln!("Error: {e:#}");
+                    return Ok(exit::USAGE);
+                }
+            },
+        };
         if args.once {
-            return once(&args).await;
+            return once(&args, cluster).await;
         }
         let mut registry = Registry::default();
         let metrics = metrics.register(&mut registry, env!("CARGO_PKG_VERSION"));
@@ -423,7 +515,7 @@ pub(crate) fn run(args: RunArgs) -> anyhow::Result<u8> {
         };
         let listening = server.local_addr().map_or_else(|_| args.metrics_addr.to_string(), |a| a.to_string());
         tokio::spawn(server.run());
-        let mut agent = Agent::new(&args, Some(metrics));
+        let mut agent = Agent::new(&args, Some(metrics), cluster);
         info!(
             targets = %agent.specs.iter().map(|s| s.target.to_string()).collect::<Vec<_>>().join(","),
             interval = %humantime::format_duration(args.interval),
@@ -444,6 +536,9 @@ pub(crate) fn run(args: RunArgs) -> anyhow::Result<u8> {
             if let Some(sig) = sig {
                 admin.shutting_down();
                 info!(signal = sig, "shutting down");
+                if let Some(c) = &agent.cluster {
+                    c.shutdown().await;
+                }
                 return Ok(exit::HEALTHY);
             }
             let started = Instant::now();
@@ -455,6 +550,10 @@ pub(crate) fn run(args: RunArgs) -> anyhow::Result<u8> {
                 Err(sig) => {
                     admin.shutting_down();
                     info!(signal = sig, "shutting down; the round in progress is abandoned");
+                    if let Some(c) = &agent.cluster {
+                        // Bounded: the process must be gone within 2 s of the signal.
+                        let _ = tokio::time::timeout(Duration::from_secs(1), c.shutdown()).await;
+                    }
                     return Ok(exit::HEALTHY);
                 }
                 Ok(Err(e)) => warn!(error = %format!("{e:#}"), "round failed"),
@@ -464,8 +563,8 @@ pub(crate) fn run(args: RunArgs) -> anyhow::Result<u8> {
     })
 }
 
-async fn once(args: &RunArgs) -> anyhow::Result<u8> {
-    let mut agent = Agent::new(args, None);
+async fn once(args: &RunArgs, cluster: Option<Cluster>) -> anyhow::Result<u8> {
+    let mut agent = Agent::new(args, None, cluster);
     let report = match agent.round(true).await {
         Ok(r) => r,
         Err(e) => {

@@ -92,6 +92,11 @@ pub struct Discovered {
     pub tcp_port: u16,
     /// ClusterIP of `default/kubernetes`.
     pub api_ip: Option<IpAddr>,
+    /// The pods' own DNS ports from the EndpointSlices (`dns`, `dns-tcp`): the Service's
+    /// target ports, which may differ from its ports.
+    pub endpoint_udp_port: Option<u16>,
+    /// See `endpoint_udp_port`.
+    pub endpoint_tcp_port: Option<u16>,
     /// Endpoints of the DNS Service.
     pub endpoints: Vec<EndpointInfo>,
     /// The CoreDNS pods.
@@ -106,8 +111,9 @@ pub struct ApiHealth {
 }
 
 /// Running watches and their stores.
-#[derive(Debug)]
 pub struct Discovery {
+    client: Client,
+    cfg: DiscoveryConfig,
     service: Store<Service>,
     api_service: Store<Service>,
     slices: Store<EndpointSlice>,
@@ -144,6 +150,7 @@ impl Discovery {
     /// Starts the four watches on the caller's runtime.
     pub fn start(client: Client, cfg: &DiscoveryConfig) -> Discovery {
         let health = Arc::new(Mutex::new(ApiHealth::default()));
+        let client_for_checks = client.clone();
         let ns = &cfg.namespace;
         let (service, t1) = spawn_reflector(
             Api::<Service>::namespaced(client.clone(), ns),
@@ -167,6 +174,8 @@ impl Discovery {
             health.clone(),
         );
         Discovery {
+            client: client_for_checks,
+            cfg: cfg.clone(),
             service,
             api_service,
             slices,
@@ -185,6 +194,24 @@ impl Discovery {
             let _ = self.pods.wait_until_ready().await;
         };
         tokio::time::timeout(timeout, all).await.is_ok()
+    }
+
+    /// After a watch error, checks whether the API answers again with one GET of the DNS
+    /// Service, and clears the error if it does. A watch that resumes from its last
+    /// resourceVersion delivers no event until something changes, so its stream alone cannot
+    /// tell that the API is back. Call it sparingly (the agent: at most every 10 s, and only
+    /// while an error is shown).
+    pub async fn recheck(&self) {
+        if self.health().last_error.is_none() {
+            return;
+        }
+        let api = Api::<Service>::namespaced(self.client.clone(), &self.cfg.namespace);
+        let result = api.get_opt(&self.cfg.service).await;
+        let mut h = self.health.lock().unwrap_or_else(|p| p.into_inner());
+        match result {
+            Ok(_) => h.last_error = None,
+            Err(e) => h.last_error = Some(e.to_string()),
+        }
     }
 
     /// The watches' health.
@@ -234,6 +261,18 @@ impl Discovery {
             .first()
             .and_then(|s| s.spec.as_ref()?.cluster_ip.as_ref()?.parse().ok());
         for slice in self.slices.state() {
+            for p in slice.ports.iter().flatten() {
+                let port = p.port.and_then(|x| u16::try_from(x).ok());
+                match (p.name.as_deref(), p.protocol.as_deref()) {
+                    (Some("dns"), _) | (None, Some("UDP")) => {
+                        d.endpoint_udp_port = d.endpoint_udp_port.or(port)
+                    }
+                    (Some("dns-tcp"), _) | (None, Some("TCP")) => {
+                        d.endpoint_tcp_port = d.endpoint_tcp_port.or(port)
+                    }
+                    _ => {}
+                }
+            }
             for ep in &slice.endpoints {
                 let c = ep.conditions.clone().unwrap_or_default();
                 for a in &ep.addresses {
@@ -255,6 +294,14 @@ impl Discovery {
         d.pods = self.pods.state().iter().map(|p| pod_info(p)).collect();
         d.pods.sort_by(|a, b| a.name.cmp(&b.name));
         d
+    }
+}
+
+impl std::fmt::Debug for Discovery {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Discovery")
+            .field("cfg", &self.cfg)
+            .finish_non_exhaustive()
     }
 }
 

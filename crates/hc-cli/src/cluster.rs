@@ -1,0 +1,350 @@
+//! Kubernetes mode of `hc-cli run`: discovered targets, leader election, and the remediation
+//! step after each round. Composition of `remedy` with the agent's probe results.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, SystemTime};
+
+use anyhow::Context;
+use dnsprobe::hickory_proto::rr::Name;
+use dnsprobe::{ProbeReport, TransportMode};
+use exporter::{KubernetesStatus, Metrics, PlannedAction};
+use remedy::{
+    Action, ActionKind, ClusterSource, Discovered, Discovery, DiscoveryConfig, Done, Elector,
+    Executor, History, LeaseConfig, Mode, Observations, Outcome, PodObservation, Policy,
+};
+use tracing::{info, warn};
+
+use crate::cli::{RemediationMode, RunArgs};
+
+/// The Kubernetes side of the agent.
+pub(crate) struct Cluster {
+    discovery: Discovery,
+    executor: Executor,
+    elector: Option<Elector>,
+    mode: Mode,
+    policy: Policy,
+    identity: String,
+    cluster_domain: String,
+    port_override: Option<u16>,
+    history: History,
+    pod_failures: HashMap<IpAddr, u32>,
+    pod_answering: HashMap<IpAddr, bool>,
+    restarts_seen: HashMap<String, u32>,
+    api_error: Option<String>,
+    last_reports: Vec<&'static str>,
+    last_plan: Vec<PlannedAction>,
+    last_recheck: Option<std::time::Instant>,
+}
+
+fn identity(args: &RunArgs) -> String {
+    args.kube
+        .identity
+        .clone()
+        .or_else(|| std::env::var("POD_NAME").ok().filter(|v| !v.is_empty()))
+        .or_else(|| {
+            std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .ok()
+                .map(|h| h.trim().to_owned())
+        })
+        .unwrap_or_else(|| "hc-cli".to_owned())
+}
+
+impl Cluster {
+    /// Connects, starts the watches (waiting up to 10 s for their first LIST) and, unless
+    /// remediation is off or this is `--once`, the Lease election.
+    pub(crate) async fn start(args: &RunArgs, source: &ClusterSource) -> anyhow::Result<Cluster> {
+        let client = remedy::connect(source).await?;
+        let cfg = DiscoveryConfig {
+            namespace: args.kube.namespace.clone(),
+            service: args.kube.service.clone(),
+            selector: args.kube.selector.clone(),
+        };
+        let discovery = Discovery::start(client.clone(), &cfg);
+        if !discovery.wait_ready(Duration::from_secs(10)).await {
+            let why = discovery
+                .health()
+                .last_error
+                .unwrap_or_else(|| "no answer".into());
+            warn!(error = %why, "Kubernetes watches not synced after 10s: starting with the static targets");
+        }
+        let mode = match args.kube.remediation {
+            RemediationMode::Off => Mode::Off,
+            RemediationMode::DryRun => Mode::DryRun,
+            RemediationMode::On => Mode::On,
+        };
+        let identity = identity(args);
+        let elector = (mode != Mode::Off && !args.once).then(|| {
+            Elector::spawn(
+                client.clone(),
+                LeaseConfig::new(&args.kube.namespace, &args.kube.lease_name, &identity),
+            )
+        });
+        let executor = Executor::new(
+            client,
+            &args.kube.namespace,
+            mode,
+            &identity,
+            args.kube.delete_pods,
+        );
+        let policy = Policy {
+            fail_rounds: args.failure_threshold,
+            memory_factor: args.kube.memory_factor,
+            memory_cap: args.kube.max_memory,
+            rollout_restart: args.kube.rollout_restart,
+            grace_period: args.kube.grace_period,
+            cooldown: args.kube.cooldown,
+            max_actions_per_hour: args.kube.max_actions_per_hour as usize,
+            ..Policy::default()
+        };
+        info!(source = ?source, namespace = %args.kube.namespace, service = %args.kube.service,
+            remediation = mode.as_str(), identity = %identity, "Kubernetes mode");
+        Ok(Cluster {
+            discovery,
+            executor,
+            elector,
+            mode,
+            policy,
+            identity,
+            cluster_domain: args.kube.cluster_domain.trim_matches('.').to_owned(),
+            port_override: args.kube.udp_port,
+            history: History::default(),
+            pod_failures: HashMap::new(),
+            pod_answering: HashMap::new(),
+            restarts_seen: HashMap::new(),
+            api_error: None,
+            last_reports: Vec::new(),
+            last_plan: Vec::new(),
+            last_recheck: None,
+        })
+    }
+
+    /// What the watches know now.
+    pub(crate) fn snapshot(&self) -> Discovered {
+        self.discovery.snapshot()
+    }
+
+    /// `kubernetes.default.svc.<cluster-domain>.`
+    pub(crate) fn query_name(&self) -> anyhow::Result<Name> {
+        dnsprobe::parse_name(&format!("kubernetes.default.svc.{}", self.cluster_domain))
+            .context("--cluster-domain does not make a valid name")
+    }
+
+    /// The discovered targets: the Service's ClusterIPs and every CoreDNS endpoint not
+    /// terminating, each over UDP and TCP (separately when the ports differ).
+    pub(crate) fn targets(&self, d: &Discovered) -> Vec<(SocketAddr, TransportMode)> {
+        let mut out = Vec::new();
+        let mut add = |ip: IpAddr, udp: u16, tcp: u16| {
+            let (udp, tcp) = self.port_override.map_or((udp, tcp), |p| (p, p));
+            if udp == tcp {
+                out.push((SocketAddr::new(ip, udp), TransportMode::Both));
+            } else {
+                out.push((SocketAddr::new(ip, udp), TransportMode::Udp));
+                out.push((SocketAddr::new(ip, tcp), TransportMode::Tcp));
+            }
+        };
+        for ip in &d.service_ips {
+            add(*ip, d.udp_port, d.tcp_port);
+        }
+        for e in d.endpoints.iter().filter(|e| !e.terminating) {
+            add(
+                e.ip,
+                d.endpoint_udp_port.unwrap_or(d.udp_port),
+                d.endpoint_tcp_port
+                    .or(d.endpoint_udp_port)
+                    .unwrap_or(d.tcp_port),
+            );
+        }
+        out
+    }
+
+    /// Records this round's probes of the pods, exports the pods' metrics, and (on the Lease
+    /// holder) plans and carries out remediation.
+    pub(crate) async fn after_round(
+        &mut self,
+        d: &Discovered,
+        reports: &[ProbeReport],
+        metrics: Option<&Metrics>,
+    ) -> KubernetesStatus {
+        if self.api_error.is_some()
+            && self
+                .last_recheck
+                .is_none_or(|t| t.elapsed() >= Duration::from_secs(10))
+        {
+            self.last_recheck = Some(std::time::Instant::now());
+            self.discovery.recheck().await;
+        }
+        let health = self.discovery.health();
+        if health.last_error != self.api_error {
+            match &health.last_error {
+                Some(e) => {
+                    warn!(error = %e, "Kubernetes API unreachable: probing goes on with the last known targets; remediation paused")
+                }
+                None => info!("Kubernetes API reachable again"),
+            }
+            self.api_error = health.last_error.clone();
+        }
+
+        // Per pod: a round fails when any probe of its address failed.
+        let mut by_ip: BTreeMap<IpAddr, bool> = BTreeMap::new();
+        for r in reports {
+            let ok = by_ip.entry(r.target.ip()).or_insert(true);
+            *ok &= r.healthy();
+        }
+        for e in &d.endpoints {
+            if let Some(ok) = by_ip.get(&e.ip) {
+                let f = self.pod_failures.entry(e.ip).or_insert(0);
+                *f = if *ok { 0 } else { f.saturating_add(1) };
+                self.pod_answering.insert(e.ip, *ok);
+            }
+        }
+        self.pod_failures
+            .retain(|ip, _| d.endpoints.iter().any(|e| e.ip == *ip));
+
+        // Restarts and OOM kills seen while running; the memory limit per Deployment.
+        let mut limits: BTreeMap<String, u64> = BTreeMap::new();
+        for p in &d.pods {
+            if let Some(seen) = self.restarts_seen.insert(p.name.clone(), p.restarts)
+                && p.restarts > seen
+                && let Some(m) = metrics
+            {
+                let oom = u64::from(p.last_termination.as_deref() == Some("OOMKilled"));
+                m.pod_restarts(u64::from(p.restarts - seen), oom);
+            }
+            if let (Some(dep), Some(l)) = (&p.deployment, p.memory_limit) {
+                let e = limits.entry(dep.clone()).or_insert(0);
+                *e = (*e).max(l);
+            }
+        }
+        self.restarts_seen
+            .retain(|name, _| d.pods.iter().any(|p| &p.name == name));
+        let leader = self.elector.as_ref().is_some_and(Elector::is_leader);
+        if let Some(m) = metrics {
+            for (dep, l) in &limits {
+                m.set_memory_limit(dep, *l);
+            }
+            m.set_leader(leader);
+        }
+
+        let mut status = KubernetesStatus {
+            api_reachable: self.api_error.is_none(),
+            last_error: self.api_error.clone(),
+            leader,
+            identity: self.identity.clone(),
+            remediation: self.mode.as_str().to_owned(),
+            last_plan: Vec::new(),
+        };
+        if self.mode == Mode::Off || !leader {
+            return status;
+        }
+        if self.api_error.is_some() {
+            status.last_plan = vec![PlannedAction {
+                action: "report".into(),
+                result: "reported".into(),
+                description: "api-unreachable: remediation paused until the Kubernetes API answers"
+                    .into(),
+            }];
+            self.last_plan = status.last_plan.clone();
+            return status;
+        }
+        let now = SystemTime::now();
+        let pods: Vec<PodObservation> = d
+            .pods
+            .iter()
+            .filter(|p| p.ip.is_some_and(|ip| self.pod_failures.contains_key(&ip)))
+            .map(|p| {
+                let ip = p.ip.unwrap_or(IpAddr::from([0, 0, 0, 0]));
+                PodObservation {
+                    name: p.name.clone(),
+                    ip: p.ip,
+                    node: p.node.clone(),
+                    age: p.started.map(|s| now.duration_since(s).unwrap_or_default()),
+                    terminating: p.terminating,
+                    ready: p.ready,
+                    restarts: p.restarts,
+                    last_termination: p.last_termination.clone(),
+                    memory_limit: p.memory_limit,
+                    deployment: p.deployment.clone(),
+                    consecutive_failures: self.pod_failures.get(&ip).copied().unwrap_or(0),
+                    answering: self.pod_answering.get(&ip).copied().unwrap_or(false),
+                }
+            })
+            .collect();
+        let deployment = match d
+            .pods
+            .iter()
+            .find_map(|p| Some((p.deployment.clone()?, p.container.clone()?)))
+        {
+            Some((dep, container)) => self.executor.observe_deployment(&dep, &container).await,
+            None => None,
+        };
+        let actions = remedy::plan(
+            &Observations { pods, deployment },
+            &self.history,
+            &self.policy,
+            now,
+        );
+
+        let codes: Vec<&'static str> = actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::Report { code, .. } => Some(*code),
+                _ => None,
+            })
+            .collect();
+        let reports_changed = codes != self.last_reports;
+        for a in &actions {
+            let outcome = self.executor.execute(a).await;
+            let kind = a.kind();
+            if kind == ActionKind::Report {
+                if reports_changed {
+                    info!(plan = %a.describe(), remediation = self.mode.as_str(), "remediation report");
+                    if let Some(m) = metrics {
+                        m.remediation(kind.as_str(), outcome.label());
+                    }
+                }
+            } else {
+                match &outcome {
+                    Outcome::Success | Outcome::DryRun => {
+                        warn!(action = kind.as_str(), result = outcome.label(), plan = %a.describe(), "remediation")
+                    }
+                    other => {
+                        warn!(action = kind.as_str(), result = other.label(), plan = %a.describe(), detail = ?other, "remediation not carried out")
+                    }
+                }
+                if let Some(m) = metrics {
+                    m.remediation(kind.as_str(), outcome.label());
+                }
+                if matches!(outcome, Outcome::Success | Outcome::DryRun) {
+                    let pod = match a {
+                        Action::Evict { pod, .. } => Some(pod.clone()),
+                        _ => None,
+                    };
+                    self.history.done.push(Done { at: now, kind, pod });
+                    if let Action::RaiseMemory { deployment, to, .. } = a {
+                        self.history.memory_set = Some((deployment.clone(), *to));
+                    }
+                }
+            }
+            status.last_plan.push(PlannedAction {
+                action: kind.as_str().to_owned(),
+                result: outcome.label().to_owned(),
+                description: a.describe(),
+            });
+        }
+        self.last_reports = codes;
+        // Keep a day of history at most.
+        self.history
+            .done
+            .retain(|x| now.duration_since(x.at).unwrap_or_default() < Duration::from_secs(86_400));
+        self.last_plan = status.last_plan.clone();
+        status
+    }
+
+    /// Releases the Lease (on shutdown).
+    pub(crate) async fn shutdown(&self) {
+        if let Some(e) = &self.elector {
+            e.release().await;
+        }
+    }
+}

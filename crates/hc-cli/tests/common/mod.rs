@@ -1,0 +1,113 @@
+//! Helpers shared by the agent tests: a running `hc-cli run` and its endpoints.
+#![allow(dead_code, unreachable_pub, clippy::unwrap_used)]
+
+use std::net::{IpAddr, SocketAddr};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use hc_testkit::{HttpResponse, Netns, free_port, http};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_hc-cli");
+
+pub fn ip(s: &str) -> IpAddr {
+    s.parse().unwrap()
+}
+
+/// A running agent, killed on drop.
+pub struct Agent {
+    pub child: Child,
+    pub addr: SocketAddr,
+    ns: Option<String>,
+}
+
+impl Agent {
+    pub fn start(ns: Option<&Netns>, args: &[&str]) -> Agent {
+        let addr = SocketAddr::new(
+            ip("127.0.0.1"),
+            match ns {
+                Some(n) => n.run(|| free_port(ip("127.0.0.1"))),
+                None => free_port(ip("127.0.0.1")),
+            },
+        );
+        let mut cmd = match ns {
+            Some(n) => n.command(BIN),
+            None => Command::new(BIN),
+        };
+        cmd.arg("run").args(args).args([
+            "--metrics-addr",
+            &addr.to_string(),
+            "--log-format",
+            "json",
+        ]);
+        let child = cmd
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        Agent {
+            child,
+            addr,
+            ns: ns.map(|n| n.path()),
+        }
+    }
+
+    pub fn get(&self, path: &'static str) -> Option<HttpResponse> {
+        let addr = self.addr;
+        match &self.ns {
+            None => http(addr, "GET", path).ok(),
+            Some(p) => {
+                let p = p.clone();
+                std::thread::spawn(move || {
+                    let f = std::fs::File::open(p).unwrap();
+                    nix::sched::setns(&f, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+                    http(addr, "GET", path).ok()
+                })
+                .join()
+                .unwrap()
+            }
+        }
+    }
+
+    pub fn metric(&self, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+        let r = self.get("/metrics")?;
+        let scrape =
+            prometheus_parse::Scrape::parse(r.body.lines().map(|l| Ok(l.to_owned()))).unwrap();
+        scrape
+            .samples
+            .iter()
+            .find(|s| s.metric == name && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
+            .map(|s| match s.value {
+                prometheus_parse::Value::Counter(v)
+                | prometheus_parse::Value::Gauge(v)
+                | prometheus_parse::Value::Untyped(v) => v,
+                _ => f64::NAN,
+            })
+    }
+
+    /// Polls until `cond` holds; panics after 30 s with `what` (a bound against hangs, not a
+    /// performance assertion).
+    pub fn wait_for(&self, what: &str, mut cond: impl FnMut(&Agent) -> bool) {
+        let until = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < until {
+            if cond(self) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!(
+            "timed out waiting for: {what}; /status: {:?}",
+            self.get("/status").map(|r| r.body)
+        );
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

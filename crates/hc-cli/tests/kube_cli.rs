@@ -1,0 +1,404 @@
+//! `hc-cli run` in Kubernetes mode: the real binary talks to a stateful fake API server through
+//! a generated kubeconfig, probes the lab's DNS pods it discovered, and remediates. Root only;
+//! everything runs inside the lab's node namespace.
+#![cfg(target_os = "linux")]
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use common::{Agent, BIN, ip};
+use hc_testkit::{FakeApi, Lab, install_coredns, oom_killed};
+use serde_json::Value;
+
+/// A lab with two DNS pods, and a fake API server inside its node namespace that describes them.
+struct Cluster {
+    api: FakeApi,
+    kubeconfig: PathBuf,
+    lab: Lab,
+}
+
+impl Cluster {
+    fn new(memory: &str) -> Cluster {
+        let lab = Lab::new(2, 0);
+        let listener = lab
+            .node
+            .run(|| std::net::TcpListener::bind("127.0.0.1:0").unwrap());
+        let api = FakeApi::start_on(listener);
+        let pods = [
+            ("coredns-a", ip("10.244.0.2")),
+            ("coredns-b", ip("10.244.0.3")),
+        ];
+        install_coredns(&api, ip("10.96.0.10"), ip("10.96.0.1"), &pods, memory);
+        let kubeconfig =
+            std::env::temp_dir().join(format!("{}.kubeconfig", hc_testkit::unique_name("hck")));
+        api.write_kubeconfig(&kubeconfig);
+        Cluster {
+            api,
+            kubeconfig,
+            lab,
+        }
+    }
+
+    fn agent(&self, extra: &[&str]) -> Agent {
+        let k = self.kubeconfig.display().to_string();
+        let mut args = vec![
+            "--kubeconfig",
+            &k,
+            "--interval",
+            "150ms",
+            "--timeout",
+            "200ms",
+            "--attempts",
+            "1",
+            "--failure-threshold",
+            "2",
+            "--grace-period",
+            "0s",
+        ];
+        args.extend_from_slice(extra);
+        Agent::start(Some(&self.lab.node), &args)
+    }
+
+    fn once(&self, extra: &[&str]) -> std::process::Output {
+        let k = self.kubeconfig.display().to_string();
+        self.lab
+            .node
+            .command(BIN)
+            .args([
+                "run",
+                "--kubeconfig",
+                &k,
+                "--once",
+                "--json",
+                "--timeout",
+                "300ms",
+            ])
+            .args(extra)
+            .output()
+            .unwrap()
+    }
+
+    fn deployment_memory(&self) -> Value {
+        self.api
+            .get("apis/apps/v1/namespaces/kube-system/deployments/coredns")
+            .unwrap()["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]["memory"]
+            .clone()
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.kubeconfig);
+    }
+}
+
+/// `/status`, or null while the agent is not listening yet.
+fn status(a: &Agent) -> Value {
+    a.get("/status")
+        .and_then(|r| serde_json::from_str(&r.body).ok())
+        .unwrap_or(Value::Null)
+}
+
+#[test]
+fn discovery_finds_the_service_the_pods_and_the_expected_answer() {
+    let c = Cluster::new("170Mi");
+    let o = c.once(&[]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}\n{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let t = v["targets"].as_array().unwrap();
+    let pairs: Vec<(String, String)> = t
+        .iter()
+        .map(|r| {
+            (
+                r["target"].as_str().unwrap().to_owned(),
+                r["transport"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    for target in ["10.96.0.10:53", "10.244.0.2:53", "10.244.0.3:53"] {
+        for tr in ["udp", "tcp"] {
+            assert!(
+                pairs.contains(&(target.into(), tr.into())),
+                "{target} {tr} missing: {pairs:?}"
+            );
+        }
+    }
+    assert_eq!(t.len(), 6);
+    for r in t {
+        assert_eq!(r["name"], "kubernetes.default.svc.cluster.local.");
+        assert_eq!(r["answers"], serde_json::json!(["10.96.0.1"]));
+    }
+    // The expected answer is the discovered ClusterIP of default/kubernetes: change it, and the
+    // same answers are wrong.
+    let mut svc = c
+        .api
+        .get("api/v1/namespaces/default/services/kubernetes")
+        .unwrap();
+    svc["spec"]["clusterIP"] = "10.96.0.2".into();
+    c.api
+        .put("api/v1/namespaces/default/services/kubernetes", svc);
+    let o = c.once(&[]);
+    assert_eq!(o.status.code(), Some(1));
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["targets"][0]["error"]["kind"], "wrong-answer");
+    // Watches, not polling: the pods were listed once per watch start.
+    assert!(
+        c.api
+            .requests()
+            .iter()
+            .any(|r| r.contains("labelSelector=k8s-app%3Dkube-dns")
+                || r.contains("labelSelector=k8s-app=kube-dns"))
+    );
+}
+
+#[test]
+fn a_pod_that_drops_udp_is_evicted_exactly_once_within_the_cooldown() {
+    let c = Cluster::new("170Mi");
+    c.lab.drop_udp_at_dns_pod(0);
+    let a = c.agent(&["--remediation", "on", "--identity", "agent-1"]);
+    a.wait_for("the sick pod evicted", |_| !c.api.evictions().is_empty());
+    assert_eq!(c.api.evictions(), vec!["kube-system/coredns-a"]);
+    // More rounds, still failing (the endpoint stays in the fake's slice): no second eviction.
+    let r0 = a.metric("coredns_healthcheck_rounds_total", &[]).unwrap();
+    a.wait_for("5 more rounds", |a| {
+        a.metric("coredns_healthcheck_rounds_total", &[]).unwrap() >= r0 + 5.0
+    });
+    assert_eq!(
+        c.api.evictions(),
+        vec!["kube-system/coredns-a"],
+        "exactly once within the cooldown"
+    );
+    assert_eq!(
+        a.metric(
+            "coredns_healthcheck_remediations_total",
+            &[("action", "evict"), ("result", "success")]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(a.metric("coredns_healthcheck_leader", &[]), Some(1.0));
+    let events = c.api.list("apis/events.k8s.io/v1", "kube-system", "events");
+    let ev = events
+        .iter()
+        .find(|e| e["reason"] == "DNSPodEvicted")
+        .expect("an Event for the eviction");
+    assert_eq!(ev["regarding"]["name"], "coredns-a");
+    assert!(
+        ev["note"].as_str().unwrap().contains("10.244.0.2"),
+        "the evidence: {}",
+        ev["note"]
+    );
+    let s = status(&a);
+    assert_eq!(s["kubernetes"]["leader"], true);
+    assert_eq!(s["kubernetes"]["remediation"], "on");
+}
+
+#[test]
+fn a_pdb_refusal_is_retried_later() {
+    let c = Cluster::new("170Mi");
+    c.api.refuse_evictions(2);
+    c.lab.drop_udp_at_dns_pod(0);
+    let a = c.agent(&["--remediation", "on"]);
+    a.wait_for("evicted after the refusals", |_| {
+        !c.api.evictions().is_empty()
+    });
+    assert_eq!(c.api.evictions(), vec!["kube-system/coredns-a"]);
+    assert_eq!(c.api.eviction_attempts(), 3);
+    assert_eq!(
+        a.metric(
+            "coredns_healthcheck_remediations_total",
+            &[("action", "evict"), ("result", "retry-later")]
+        ),
+        Some(2.0)
+    );
+}
+
+#[test]
+fn dry_run_plans_and_changes_nothing() {
+    let c = Cluster::new("170Mi");
+    c.lab.drop_udp_at_dns_pod(0);
+    let a = c.agent(&[]); // dry-run is the default
+    a.wait_for("a dry-run eviction planned", |a| {
+        a.metric(
+            "coredns_healthcheck_remediations_total",
+            &[("action", "evict"), ("result", "dry-run")],
+        )
+        .is_some()
+    });
+    let s = status(&a);
+    assert_eq!(s["kubernetes"]["remediation"], "dry-run");
+    assert_eq!(c.api.eviction_attempts(), 0);
+    assert!(
+        c.api
+            .list("apis/events.k8s.io/v1", "kube-system", "events")
+            .is_empty(),
+        "no Events in dry-run"
+    );
+    assert!(
+        c.api
+            .requests()
+            .iter()
+            .all(|r| !r.starts_with("PATCH apis/apps") && !r.contains("eviction"))
+    );
+}
+
+#[test]
+fn an_oom_killed_pod_doubles_the_limit_once() {
+    let c = Cluster::new("170Mi");
+    c.api.put(
+        "api/v1/namespaces/kube-system/pods/coredns-a",
+        oom_killed(
+            hc_testkit::coredns_pod("coredns-a", ip("10.244.0.2"), "170Mi"),
+            3,
+        ),
+    );
+    let a = c.agent(&["--remediation", "on"]);
+    a.wait_for("the limit raised", |_| c.deployment_memory() == "340Mi");
+    let r0 = a.metric("coredns_healthcheck_rounds_total", &[]).unwrap();
+    a.wait_for("5 more rounds", |a| {
+        a.metric("coredns_healthcheck_rounds_total", &[]).unwrap() >= r0 + 5.0
+    });
+    assert_eq!(
+        c.deployment_memory(),
+        "340Mi",
+        "raised once: the OOM pod still runs the old limit"
+    );
+    assert_eq!(
+        a.metric(
+            "coredns_healthcheck_remediations_total",
+            &[("action", "raise-memory"), ("result", "success")]
+        ),
+        Some(1.0)
+    );
+    assert!(
+        c.api
+            .requests()
+            .iter()
+            .any(|r| r.starts_with("PATCH") && r.contains("fieldManager=coredns-healthcheck"))
+    );
+}
+
+#[test]
+fn the_memory_cap_holds() {
+    let c = Cluster::new("800Mi");
+    c.api.put(
+        "api/v1/namespaces/kube-system/pods/coredns-a",
+        oom_killed(
+            hc_testkit::coredns_pod("coredns-a", ip("10.244.0.2"), "800Mi"),
+            1,
+        ),
+    );
+    let a = c.agent(&["--remediation", "on", "--max-memory", "1Gi"]);
+    a.wait_for("raised to the cap", |_| c.deployment_memory() == "1Gi");
+    // Now the pod is OOMKilled at the cap: reported, not raised.
+    c.api.put(
+        "api/v1/namespaces/kube-system/pods/coredns-a",
+        oom_killed(
+            hc_testkit::coredns_pod("coredns-a", ip("10.244.0.2"), "1Gi"),
+            2,
+        ),
+    );
+    a.wait_for("the cap reported", |a| {
+        status(a)["kubernetes"]["last_plan"]
+            .as_array()
+            .is_some_and(|p| {
+                p.iter().any(|x| {
+                    x["description"]
+                        .as_str()
+                        .unwrap_or("")
+                        .starts_with("memory-cap-reached")
+                })
+            })
+    });
+    assert_eq!(c.deployment_memory(), "1Gi");
+}
+
+#[test]
+fn two_agents_one_lease_only_one_acts() {
+    let c = Cluster::new("170Mi");
+    c.lab.drop_udp_at_dns_pod(0);
+    let a = c.agent(&["--remediation", "on", "--identity", "agent-a"]);
+    let b = c.agent(&["--remediation", "on", "--identity", "agent-b"]);
+    a.wait_for("an eviction", |_| !c.api.evictions().is_empty());
+    let r0 = a.metric("coredns_healthcheck_rounds_total", &[]).unwrap();
+    a.wait_for("5 more rounds", |a| {
+        a.metric("coredns_healthcheck_rounds_total", &[]).unwrap() >= r0 + 5.0
+    });
+    assert_eq!(c.api.evictions().len(), 1);
+    let leaders = [&a, &b]
+        .iter()
+        .filter(|x| x.metric("coredns_healthcheck_leader", &[]) == Some(1.0))
+        .count();
+    assert_eq!(leaders, 1, "exactly one leader");
+    let lease = c
+        .api
+        .get("apis/coordination.k8s.io/v1/namespaces/kube-system/leases/coredns-healthcheck")
+        .unwrap();
+    let holder = lease["spec"]["holderIdentity"].as_str().unwrap();
+    let acted = if a.metric("coredns_healthcheck_leader", &[]) == Some(1.0) {
+        "agent-a"
+    } else {
+        "agent-b"
+    };
+    assert_eq!(holder, acted);
+    // Both probe and export.
+    assert!(b.metric("coredns_healthcheck_rounds_total", &[]).unwrap() >= 1.0);
+}
+
+#[test]
+fn api_down_probing_goes_on() {
+    let c = Cluster::new("170Mi");
+    let a = c.agent(&[]);
+    a.wait_for("reachable", |a| {
+        status(a)["kubernetes"]["api_reachable"] == true
+    });
+    c.api.set_down(true);
+    a.wait_for("unreachable shown in /status", |a| {
+        status(a)["kubernetes"]["api_reachable"] == false
+    });
+    let r0 = a.metric("coredns_healthcheck_rounds_total", &[]).unwrap();
+    a.wait_for("rounds go on", |a| {
+        a.metric("coredns_healthcheck_rounds_total", &[]).unwrap() >= r0 + 3.0
+    });
+    // On the last known targets: the discovered pods are still probed.
+    let q = [
+        ("target", "10.244.0.3:53"),
+        ("transport", "udp"),
+        ("source", "host"),
+        ("result", "ok"),
+    ];
+    let q0 = a
+        .metric("coredns_healthcheck_dns_queries_total", &q)
+        .unwrap();
+    a.wait_for("pods still probed", |a| {
+        a.metric("coredns_healthcheck_dns_queries_total", &q)
+            .unwrap()
+            > q0
+    });
+    c.api.set_down(false);
+    a.wait_for("reachable again", |a| {
+        status(a)["kubernetes"]["api_reachable"] == true
+    });
+}
+
+#[test]
+fn no_target_and_no_cluster_says_what_to_give() {
+    let o = std::process::Command::new(BIN)
+        .args(["run", "--once"])
+        .env_remove("KUBECONFIG")
+        .env_remove("KUBERNETES_SERVICE_HOST")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(e.contains("--target") && e.contains("--kubeconfig"), "{e}");
+    let _ = Duration::ZERO;
+}
