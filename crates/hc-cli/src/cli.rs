@@ -124,7 +124,8 @@ pub(crate) struct RunArgs {
     #[arg(long, env = "HC_ATTEMPTS", default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=10))]
     pub(crate) attempts: u32,
 
-    /// Consecutive failed rounds before a target is down.
+    /// Consecutive failed rounds before a target is down (in Kubernetes, also before a failing
+    /// CoreDNS pod may be evicted).
     #[arg(long, env = "HC_FAILURE_THRESHOLD", default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
     pub(crate) failure_threshold: u32,
 
