@@ -40,6 +40,29 @@ pub(crate) enum Command {
     #[cfg(target_os = "linux")]
     #[command(after_help = RUN_EXAMPLES, after_long_help = RUN_LONG)]
     Run(Box<RunArgs>),
+
+    /// Watch the whole product work on this machine: a DNS server on loopback, the checking loop
+    /// against it, a scripted UDP outage and its recovery, metrics; as root also a namespace
+    /// sweep with a diagnosis. Ends by itself; no cluster, nothing left behind.
+    #[cfg(target_os = "linux")]
+    Demo(DemoArgs),
+}
+
+/// Arguments of `hc-cli demo`.
+#[cfg(target_os = "linux")]
+#[derive(Debug, Args)]
+pub(crate) struct DemoArgs {
+    /// Time between rounds (12 rounds in all).
+    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_duration_arg)]
+    pub(crate) interval: Duration,
+
+    /// Where to serve the metrics (a free port is used if it is taken).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:9890")]
+    pub(crate) metrics_addr: std::net::SocketAddr,
+
+    /// Skip the network-namespace part even as root.
+    #[arg(long)]
+    pub(crate) no_netns: bool,
 }
 
 #[cfg(target_os = "linux")]

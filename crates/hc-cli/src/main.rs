@@ -6,6 +6,10 @@
 mod cli;
 #[cfg(target_os = "linux")]
 mod cluster;
+#[cfg(target_os = "linux")]
+mod demo;
+#[cfg(target_os = "linux")]
+mod demo_server;
 mod exit;
 #[cfg(target_os = "linux")]
 mod netns_cmd;
@@ -32,6 +36,8 @@ fn main() -> ExitCode {
         cli::Command::Sweep(args) => sweep_cmd::run(args),
         #[cfg(target_os = "linux")]
         cli::Command::Run(args) => run_cmd::run(*args),
+        #[cfg(target_os = "linux")]
+        cli::Command::Demo(args) => demo::run(args),
     };
     match code {
         Ok(code) => ExitCode::from(code),

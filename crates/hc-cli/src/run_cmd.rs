@@ -50,7 +50,7 @@ struct Known {
     round: u64,
 }
 
-struct Agent {
+pub(crate) struct Agent {
     /// The template every probe is made from (name, timeout, attempts, expectation).
     base: ProbeSpec,
     name_given: bool,
@@ -70,13 +70,13 @@ struct Agent {
 }
 
 /// The outcome of one round, for `--once`.
-struct RoundReport {
-    host: Vec<ProbeReport>,
-    namespaces: Vec<NsReport>,
+pub(crate) struct RoundReport {
+    pub(crate) host: Vec<ProbeReport>,
+    pub(crate) namespaces: Vec<NsReport>,
 }
 
 impl Agent {
-    fn new(args: &RunArgs, metrics: Option<Metrics>, cluster: Option<Cluster>) -> Self {
+    pub(crate) fn new(args: &RunArgs, metrics: Option<Metrics>, cluster: Option<Cluster>) -> Self {
         let static_targets: Vec<SocketAddr> = args
             .targets
             .iter()
@@ -193,7 +193,7 @@ impl Agent {
 
     /// One round. `all_namespaces`: sweep every selected namespace (for `--once`) instead of
     /// this round's share of the rotation.
-    async fn round(&mut self, all_namespaces: bool) -> anyhow::Result<RoundReport> {
+    pub(crate) async fn round(&mut self, all_namespaces: bool) -> anyhow::Result<RoundReport> {
         let started = Instant::now();
         let discovered = self.cluster.as_ref().map(Cluster::snapshot);
         self.refresh(discovered.as_ref());
@@ -378,7 +378,7 @@ impl Agent {
         }
     }
 
-    fn status(&self, duration: Duration) -> Status {
+    pub(crate) fn status(&self, duration: Duration) -> Status {
         let targets =
             self.health
                 .iter()

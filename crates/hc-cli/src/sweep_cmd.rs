@@ -48,7 +48,7 @@ pub(crate) fn ns_json(r: &NsReport) -> JsonNsReport {
 pub(crate) fn ns_human(r: &NsReport, colour: bool) -> String {
     let status = status_word(r.healthy(), colour);
     let who = if r.host {
-        format!("host ({})", r.ns.label())
+        format!("host (netns {})", r.ns.inode)
     } else {
         r.ns.label()
     };
