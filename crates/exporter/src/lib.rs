@@ -29,7 +29,9 @@ mod metrics;
 mod server;
 mod status;
 
-pub use metrics::{BucketsError, DEFAULT_LATENCY_BUCKETS, Metrics, PREFIX, Source};
+pub use metrics::{
+    BucketsError, DEFAULT_LATENCY_BUCKETS, FAMILIES, Metrics, PREFIX, Source, sample_names,
+};
 pub use server::{Admin, AdminServer, HEADER_READ_TIMEOUT, OPENMETRICS, ServeError};
 pub use status::{
     ErrorStatus, FindingStatus, KubernetesStatus, NamespaceStatus, PlannedAction, Status,

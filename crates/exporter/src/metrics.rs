@@ -24,6 +24,45 @@ pub const DEFAULT_LATENCY_BUCKETS: &[f64] = &[
     0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 4.5, 5.5, 10.0,
 ];
 
+/// Every family this crate registers: (name without the prefix, OpenMetrics type). A test
+/// scrapes a registry with every family set and checks it against this list, so it cannot drift.
+pub const FAMILIES: &[(&str, &str)] = &[
+    ("dns_queries", "counter"),
+    ("dns_query_duration_seconds", "histogram"),
+    ("target_up", "gauge"),
+    ("failures", "counter"),
+    ("rounds", "counter"),
+    ("round_duration_seconds", "histogram"),
+    ("netns_checked", "gauge"),
+    ("netns_unhealthy", "gauge"),
+    ("netns_findings", "gauge"),
+    ("build_info", "gauge"),
+    ("remediations", "counter"),
+    ("pod_restarts", "counter"),
+    ("oom_kills", "counter"),
+    ("memory_limit_bytes", "gauge"),
+    ("leader", "gauge"),
+];
+
+/// The sample names a family of this type exposes (`_total` for counters, `_bucket`, `_sum`,
+/// `_count` for histograms), with the prefix: what PromQL can reference.
+pub fn sample_names() -> Vec<String> {
+    FAMILIES
+        .iter()
+        .flat_map(|(name, ty)| {
+            let base = format!("{PREFIX}_{name}");
+            match *ty {
+                "counter" => vec![format!("{base}_total")],
+                "histogram" => ["_bucket", "_sum", "_count"]
+                    .iter()
+                    .map(|s| format!("{base}{s}"))
+                    .collect(),
+                _ => vec![base],
+            }
+        })
+        .collect()
+}
+
 /// Where a query was sent from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Source {

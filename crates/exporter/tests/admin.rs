@@ -204,6 +204,24 @@ async fn endpoints() {
     ));
     assert!(has("coredns_healthcheck_leader", 1.0));
 
+    // With every family set, the scrape's families are exactly the documented list.
+    let mut typed: Vec<(String, String)> = r
+        .body
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE coredns_healthcheck_"))
+        .map(|l| {
+            let mut w = l.split_whitespace();
+            (w.next().unwrap().to_owned(), w.next().unwrap().to_owned())
+        })
+        .collect();
+    typed.sort();
+    let mut want: Vec<(String, String)> = exporter::FAMILIES
+        .iter()
+        .map(|(n, t)| (n.to_string(), t.to_string()))
+        .collect();
+    want.sort();
+    assert_eq!(typed, want, "FAMILIES matches what is registered");
+
     // Codes that disappear go to 0.
     metrics.set_netns(4, 0, &[]);
     let r = get(addr, "GET", "/metrics").await;
