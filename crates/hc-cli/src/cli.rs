@@ -226,6 +226,16 @@ pub(crate) enum RemediationMode {
     On,
 }
 
+/// `--via`.
+#[cfg(target_os = "linux")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum Via {
+    /// Probe the targets as addressed from this machine.
+    Direct,
+    /// A short-lived pod in the cluster probes them and reports back through its logs.
+    ProbePod,
+}
+
 /// Kubernetes mode: discovery, leader election and remediation.
 #[cfg(target_os = "linux")]
 #[derive(Debug, Args)]
@@ -290,6 +300,32 @@ pub(crate) struct KubeArgs {
     /// When every CoreDNS pod fails from this agent, allow a rollout restart (at most one per hour).
     #[arg(long, env = "HC_ROLLOUT_RESTART", action = clap::ArgAction::SetTrue, value_parser = clap::builder::BoolishValueParser::new())]
     pub(crate) rollout_restart: bool,
+
+    /// How to reach the targets: direct (as addressed), or probe-pod (a short-lived pod in the
+    /// cluster runs `hc-cli probe --json` against them, for machines outside the pod network).
+    #[arg(long, value_enum, env = "HC_VIA", default_value = "direct")]
+    pub(crate) via: Via,
+
+    /// Image of the probe pod (`hc-cli` as its entrypoint).
+    #[arg(
+        long,
+        env = "HC_PROBE_IMAGE",
+        default_value = "ghcr.io/coredns-healthcheck/hc-cli:0.1.0"
+    )]
+    pub(crate) probe_image: String,
+
+    /// How long a probe pod may take, from creation to its logs.
+    #[arg(long, value_name = "DURATION", env = "HC_PROBE_POD_TIMEOUT", default_value = "60s", value_parser = parse_duration_arg)]
+    pub(crate) probe_pod_timeout: Duration,
+
+    /// Set a `ClusterDNSReachable` condition on this agent's Node, on transitions only (needs
+    /// `patch` on `nodes/status`).
+    #[arg(long, env = "HC_NODE_CONDITION", action = clap::ArgAction::SetTrue, value_parser = clap::builder::BoolishValueParser::new())]
+    pub(crate) node_condition: bool,
+
+    /// This agent's Node, for --node-condition. [default: $NODE_NAME]
+    #[arg(long, env = "HC_NODE_NAME")]
+    pub(crate) node_name: Option<String>,
 
     /// Delete sick pods instead of evicting them (ignores PodDisruptionBudgets).
     #[arg(long, env = "HC_DELETE_PODS", action = clap::ArgAction::SetTrue, value_parser = clap::builder::BoolishValueParser::new())]

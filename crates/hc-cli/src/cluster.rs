@@ -17,8 +17,15 @@ use tracing::{info, warn};
 
 use crate::cli::{RemediationMode, RunArgs};
 
+/// `--node-condition`: the client, the node, and the (status, reason) last set.
+type NodeCondition = (remedy::Client, String, Option<(bool, String)>);
+
 /// The Kubernetes side of the agent.
 pub(crate) struct Cluster {
+    /// `--node-condition`: the client, the node, and the condition last set.
+    node_condition: Option<NodeCondition>,
+    /// `--via probe-pod`: the client and the pod's settings.
+    probe_pod: Option<(remedy::Client, remedy::ProbePodConfig)>,
     discovery: Discovery,
     executor: Executor,
     elector: Option<Elector>,
@@ -55,6 +62,7 @@ impl Cluster {
     /// remediation is off or this is `--once`, the Lease election.
     pub(crate) async fn start(args: &RunArgs, source: &ClusterSource) -> anyhow::Result<Cluster> {
         let client = remedy::connect(source).await?;
+        let client_for_pods = client.clone();
         let cfg = DiscoveryConfig {
             namespace: args.kube.namespace.clone(),
             service: args.kube.service.clone(),
@@ -99,7 +107,30 @@ impl Cluster {
         };
         info!(source = ?source, namespace = %args.kube.namespace, service = %args.kube.service,
             remediation = mode.as_str(), identity = %identity, "Kubernetes mode");
+        let probe_pod = (args.kube.via == crate::cli::Via::ProbePod).then(|| {
+            (
+                client_for_pods.clone(),
+                remedy::ProbePodConfig {
+                    namespace: args.kube.namespace.clone(),
+                    image: args.kube.probe_image.clone(),
+                    timeout: args.kube.probe_pod_timeout,
+                },
+            )
+        });
+        let node_condition = if args.kube.node_condition {
+            let node = args
+                .kube
+                .node_name
+                .clone()
+                .or_else(|| std::env::var("NODE_NAME").ok().filter(|v| !v.is_empty()))
+                .context("--node-condition needs the node's name: --node-name or NODE_NAME (the downward API)")?;
+            Some((client_for_pods.clone(), node, None))
+        } else {
+            None
+        };
         Ok(Cluster {
+            node_condition,
+            probe_pod,
             discovery,
             executor,
             elector,
@@ -339,6 +370,120 @@ impl Cluster {
             .retain(|x| now.duration_since(x.at).unwrap_or_default() < Duration::from_secs(86_400));
         self.last_plan = status.last_plan.clone();
         status
+    }
+
+    /// With `--node-condition`, sets `ClusterDNSReachable` on this Node when the verdict changes:
+    /// False while any target is down (reason `UDPBlocked` when only UDP is), or while pod
+    /// namespaces cannot resolve.
+    pub(crate) async fn update_node_condition(
+        &mut self,
+        down: &[(SocketAddr, dnsprobe::Transport)],
+        tcp_up: &[SocketAddr],
+        unhealthy_netns: usize,
+    ) {
+        let Some((client, node, last)) = &mut self.node_condition else {
+            return;
+        };
+        let (ok, reason, message) = if !down.is_empty() {
+            let udp_only = down
+                .iter()
+                .all(|(t, tr)| *tr == dnsprobe::Transport::Udp && tcp_up.contains(t));
+            let list: Vec<String> = down
+                .iter()
+                .map(|(t, tr)| format!("{t} over {tr}"))
+                .collect();
+            (
+                false,
+                if udp_only {
+                    "UDPBlocked"
+                } else {
+                    "DNSUnreachable"
+                },
+                format!("cluster DNS fails from this node: {}", list.join(", ")),
+            )
+        } else if unhealthy_netns > 0 {
+            (
+                false,
+                "PodNamespacesCannotResolve",
+                format!("{unhealthy_netns} pod network namespaces on this node cannot resolve"),
+            )
+        } else {
+            (
+                true,
+                "DNSReachable",
+                "every cluster DNS target answers over UDP and TCP".to_owned(),
+            )
+        };
+        if last.as_ref().is_some_and(|(o, r)| *o == ok && r == reason) {
+            return;
+        }
+        match remedy::set_node_condition(client.clone(), node, ok, reason, &message).await {
+            Ok(()) => {
+                info!(node = %node, condition = remedy::NODE_CONDITION, status = ok, reason, "node condition set");
+                *last = Some((ok, reason.to_owned()));
+            }
+            Err(e) => warn!(node = %node, error = %e, "cannot set the node condition"),
+        }
+    }
+
+    /// True with `--via probe-pod`.
+    pub(crate) fn probes_via_pod(&self) -> bool {
+        self.probe_pod.is_some()
+    }
+
+    /// Probes `specs` from a short-lived pod in the cluster: one pod per group of specs with the
+    /// same transports, its `hc-cli probe --json` output read back as reports.
+    pub(crate) async fn probe_via_pod(
+        &self,
+        specs: &[dnsprobe::ProbeSpec],
+    ) -> anyhow::Result<Vec<ProbeReport>> {
+        let Some((client, cfg)) = &self.probe_pod else {
+            anyhow::bail!("internal: no probe pod configured")
+        };
+        let mut out = Vec::new();
+        for mode in [TransportMode::Both, TransportMode::Udp, TransportMode::Tcp] {
+            let group: Vec<&dnsprobe::ProbeSpec> =
+                specs.iter().filter(|s| s.transport == mode).collect();
+            let Some(first) = group.first() else { continue };
+            let mut args: Vec<String> = vec!["probe".into(), "--json".into()];
+            match mode {
+                TransportMode::Both => args.push("--both".into()),
+                TransportMode::Tcp => args.push("--tcp".into()),
+                TransportMode::Udp => {}
+            }
+            args.extend(["--name".into(), first.name.to_ascii()]);
+            args.extend([
+                "--timeout".into(),
+                humantime::format_duration(first.timeout).to_string(),
+            ]);
+            args.extend(["--attempts".into(), first.attempts.to_string()]);
+            if let dnsprobe::AnswerExpectation::Contains(ips) = &first.expect.answer {
+                for ip in ips {
+                    args.extend(["--expect".into(), ip.to_string()]);
+                }
+            }
+            for s in &group {
+                args.extend(["--ip".into(), s.target.to_string()]);
+            }
+            let logs = remedy::run_probe_pod(client.clone(), cfg, &args).await?;
+            let parsed: serde_json::Value =
+                serde_json::from_str(logs.trim()).with_context(|| {
+                    format!(
+                        "the probe pod's output is not the JSON of `hc-cli probe --json`: {}",
+                        logs.chars().take(200).collect::<String>()
+                    )
+                })?;
+            for v in parsed.as_array().into_iter().flatten() {
+                let target: Option<SocketAddr> = v["target"].as_str().and_then(|t| t.parse().ok());
+                let spec = group
+                    .iter()
+                    .find(|s| Some(s.target) == target)
+                    .copied()
+                    .unwrap_or(first);
+                out.push(crate::output::report_from_json(v, spec)?);
+            }
+        }
+        Ok(out)
     }
 
     /// Releases the Lease (on shutdown).

@@ -127,3 +127,91 @@ pub(crate) fn json_report(r: &ProbeReport) -> JsonReport {
 pub(crate) fn json_reports(reports: &[ProbeReport]) -> Vec<JsonReport> {
     reports.iter().map(json_report).collect()
 }
+
+/// Reads back one `--json` object (e.g. from a probe pod's logs) as a report. The failure is
+/// rebuilt from its kind; its message is kept where the kind carries text.
+pub(crate) fn report_from_json(
+    v: &serde_json::Value,
+    spec: &dnsprobe::ProbeSpec,
+) -> anyhow::Result<ProbeReport> {
+    use anyhow::Context;
+    use dnsprobe::{Failure, Transport};
+    let s = |k: &str| {
+        v[k].as_str()
+            .with_context(|| format!("field {k:?} missing in {v}"))
+    };
+    let transport = |t: &str| {
+        if t == "tcp" {
+            Transport::Tcp
+        } else {
+            Transport::Udp
+        }
+    };
+    let answers: Vec<String> = v["answers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|a| a.as_str().map(str::to_owned))
+        .collect();
+    let addresses: Vec<std::net::IpAddr> = answers.iter().filter_map(|a| a.parse().ok()).collect();
+    let rcode = v["rcode"]
+        .as_str()
+        .and_then(|r| dnsprobe::parse_rcode(r).ok());
+    let failure = match v["error"]["kind"].as_str() {
+        None => None,
+        Some(kind) => {
+            let message = v["error"]["message"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned();
+            Some(match kind {
+                "timeout" => Failure::Timeout {
+                    attempts: v["attempts"].as_u64().unwrap_or(1) as u32,
+                    timeout: spec.timeout,
+                },
+                "refused" => Failure::Refused,
+                "unreachable" => Failure::Unreachable { detail: message },
+                "rcode" => Failure::Rcode {
+                    rcode: rcode.unwrap_or(dnsprobe::hickory_proto::op::ResponseCode::ServFail),
+                },
+                "wrong-answer" => Failure::WrongAnswer {
+                    answered: addresses.clone(),
+                    expected: match &spec.expect.answer {
+                        dnsprobe::AnswerExpectation::Contains(e)
+                        | dnsprobe::AnswerExpectation::Equals(e) => e.clone(),
+                        _ => Vec::new(),
+                    },
+                    exact: false,
+                },
+                "empty-answer" => Failure::EmptyAnswer,
+                "truncated" => Failure::Truncated,
+                "malformed" => Failure::Malformed { detail: message },
+                _ => Failure::Io { detail: message },
+            })
+        }
+    };
+    Ok(ProbeReport {
+        target: s("target")?.parse().context("target")?,
+        name: dnsprobe::parse_name(s("name")?)?,
+        query_type: dnsprobe::parse_record_type(s("type")?)?,
+        transport: transport(s("transport")?),
+        transport_used: transport(v["transport_used"].as_str().unwrap_or(s("transport")?)),
+        truncated: v["truncated"].as_bool().unwrap_or(false),
+        rcode,
+        addresses,
+        answers,
+        records: v["records"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|a| a.as_str().map(str::to_owned))
+            .collect(),
+        rtt: v["rtt_ms"]
+            .as_f64()
+            .map(|ms| std::time::Duration::from_micros((ms * 1000.0) as u64)),
+        attempts: v["attempts"].as_u64().unwrap_or(1) as u32,
+        responder: v["responder"].as_str().and_then(|r| r.parse().ok()),
+        ignored: v["ignored_replies"].as_u64().unwrap_or(0) as u32,
+        failure,
+    })
+}

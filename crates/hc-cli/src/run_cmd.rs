@@ -205,7 +205,14 @@ impl Agent {
         // Attempts, plus a TCP retry after truncation, plus slack: a guard, never the limit.
         let deadline = timeout * (attempts * 2 + 1) + Duration::from_millis(500);
         let prober = Prober::new();
-        let host_probes = prober.probe_many(&self.specs, deadline);
+        let specs = &self.specs;
+        let cluster = &self.cluster;
+        let host_probes = async move {
+            match cluster {
+                Some(c) if c.probes_via_pod() => c.probe_via_pod(specs).await,
+                _ => Ok(prober.probe_many(specs, deadline).await),
+            }
+        };
 
         let sweep = async {
             let Some(cfg) = &self.sweep else {
@@ -234,6 +241,7 @@ impl Agent {
             anyhow::Ok((present, check(cfg, None, chosen).await))
         };
         let (host, swept) = tokio::join!(host_probes, sweep);
+        let host = host?;
         let (present, namespaces) = match swept {
             Ok(v) => v,
             Err(e) => {
@@ -247,6 +255,20 @@ impl Agent {
         self.record_namespaces(&present, &namespaces);
         if let (Some(c), Some(d)) = (&mut self.cluster, &discovered) {
             self.kube_status = Some(c.after_round(d, &host, self.metrics.as_ref()).await);
+            let down: Vec<(SocketAddr, Transport)> = self
+                .health
+                .iter()
+                .filter(|(_, h, _)| h.state == HealthState::Down)
+                .map(|(k, _, _)| *k)
+                .collect();
+            let tcp_up: Vec<SocketAddr> = self
+                .health
+                .iter()
+                .filter(|((_, t), h, _)| *t == Transport::Tcp && h.state == HealthState::Up)
+                .map(|((a, _), _, _)| *a)
+                .collect();
+            let unhealthy = self.known.values().filter(|k| !k.report.healthy()).count();
+            c.update_node_condition(&down, &tcp_up, unhealthy).await;
         }
         if let Some(m) = &self.metrics {
             m.round_done(started.elapsed());
@@ -490,6 +512,10 @@ pub(crate) fn run(args: RunArgs) -> anyhow::Result<u8> {
             );
             return Ok(exit::USAGE);
         }
+        if source.is_none() && args.kube.via == crate::cli::Via::ProbePod {
+            eprintln!("Error: --via probe-pod needs a cluster: give --kubeconfig PATH (or KUBECONFIG)");
+            return Ok(exit::USAGE);
+        }
         let cluster = match &source {
             None => None,
             Some(src) => match Cluster::start(&args, src).await {
@@ -568,6 +594,7 @@ async fn once(args: &RunArgs, cluster: Option<Cluster>) -> anyhow::Result<u8> {
     let report = match agent.round(true).await {
         Ok(r) => r,
         Err(e) => {
+            // Configuration or access problems (e.g. a probe pod that cannot be created).
             eprintln!("Error: {e:#}");
             return Ok(exit::USAGE);
         }

@@ -20,6 +20,7 @@ const KUSTOMIZATIONS: &[&str] = &[
     "deploy/base",
     "deploy/overlays/remediate",
     "deploy/overlays/prometheus-operator",
+    "deploy/overlays/node-condition",
 ];
 
 fn root() -> PathBuf {
@@ -224,10 +225,24 @@ fn rbac_grants_only_what_each_feature_needs() {
     ];
     for dir in KUSTOMIZATIONS {
         let (_, docs) = render(dir);
-        assert!(
-            of_kind(&docs, "ClusterRole").is_empty(),
-            "{dir}: no cluster-wide role (node condition is off)"
-        );
+        let cluster_roles = of_kind(&docs, "ClusterRole");
+        if dir.ends_with("node-condition") {
+            // The one cluster-wide grant, and only there: patch nodes/status.
+            let cr: k8s_openapi::api::rbac::v1::ClusterRole =
+                serde_json::from_value(cluster_roles[0].clone()).unwrap();
+            let rules = cr.rules.unwrap();
+            assert_eq!(rules.len(), 1);
+            assert_eq!(
+                rules[0].resources.as_deref(),
+                Some(&["nodes/status".to_owned()][..])
+            );
+            assert_eq!(rules[0].verbs, vec!["patch"]);
+        } else {
+            assert!(
+                cluster_roles.is_empty(),
+                "{dir}: no cluster-wide role (node condition is off)"
+            );
+        }
         for role in of_kind(&docs, "Role") {
             let role: Role = serde_json::from_value(role.clone()).unwrap();
             for rule in role.rules.unwrap_or_default() {

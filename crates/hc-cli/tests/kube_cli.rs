@@ -389,6 +389,199 @@ fn api_down_probing_goes_on() {
     });
 }
 
+/// A stand-in kubelet for probe pods: runs the pod's `hc-cli` arguments inside the lab's node
+/// namespace (where the pod network is), stores the output as the pod's logs and sets its phase.
+/// `image_pull_fails`: leave the pod waiting on ErrImagePull instead.
+fn kubelet(
+    c: &Cluster,
+    image_pull_fails: bool,
+    stop: &std::sync::atomic::AtomicBool,
+) -> Vec<String> {
+    let mut ran = Vec::new();
+    while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+        for pod in c.api.list("api/v1", "kube-system", "pods") {
+            if pod["metadata"]["labels"]["app.kubernetes.io/name"] != "coredns-healthcheck-probe"
+                || !pod["status"].is_null()
+            {
+                continue;
+            }
+            let name = pod["metadata"]["name"].as_str().unwrap().to_owned();
+            let mut pod = pod.clone();
+            if image_pull_fails {
+                pod["status"] = serde_json::json!({"phase": "Pending", "containerStatuses": [{"name": "probe", "ready": false, "restartCount": 0,
+                    "image": "x", "imageID": "", "state": {"waiting": {"reason": "ErrImagePull", "message": "pull access denied"}}}]});
+            } else {
+                let args: Vec<String> = pod["spec"]["containers"][0]["args"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|a| a.as_str().unwrap().to_owned())
+                    .collect();
+                let o = c.lab.node.command(BIN).args(&args).output().unwrap();
+                c.api
+                    .set_logs("kube-system", &name, &String::from_utf8_lossy(&o.stdout));
+                let phase = if o.status.success() {
+                    "Succeeded"
+                } else {
+                    "Failed"
+                };
+                pod["status"] = serde_json::json!({"phase": phase});
+            }
+            c.api
+                .put(&format!("api/v1/namespaces/kube-system/pods/{name}"), pod);
+            ran.push(name);
+        }
+        std::thread::sleep(Duration::from_millis(30));
+    }
+    ran
+}
+
+fn probe_pods_left(c: &Cluster) -> usize {
+    c.api
+        .list("api/v1", "kube-system", "pods")
+        .iter()
+        .filter(|p| {
+            p["metadata"]["labels"]["app.kubernetes.io/name"] == "coredns-healthcheck-probe"
+        })
+        .count()
+}
+
+#[test]
+fn via_probe_pod_probes_from_inside_and_leaves_nothing() {
+    let c = Cluster::new("170Mi");
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let (o, ran) = std::thread::scope(|s| {
+        let k = s.spawn(|| kubelet(&c, false, &stop));
+        let o = c.once(&["--via", "probe-pod", "--probe-pod-timeout", "20s"]);
+        stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        (o, k.join().unwrap())
+    });
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}\n{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert_eq!(ran.len(), 1, "one probe pod");
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let t = v["targets"].as_array().unwrap();
+    assert_eq!(
+        t.len(),
+        6,
+        "the Service and both pods, UDP and TCP, probed by the pod"
+    );
+    assert!(
+        t.iter()
+            .all(|r| r["healthy"] == true && r["answers"] == serde_json::json!(["10.96.0.1"]))
+    );
+    assert!(
+        t.iter()
+            .any(|r| r["target"] == "10.244.0.3:53" && r["transport"] == "tcp")
+    );
+    assert_eq!(probe_pods_left(&c), 0, "the probe pod was deleted");
+    let reqs = c.api.requests();
+    assert!(
+        reqs.iter()
+            .any(|r| r.starts_with("GET") && r.contains(&format!("pods/{}/log", ran[0])))
+    );
+    assert!(
+        reqs.iter()
+            .any(|r| r.starts_with("DELETE") && r.contains(&ran[0]))
+    );
+}
+
+#[test]
+fn via_probe_pod_cleans_up_and_says_why_when_it_cannot_start() {
+    let c = Cluster::new("170Mi");
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let o = std::thread::scope(|s| {
+        let k = s.spawn(|| kubelet(&c, true, &stop));
+        let o = c.once(&["--via", "probe-pod", "--probe-pod-timeout", "20s"]);
+        stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        k.join().unwrap();
+        o
+    });
+    assert_eq!(o.status.code(), Some(2));
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        e.contains("cannot start") && e.contains("ErrImagePull"),
+        "{e}"
+    );
+    assert_eq!(probe_pods_left(&c), 0, "deleted after the error");
+
+    // Forbidden: a clear error naming what to grant.
+    c.api.forbid("POST", "pods");
+    let o = c.once(&["--via", "probe-pod"]);
+    assert_eq!(o.status.code(), Some(2));
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(e.contains("forbidden") && e.contains("--via direct"), "{e}");
+}
+
+#[test]
+fn node_condition_is_set_on_transitions_only() {
+    let c = Cluster::new("170Mi");
+    c.api.put(
+        "api/v1/nodes/node-1",
+        serde_json::json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "node-1"},
+            "status": {"conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady", "message": "kubelet is posting ready status"}]}}),
+    );
+    let cond = || -> Option<Value> {
+        let n = c.api.get("api/v1/nodes/node-1").unwrap();
+        n["status"]["conditions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["type"] == "ClusterDNSReachable")
+            .cloned()
+    };
+    let a = c.agent(&[
+        "--node-condition",
+        "--node-name",
+        "node-1",
+        "--remediation",
+        "off",
+    ]);
+    a.wait_for("condition True", |_| {
+        cond().is_some_and(|x| x["status"] == "True")
+    });
+    let r0 = a.metric("coredns_healthcheck_rounds_total", &[]).unwrap();
+    a.wait_for("5 more rounds", |a| {
+        a.metric("coredns_healthcheck_rounds_total", &[]).unwrap() >= r0 + 5.0
+    });
+    let patches = || {
+        c.api
+            .requests()
+            .iter()
+            .filter(|r| r.starts_with("PATCH") && r.contains("nodes/node-1/status"))
+            .count()
+    };
+    assert_eq!(patches(), 1, "patched once while nothing changed");
+    c.lab.drop_udp_at_dns_pod(0);
+    a.wait_for("condition False", |_| {
+        cond().is_some_and(|x| x["status"] == "False")
+    });
+    let x = cond().unwrap();
+    assert_eq!(x["reason"], "UDPBlocked", "{x}");
+    assert!(
+        x["message"]
+            .as_str()
+            .unwrap()
+            .contains("10.244.0.2:53 over udp"),
+        "{x}"
+    );
+    let n = c.api.get("api/v1/nodes/node-1").unwrap();
+    assert!(
+        n["status"]["conditions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|x| x["type"] == "Ready"),
+        "the kubelet's conditions stay"
+    );
+    assert_eq!(patches(), 2);
+}
+
 #[test]
 fn no_target_and_no_cluster_says_what_to_give() {
     let o = std::process::Command::new(BIN)

@@ -61,6 +61,8 @@ struct Shared {
     evictions: Mutex<Vec<String>>,
     eviction_attempts: AtomicU32,
     requests: Mutex<Vec<String>>,
+    logs: Mutex<BTreeMap<(String, String), String>>,
+    forbidden: Mutex<Vec<(String, String)>>,
 }
 
 /// The fake API server; stops on drop.
@@ -252,6 +254,8 @@ impl FakeApi {
             evictions: Mutex::new(Vec::new()),
             eviction_attempts: AtomicU32::new(0),
             requests: Mutex::new(Vec::new()),
+            logs: Mutex::new(BTreeMap::new()),
+            forbidden: Mutex::new(Vec::new()),
         });
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
         let s = shared.clone();
@@ -350,6 +354,24 @@ impl FakeApi {
             .collect()
     }
 
+    /// Sets what `GET .../pods/NAME/log` returns (what a kubelet would collect).
+    pub fn set_logs(&self, namespace: &str, pod: &str, text: &str) {
+        self.shared
+            .logs
+            .lock()
+            .unwrap()
+            .insert((namespace.to_owned(), pod.to_owned()), text.to_owned());
+    }
+
+    /// Answers `method` on `resource` (e.g. `POST`, `pods`) with 403 Forbidden from now on.
+    pub fn forbid(&self, method: &str, resource: &str) {
+        self.shared
+            .forbidden
+            .lock()
+            .unwrap()
+            .push((method.to_owned(), resource.to_owned()));
+    }
+
     /// Refuse the next `n` evictions with 429, as a PodDisruptionBudget would.
     pub fn refuse_evictions(&self, n: u32) {
         self.shared.refuse_evictions.store(n, Ordering::SeqCst);
@@ -414,7 +436,39 @@ async fn handle(s: Arc<Shared>, req: Request<Incoming>) -> Response<Body> {
         return status(404, "NotFound", &format!("no route for {path}"));
     };
     let ns = t.namespace.clone().unwrap_or_default();
+    if s.forbidden
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|(m, r)| *m == method.as_str() && *r == t.resource)
+    {
+        return status(
+            403,
+            "Forbidden",
+            &format!(
+                "{} is forbidden: User \"fake\" cannot {} resource \"{}\" in namespace \"{ns}\"",
+                t.resource,
+                method.as_str().to_lowercase(),
+                t.resource
+            ),
+        );
+    }
     match (&method, t.name.as_deref(), t.sub.as_deref()) {
+        (&Method::GET, Some(name), Some("log")) if t.resource == "pods" => {
+            match s.logs.lock().unwrap().get(&(ns.clone(), name.to_owned())) {
+                Some(text) => {
+                    let mut r = Response::new(full(text.clone()));
+                    r.headers_mut()
+                        .insert("content-type", "text/plain".parse().unwrap());
+                    r
+                }
+                None => status(
+                    400,
+                    "BadRequest",
+                    &format!("container \"probe\" in pod \"{name}\" is waiting to start"),
+                ),
+            }
+        }
         (&Method::GET, None, None) => {
             if q.get("watch").is_some_and(|w| w == "true" || w == "1") {
                 return watch(s, t, q);
@@ -540,7 +594,7 @@ async fn handle(s: Arc<Shared>, req: Request<Incoming>) -> Response<Body> {
             let v = s.write(&mut store, "MODIFIED", key, obj);
             ok_json(&v, StatusCode::OK)
         }
-        (&Method::PATCH, Some(name), None) => {
+        (&Method::PATCH, Some(name), None | Some("status")) => {
             let key = (
                 t.prefix.clone(),
                 ns.clone(),
@@ -566,7 +620,11 @@ async fn handle(s: Arc<Shared>, req: Request<Incoming>) -> Response<Body> {
                 let Ok(p) = serde_json::from_slice::<Value>(&body) else {
                     return status(400, "BadRequest", "not JSON");
                 };
-                json_patch::merge(&mut cur, &p);
+                if content_type.starts_with("application/strategic-merge-patch+json") {
+                    strategic_merge(&mut cur, &p);
+                } else {
+                    json_patch::merge(&mut cur, &p);
+                }
             }
             let v = s.write(&mut store, "MODIFIED", key, cur);
             ok_json(&v, StatusCode::OK)
@@ -591,6 +649,40 @@ async fn handle(s: Arc<Shared>, req: Request<Incoming>) -> Response<Body> {
             "MethodNotAllowed",
             &format!("{method} {path} is not served by the fake"),
         ),
+    }
+}
+
+/// A strategic merge patch, as far as the tests need it: objects merge recursively, `null`
+/// deletes, and lists of objects merge element by element on their `type` key (conditions) or
+/// `name` key (containers, env); other lists are replaced.
+fn strategic_merge(target: &mut Value, patch: &Value) {
+    match (target, patch) {
+        (Value::Object(t), Value::Object(p)) => {
+            for (k, v) in p {
+                if v.is_null() {
+                    t.remove(k);
+                } else {
+                    strategic_merge(t.entry(k.clone()).or_insert(Value::Null), v);
+                }
+            }
+        }
+        (Value::Array(t), Value::Array(p))
+            if p.iter()
+                .all(|x| x.get("type").is_some() || x.get("name").is_some()) =>
+        {
+            for item in p {
+                let key = if item.get("type").is_some() {
+                    "type"
+                } else {
+                    "name"
+                };
+                match t.iter_mut().find(|x| x.get(key) == item.get(key)) {
+                    Some(existing) => strategic_merge(existing, item),
+                    None => t.push(item.clone()),
+                }
+            }
+        }
+        (t, p) => *t = p.clone(),
     }
 }
 

@@ -14,6 +14,8 @@
 //!   test-and-set JSON patch of the Deployment's memory with our own field manager, a rollout
 //!   restart annotation, an Event for every action; [`Mode`] `off`/`dry-run`/`on`.
 //! - [`Elector`]: Lease-based leader election (15 s / 10 s / 2 s); only the holder acts.
+//! - [`run_probe_pod`]: a short-lived pod that probes from inside the cluster, for machines that
+//!   cannot reach the pod network; always deleted.
 //!
 //! ```
 //! use std::time::{Duration, SystemTime};
@@ -36,7 +38,9 @@ mod discovery;
 mod error;
 mod execute;
 mod lease;
+mod node_condition;
 mod plan;
+mod probe_pod;
 mod quantity;
 
 pub use client::{ClusterSource, cluster_source, connect};
@@ -46,10 +50,12 @@ pub use discovery::{
 pub use error::RemedyError;
 pub use execute::{Executor, FIELD_MANAGER, Mode, Outcome, kind_of};
 pub use lease::{Decision, Elector, LeaseConfig, decide};
+pub use node_condition::{NODE_CONDITION, set_node_condition};
 pub use plan::{
     Action, ActionKind, DeploymentObservation, Done, History, Observations, PodObservation, Policy,
     next_memory, plan,
 };
+pub use probe_pod::{ProbePodConfig, ProbePodError, run_probe_pod};
 pub use quantity::{format_quantity, parse_quantity};
 
 /// The Kubernetes client type.

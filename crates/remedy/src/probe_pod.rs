@@ -1,0 +1,190 @@
+//! Probing from inside the cluster when this machine cannot reach the pod network: a
+//! short-lived pod runs `hc-cli probe --json` against the targets; we wait for it, read its
+//! logs, and delete it — whatever happens.
+
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{DeleteParams, LogParams, PostParams};
+use kube::{Api, Client};
+use serde_json::json;
+
+/// The probe pod's settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProbePodConfig {
+    /// Namespace to create it in.
+    pub namespace: String,
+    /// Image with `hc-cli` as its entrypoint.
+    pub image: String,
+    /// How long to wait for it to finish.
+    pub timeout: Duration,
+}
+
+/// Why a probe pod gave no result.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ProbePodError {
+    /// Creating the pod was refused by RBAC.
+    #[error(
+        "creating a probe pod in {namespace} is forbidden: {message} (grant `create`, `get`, `delete` on pods and `get` on pods/log in that namespace, or use --via direct)"
+    )]
+    Forbidden {
+        /// Namespace.
+        namespace: String,
+        /// The API server's words.
+        message: String,
+    },
+    /// It did not finish in time (the message says its last phase and why).
+    #[error("the probe pod {pod} did not finish within {timeout:?}: {state}")]
+    Timeout {
+        /// Pod name.
+        pod: String,
+        /// The timeout.
+        timeout: Duration,
+        /// Its last phase and container state.
+        state: String,
+    },
+    /// It cannot start (image pull errors and the like).
+    #[error("the probe pod {pod} cannot start: {reason}")]
+    CannotStart {
+        /// Pod name.
+        pod: String,
+        /// The container's waiting reason and message.
+        reason: String,
+    },
+    /// An API request failed.
+    #[error("probe pod API request failed ({what}): {source}")]
+    Api {
+        /// The request.
+        what: &'static str,
+        /// The cause.
+        source: kube::Error,
+    },
+}
+
+/// Runs one probe pod with `args` (the arguments after `hc-cli`), returns its logs (stdout),
+/// and always deletes it.
+pub async fn run_probe_pod(
+    client: Client,
+    cfg: &ProbePodConfig,
+    args: &[String],
+) -> Result<String, ProbePodError> {
+    let api = Api::<Pod>::namespaced(client, &cfg.namespace);
+    let deadline = cfg.timeout.as_secs().max(1);
+    let pod: Pod = serde_json::from_value(json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"generateName": "coredns-healthcheck-probe-",
+            "labels": {"app.kubernetes.io/name": "coredns-healthcheck-probe", "app.kubernetes.io/part-of": "coredns-healthcheck"}},
+        "spec": {
+            "restartPolicy": "Never",
+            "activeDeadlineSeconds": deadline,
+            "automountServiceAccountToken": false,
+            "enableServiceLinks": false,
+            "containers": [{
+                "name": "probe", "image": cfg.image, "args": args,
+                "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}, "limits": {"cpu": "100m", "memory": "32Mi"}},
+                "securityContext": {"runAsNonRoot": true, "runAsUser": 65532, "allowPrivilegeEscalation": false,
+                    "readOnlyRootFilesystem": true, "capabilities": {"drop": ["ALL"]}}
+            }]
+        }
+    }))
+    .map_err(|e| ProbePodError::Api { what: "build pod", source: kube::Error::SerdeError(e) })?;
+    let created = match api.create(&PostParams::default(), &pod).await {
+        Ok(p) => p,
+        Err(kube::Error::Api(s)) if s.code == 403 => {
+            return Err(ProbePodError::Forbidden {
+                namespace: cfg.namespace.clone(),
+                message: s.message,
+            });
+        }
+        Err(e) => {
+            return Err(ProbePodError::Api {
+                what: "create pod",
+                source: e,
+            });
+        }
+    };
+    let name = created.metadata.name.clone().unwrap_or_default();
+    let result = wait_and_read(&api, &name, cfg.timeout).await;
+    // Nothing left behind, whatever happened.
+    let _ = api
+        .delete(
+            &name,
+            &DeleteParams {
+                grace_period_seconds: Some(0),
+                ..DeleteParams::default()
+            },
+        )
+        .await;
+    result
+}
+
+async fn wait_and_read(
+    api: &Api<Pod>,
+    name: &str,
+    timeout: Duration,
+) -> Result<String, ProbePodError> {
+    let started = Instant::now();
+    let mut state = String::from("not seen yet");
+    while started.elapsed() < timeout {
+        let pod = api.get(name).await.map_err(|e| ProbePodError::Api {
+            what: "get pod",
+            source: e,
+        })?;
+        let status = pod.status.unwrap_or_default();
+        let phase = status.phase.clone().unwrap_or_else(|| "Pending".into());
+        let waiting = status
+            .container_statuses
+            .unwrap_or_default()
+            .into_iter()
+            .find_map(|c| c.state?.waiting)
+            .map(|w| {
+                format!(
+                    "{}: {}",
+                    w.reason.unwrap_or_default(),
+                    w.message.unwrap_or_default()
+                )
+            });
+        state = format!(
+            "phase {phase}{}",
+            waiting
+                .as_ref()
+                .map(|w| format!(", {w}"))
+                .unwrap_or_default()
+        );
+        if let Some(w) = &waiting
+            && [
+                "ErrImagePull",
+                "ImagePullBackOff",
+                "InvalidImageName",
+                "CreateContainerConfigError",
+            ]
+            .iter()
+            .any(|r| w.starts_with(r))
+        {
+            return Err(ProbePodError::CannotStart {
+                pod: name.to_owned(),
+                reason: w.clone(),
+            });
+        }
+        if phase == "Succeeded" || phase == "Failed" {
+            let params = LogParams {
+                container: Some("probe".into()),
+                ..LogParams::default()
+            };
+            return api
+                .logs(name, &params)
+                .await
+                .map_err(|e| ProbePodError::Api {
+                    what: "read logs",
+                    source: e,
+                });
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    Err(ProbePodError::Timeout {
+        pod: name.to_owned(),
+        timeout,
+        state,
+    })
+}
