@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use futures_util::future::join_all;
 use hickory_proto::op::Message;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream, UdpSocket};
 use tokio::time::{Instant, timeout_at};
 
@@ -97,13 +97,7 @@ impl Prober {
             report.attempts = attempt;
             match self.attempt(spec, transport, deadline, &mut report).await {
                 Ok(reply) => {
-                    report.rtt = Some(started.elapsed());
-                    report.responder = Some(spec.target);
-                    report.rcode = Some(reply.metadata.response_code);
-                    report.addresses = answer_addresses(&reply);
-                    report.answers = reply.answers.iter().map(|r| r.data.to_string()).collect();
-                    report.records = reply.answers.iter().map(|r| r.to_string()).collect();
-                    report.failure = classify(&reply, &spec.expect).err();
+                    record_reply(&mut report, &reply, spec, started);
                     return report;
                 }
                 // A later timeout does not hide a more specific failure seen earlier (a refusal
@@ -181,8 +175,61 @@ impl Prober {
     }
 }
 
+/// Fills a report from an accepted reply, and classifies it.
+fn record_reply(report: &mut ProbeReport, reply: &Message, spec: &ProbeSpec, started: Instant) {
+    report.rtt = Some(started.elapsed());
+    report.responder = Some(spec.target);
+    report.rcode = Some(reply.metadata.response_code);
+    report.addresses = answer_addresses(reply);
+    report.answers = reply.answers.iter().map(|r| r.data.to_string()).collect();
+    report.records = reply.answers.iter().map(|r| r.to_string()).collect();
+    report.failure = classify(reply, &spec.expect).err();
+}
+
 fn cap(t: Instant, deadline: Option<Instant>) -> Instant {
     deadline.map_or(t, |d| t.min(d))
+}
+
+/// Probes `spec` once over TCP framing on an already established byte stream — a tunnel such
+/// as a Kubernetes port-forward, where no socket of ours reaches the server. One attempt (a
+/// stream is used once); `spec.target` only labels the report; the transport is TCP.
+///
+/// ```
+/// # async fn run() {
+/// let (client, _server) = tokio::io::duplex(4096);
+/// let mut spec = dnsprobe::ProbeSpec::new("10.244.0.5:53".parse().unwrap());
+/// spec.timeout = std::time::Duration::from_millis(10);
+/// let report = dnsprobe::probe_over_stream(&spec, client).await;
+/// assert_eq!(report.failure_kind(), Some(dnsprobe::FailureKind::Timeout)); // nobody answers
+/// # }
+/// ```
+pub async fn probe_over_stream<S: AsyncRead + AsyncWrite + Unpin>(
+    spec: &ProbeSpec,
+    stream: S,
+) -> ProbeReport {
+    let mut report = ProbeReport::new(spec, Transport::Tcp);
+    report.attempts = 1;
+    let started = Instant::now();
+    let query = build_query(spec);
+    let result = match query.to_vec() {
+        Ok(bytes) => {
+            stream_exchange(stream, &query, &bytes, started + spec.timeout, &mut report).await
+        }
+        Err(e) => Err(AttemptError::Failed(Failure::Io {
+            detail: format!("cannot encode query: {e}"),
+        })),
+    };
+    match result {
+        Ok(reply) => record_reply(&mut report, &reply, spec, started),
+        Err(AttemptError::Failed(f)) => report.failure = Some(f),
+        Err(AttemptError::Timeout { .. }) => {
+            report.failure = Some(Failure::Timeout {
+                attempts: 1,
+                timeout: spec.timeout,
+            });
+        }
+    }
+    report
 }
 
 /// Probes `spec` with sockets of its own. See [`Prober::probe`].
@@ -279,11 +326,22 @@ async fn tcp_exchange(
 ) -> Result<Message, AttemptError> {
     socket.set_nonblocking(true).map_err(failed)?;
     let socket = TcpSocket::from_std_stream(socket.into());
-    let mut stream: TcpStream = match timeout_at(deadline, socket.connect(target)).await {
+    let stream: TcpStream = match timeout_at(deadline, socket.connect(target)).await {
         Err(_) => return Err(AttemptError::Timeout { malformed: None }),
         Ok(r) => r.map_err(failed)?,
     };
     stream.set_nodelay(true).map_err(failed)?;
+    stream_exchange(stream, query, bytes, deadline, report).await
+}
+
+/// One DNS-over-TCP exchange (RFC 7766 framing) over an established byte stream.
+async fn stream_exchange<S: AsyncRead + AsyncWrite + Unpin>(
+    mut stream: S,
+    query: &Message,
+    bytes: &[u8],
+    deadline: Instant,
+    report: &mut ProbeReport,
+) -> Result<Message, AttemptError> {
     let len = u16::try_from(bytes.len()).map_err(|_| {
         AttemptError::Failed(Failure::Io {
             detail: "query longer than 65535 bytes".into(),

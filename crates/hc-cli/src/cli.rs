@@ -234,6 +234,9 @@ pub(crate) enum Via {
     Direct,
     /// A short-lived pod in the cluster probes them and reports back through its logs.
     ProbePod,
+    /// Each CoreDNS pod over DNS-over-TCP through the API server's port-forward. UDP cannot be
+    /// checked this way: the results are TCP only, and say so.
+    PortForward,
 }
 
 /// Kubernetes mode: discovery, leader election and remediation.
@@ -301,8 +304,9 @@ pub(crate) struct KubeArgs {
     #[arg(long, env = "HC_ROLLOUT_RESTART", action = clap::ArgAction::SetTrue, value_parser = clap::builder::BoolishValueParser::new())]
     pub(crate) rollout_restart: bool,
 
-    /// How to reach the targets: direct (as addressed), or probe-pod (a short-lived pod in the
-    /// cluster runs `hc-cli probe --json` against them, for machines outside the pod network).
+    /// How to reach the targets: direct (as addressed); probe-pod (a short-lived pod in the
+    /// cluster runs `hc-cli probe --json` against them); port-forward (each CoreDNS pod over TCP
+    /// through the API server). The last two are for machines outside the pod network.
     #[arg(long, value_enum, env = "HC_VIA", default_value = "direct")]
     pub(crate) via: Via,
 

@@ -22,6 +22,9 @@ type NodeCondition = (remedy::Client, String, Option<(bool, String)>);
 
 /// The Kubernetes side of the agent.
 pub(crate) struct Cluster {
+    via: crate::cli::Via,
+    client: remedy::Client,
+    namespace: String,
     /// `--node-condition`: the client, the node, and the condition last set.
     node_condition: Option<NodeCondition>,
     /// `--via probe-pod`: the client and the pod's settings.
@@ -129,6 +132,9 @@ impl Cluster {
             None
         };
         Ok(Cluster {
+            via: args.kube.via,
+            client: client_for_pods.clone(),
+            namespace: args.kube.namespace.clone(),
             node_condition,
             probe_pod,
             discovery,
@@ -174,6 +180,20 @@ impl Cluster {
                 out.push((SocketAddr::new(ip, tcp), TransportMode::Tcp));
             }
         };
+        if self.via == crate::cli::Via::PortForward {
+            // Only pods can be port-forwarded to, and only TCP travels through.
+            let port = self
+                .port_override
+                .or(d.endpoint_tcp_port)
+                .or(d.endpoint_udp_port)
+                .unwrap_or(d.tcp_port);
+            return d
+                .endpoints
+                .iter()
+                .filter(|e| !e.terminating && e.pod.is_some())
+                .map(|e| (SocketAddr::new(e.ip, port), TransportMode::Tcp))
+                .collect();
+        }
         for ip in &d.service_ips {
             add(*ip, d.udp_port, d.tcp_port);
         }
@@ -424,6 +444,54 @@ impl Cluster {
             }
             Err(e) => warn!(node = %node, error = %e, "cannot set the node condition"),
         }
+    }
+
+    /// True with `--via port-forward`.
+    pub(crate) fn probes_via_port_forward(&self) -> bool {
+        self.via == crate::cli::Via::PortForward
+    }
+
+    /// Probes each pod target over TCP through a port-forward (targets that are not a known
+    /// pod's address are probed directly), all at once.
+    pub(crate) async fn probe_via_port_forward(
+        &self,
+        specs: &[dnsprobe::ProbeSpec],
+        d: &Discovered,
+    ) -> Vec<ProbeReport> {
+        let jobs = specs.iter().map(|spec| async move {
+            let pod = d
+                .endpoints
+                .iter()
+                .find(|e| e.ip == spec.target.ip())
+                .and_then(|e| e.pod.clone());
+            let Some(pod) = pod else {
+                return dnsprobe::probe(spec).await;
+            };
+            match remedy::port_forward(
+                self.client.clone(),
+                &self.namespace,
+                &pod,
+                spec.target.port(),
+            )
+            .await
+            {
+                Ok(pf) => vec![dnsprobe::probe_over_stream(spec, pf.stream).await],
+                Err(e) => {
+                    // A report for the target, failed: a stream whose far end is gone fails at once.
+                    let (closed, _) = tokio::io::duplex(64);
+                    let mut r = dnsprobe::probe_over_stream(spec, closed).await;
+                    r.failure = Some(dnsprobe::Failure::Io {
+                        detail: format!("port-forward to pod {pod}: {e}"),
+                    });
+                    vec![r]
+                }
+            }
+        });
+        futures_util::future::join_all(jobs)
+            .await
+            .into_iter()
+            .flatten()
+            .collect()
     }
 
     /// True with `--via probe-pod`.

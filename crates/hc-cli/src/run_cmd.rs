@@ -207,9 +207,13 @@ impl Agent {
         let prober = Prober::new();
         let specs = &self.specs;
         let cluster = &self.cluster;
+        let disc = discovered.as_ref();
         let host_probes = async move {
-            match cluster {
-                Some(c) if c.probes_via_pod() => c.probe_via_pod(specs).await,
+            match (cluster, disc) {
+                (Some(c), _) if c.probes_via_pod() => c.probe_via_pod(specs).await,
+                (Some(c), Some(d)) if c.probes_via_port_forward() => {
+                    Ok(c.probe_via_port_forward(specs, d).await)
+                }
                 _ => Ok(prober.probe_many(specs, deadline).await),
             }
         };
@@ -464,6 +468,11 @@ impl Agent {
 #[derive(Serialize)]
 struct OnceJson {
     healthy: bool,
+    /// How the targets were reached: `direct`, `probe-pod`, `port-forward`.
+    via: &'static str,
+    /// A caveat on the results, e.g. that UDP was not checked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    note: Option<&'static str>,
     targets: Vec<JsonReport>,
     namespaces: Vec<JsonNsReport>,
 }
@@ -601,10 +610,22 @@ async fn once(args: &RunArgs, cluster: Option<Cluster>) -> anyhow::Result<u8> {
     };
     let healthy = report.host.iter().all(ProbeReport::healthy)
         && report.namespaces.iter().all(NsReport::healthy);
+    let (via, note) = match args.kube.via {
+        crate::cli::Via::Direct => ("direct", None),
+        crate::cli::Via::ProbePod => ("probe-pod", None),
+        crate::cli::Via::PortForward => (
+            "port-forward",
+            Some(
+                "through a port-forward only TCP can be checked: UDP, what pods use, was not probed",
+            ),
+        ),
+    };
     let mut out = std::io::stdout().lock();
     if args.json {
         let doc = OnceJson {
             healthy,
+            via,
+            note,
             targets: report.host.iter().map(json_report).collect(),
             namespaces: report.namespaces.iter().map(ns_json).collect(),
         };
@@ -617,6 +638,9 @@ async fn once(args: &RunArgs, cluster: Option<Cluster>) -> anyhow::Result<u8> {
         }
         for n in &report.namespaces {
             writeln!(out, "{}", ns_human(n, colour))?;
+        }
+        if let Some(n) = note {
+            writeln!(out, "note: {n}")?;
         }
     }
     out.flush()?;

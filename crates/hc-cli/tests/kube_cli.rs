@@ -27,6 +27,7 @@ impl Cluster {
             .node
             .run(|| std::net::TcpListener::bind("127.0.0.1:0").unwrap());
         let api = FakeApi::start_on(listener);
+        api.dial_from_netns(&lab.node.path());
         let pods = [
             ("coredns-a", ip("10.244.0.2")),
             ("coredns-b", ip("10.244.0.3")),
@@ -580,6 +581,44 @@ fn node_condition_is_set_on_transitions_only() {
         "the kubelet's conditions stay"
     );
     assert_eq!(patches(), 2);
+}
+
+#[test]
+fn via_port_forward_checks_each_pod_over_tcp_and_says_udp_was_not() {
+    let mut c = Cluster::new("170Mi");
+    c.lab.dns[1].server.kill();
+    let o = c.once(&["--via", "port-forward"]);
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "{}\n{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["via"], "port-forward");
+    assert!(v["note"].as_str().unwrap().contains("UDP"), "{v}");
+    let t = v["targets"].as_array().unwrap();
+    assert_eq!(
+        t.len(),
+        2,
+        "one TCP probe per pod, no Service, no UDP: {t:#?}"
+    );
+    assert!(t.iter().all(|r| r["transport"] == "tcp"));
+    let a = t.iter().find(|r| r["target"] == "10.244.0.2:53").unwrap();
+    assert_eq!(a["healthy"], true, "{a}");
+    assert_eq!(a["answers"], serde_json::json!(["10.96.0.1"]));
+    let b = t.iter().find(|r| r["target"] == "10.244.0.3:53").unwrap();
+    assert_eq!(
+        b["healthy"], false,
+        "the killed pod fails through the tunnel too: {b}"
+    );
+    let reqs = c.api.requests();
+    assert!(
+        reqs.iter()
+            .any(|r| r.contains("pods/coredns-a/portforward")),
+        "{reqs:?}"
+    );
 }
 
 #[test]

@@ -63,6 +63,7 @@ struct Shared {
     requests: Mutex<Vec<String>>,
     logs: Mutex<BTreeMap<(String, String), String>>,
     forbidden: Mutex<Vec<(String, String)>>,
+    dial_netns: Mutex<Option<String>>,
 }
 
 /// The fake API server; stops on drop.
@@ -256,6 +257,7 @@ impl FakeApi {
             requests: Mutex::new(Vec::new()),
             logs: Mutex::new(BTreeMap::new()),
             forbidden: Mutex::new(Vec::new()),
+            dial_netns: Mutex::new(None),
         });
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
         let s = shared.clone();
@@ -279,6 +281,7 @@ impl FakeApi {
                             });
                             let _ = hyper::server::conn::http1::Builder::new()
                                 .serve_connection(TokioIo::new(stream), svc)
+                                .with_upgrades()
                                 .await;
                         });
                     }
@@ -363,6 +366,12 @@ impl FakeApi {
             .insert((namespace.to_owned(), pod.to_owned()), text.to_owned());
     }
 
+    /// Port-forwards connect to pods from inside this network namespace (a path such as
+    /// `/run/netns/NAME`): where the pod network is, as for a kubelet.
+    pub fn dial_from_netns(&self, path: &str) {
+        *self.shared.dial_netns.lock().unwrap() = Some(path.to_owned());
+    }
+
     /// Answers `method` on `resource` (e.g. `POST`, `pods`) with 403 Forbidden from now on.
     pub fn forbid(&self, method: &str, resource: &str) {
         self.shared
@@ -410,6 +419,13 @@ impl Drop for FakeApi {
 }
 
 async fn handle(s: Arc<Shared>, req: Request<Incoming>) -> Response<Body> {
+    if req.uri().path().ends_with("/portforward") && !s.down.load(Ordering::SeqCst) {
+        s.requests
+            .lock()
+            .unwrap()
+            .push(format!("{} {}", req.method(), req.uri()));
+        return port_forward(s, req);
+    }
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
     let q = query(req.uri().query());
@@ -650,6 +666,153 @@ async fn handle(s: Arc<Shared>, req: Request<Incoming>) -> Response<Body> {
             &format!("{method} {path} is not served by the fake"),
         ),
     }
+}
+
+/// `GET .../pods/NAME/portforward?ports=P` upgraded to a WebSocket speaking
+/// `v4.channel.k8s.io`, as the API server does: each port gets a data channel (2n) and an error
+/// channel (2n+1), each opened by a frame of the port number (little-endian); data frames carry
+/// the channel in their first byte. The fake relays the data channel to the pod's IP and port
+/// over TCP, from wherever it runs (inside a lab's node namespace, the pod network).
+fn port_forward(s: Arc<Shared>, mut req: Request<Incoming>) -> Response<Body> {
+    let Some(t) = parse_path(req.uri().path()) else {
+        return status(404, "NotFound", "bad path");
+    };
+    let q = query(req.uri().query());
+    let Some(port) = q
+        .get("ports")
+        .and_then(|p| p.split(',').next())
+        .and_then(|p| p.parse::<u16>().ok())
+    else {
+        return status(400, "BadRequest", "ports is required");
+    };
+    let key = (
+        t.prefix.clone(),
+        t.namespace.clone().unwrap_or_default(),
+        "pods".to_owned(),
+        t.name.clone().unwrap_or_default(),
+    );
+    let Some(ip) = s
+        .store
+        .lock()
+        .unwrap()
+        .objects
+        .get(&key)
+        .and_then(|p| p["status"]["podIP"].as_str().map(str::to_owned))
+    else {
+        return status(404, "NotFound", "pod not found");
+    };
+    let Some(ws_key) = req
+        .headers()
+        .get("sec-websocket-key")
+        .map(|k| k.as_bytes().to_vec())
+    else {
+        return status(400, "BadRequest", "not a WebSocket upgrade");
+    };
+    let upgrade = hyper::upgrade::on(&mut req);
+    tokio::spawn(async move {
+        use futures_util::SinkExt;
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        use tokio_tungstenite::tungstenite::Message;
+        use tokio_tungstenite::tungstenite::protocol::Role;
+        let Ok(upgraded) = upgrade.await else { return };
+        let ws = tokio_tungstenite::WebSocketStream::from_raw_socket(
+            TokioIo::new(upgraded),
+            Role::Server,
+            None,
+        )
+        .await;
+        let (mut tx, mut rx) = ws.split();
+        let p = port.to_le_bytes();
+        if tx.send(Message::binary(vec![0, p[0], p[1]])).await.is_err()
+            || tx.send(Message::binary(vec![1, p[0], p[1]])).await.is_err()
+        {
+            return;
+        }
+        let dial = s.dial_netns.lock().unwrap().clone();
+        let tcp = match dial_pod(dial, &ip, port).await {
+            Ok(c) => c,
+            Err(e) => {
+                let mut m = vec![1u8];
+                m.extend_from_slice(format!("error forwarding port {port} to pod: {e}").as_bytes());
+                let _ = tx.send(Message::binary(m)).await;
+                let _ = tx.send(Message::Close(None)).await;
+                return;
+            }
+        };
+        let (mut r, mut w) = tcp.into_split();
+        let to_pod = async {
+            while let Some(Ok(msg)) = rx.next().await {
+                match msg {
+                    Message::Binary(b)
+                        if b.len() > 1 && b[0] == 0 && w.write_all(&b[1..]).await.is_err() =>
+                    {
+                        break;
+                    }
+                    Message::Close(_) => break,
+                    _ => {}
+                }
+            }
+            let _ = w.shutdown().await;
+        };
+        let from_pod = async {
+            let mut buf = vec![0u8; 4096];
+            loop {
+                match r.read(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => {
+                        let mut m = vec![0u8];
+                        m.extend_from_slice(&buf[..n]);
+                        if tx.send(Message::binary(m)).await.is_err() {
+                            break;
+                        }
+                    }
+                }
+            }
+            let _ = tx.send(Message::Close(None)).await;
+        };
+        tokio::join!(to_pod, from_pod);
+    });
+    let accept = tokio_tungstenite::tungstenite::handshake::derive_accept_key(&ws_key);
+    let mut r = Response::new(full(String::new()));
+    *r.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    let h = r.headers_mut();
+    h.insert("upgrade", "websocket".parse().unwrap());
+    h.insert("connection", "Upgrade".parse().unwrap());
+    h.insert("sec-websocket-accept", accept.parse().unwrap());
+    h.insert(
+        "sec-websocket-protocol",
+        "v4.channel.k8s.io".parse().unwrap(),
+    );
+    r
+}
+
+/// Connects to a pod's port, from inside `netns` when given (on a thread that enters it: the
+/// socket stays there).
+async fn dial_pod(
+    netns: Option<String>,
+    ip: &str,
+    port: u16,
+) -> std::io::Result<tokio::net::TcpStream> {
+    let addr: SocketAddr = format!("{ip}:{port}")
+        .parse()
+        .map_err(std::io::Error::other)?;
+    let std_stream = match netns {
+        None => std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2))?,
+        Some(path) => tokio::task::spawn_blocking(move || {
+            std::thread::spawn(move || {
+                let f = std::fs::File::open(&path)?;
+                nix::sched::setns(&f, nix::sched::CloneFlags::CLONE_NEWNET)
+                    .map_err(std::io::Error::from)?;
+                std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2))
+            })
+            .join()
+            .map_err(|_| std::io::Error::other("dial thread panicked"))?
+        })
+        .await
+        .map_err(std::io::Error::other)??,
+    };
+    std_stream.set_nonblocking(true)?;
+    tokio::net::TcpStream::from_std(std_stream)
 }
 
 /// A strategic merge patch, as far as the tests need it: objects merge recursively, `null`

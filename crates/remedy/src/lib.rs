@@ -55,7 +55,7 @@ pub use plan::{
     Action, ActionKind, DeploymentObservation, Done, History, Observations, PodObservation, Policy,
     next_memory, plan,
 };
-pub use probe_pod::{ProbePodConfig, ProbePodError, run_probe_pod};
+pub use probe_pod::{PortForward, ProbePodConfig, ProbePodError, port_forward, run_probe_pod};
 pub use quantity::{format_quantity, parse_quantity};
 
 /// The Kubernetes client type.

@@ -188,3 +188,37 @@ async fn wait_and_read(
         state,
     })
 }
+
+/// A TCP tunnel to one port of a pod through the API server (`kubectl port-forward`), for DNS
+/// over TCP where this machine cannot reach the pod network. UDP cannot travel through it.
+pub struct PortForward {
+    /// Keeps the forwarding tasks alive while the stream is used.
+    _forwarder: kube::api::Portforwarder,
+    /// The byte stream to the pod's port.
+    pub stream: tokio::io::DuplexStream,
+}
+
+impl std::fmt::Debug for PortForward {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PortForward").finish_non_exhaustive()
+    }
+}
+
+/// Opens a port-forward to `pod`:`port` in `namespace` (needs `create` on pods/portforward).
+pub async fn port_forward(
+    client: Client,
+    namespace: &str,
+    pod: &str,
+    port: u16,
+) -> Result<PortForward, kube::Error> {
+    let mut forwarder = Api::<Pod>::namespaced(client, namespace)
+        .portforward(pod, &[port])
+        .await?;
+    let stream = forwarder
+        .take_stream(port)
+        .ok_or_else(|| kube::Error::Service(format!("no stream for port {port}").into()))?;
+    Ok(PortForward {
+        _forwarder: forwarder,
+        stream,
+    })
+}
