@@ -93,20 +93,8 @@ async fn endpoints() {
     let r = get(addr, "GET", "/metrics").await;
     assert_eq!(r.status, 200);
     assert_eq!(r.header("content-type"), Some(exporter::OPENMETRICS));
-    let lines = r.body.lines().map(|l| Ok(l.to_owned()));
-    let scrape = prometheus_parse::Scrape::parse(lines).unwrap();
-    let value = |name: &str, labels: &[(&str, &str)]| -> Option<f64> {
-        scrape
-            .samples
-            .iter()
-            .find(|s| s.metric == name && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
-            .map(|s| match s.value {
-                prometheus_parse::Value::Counter(v)
-                | prometheus_parse::Value::Gauge(v)
-                | prometheus_parse::Value::Untyped(v) => v,
-                _ => f64::NAN,
-            })
-    };
+    let value =
+        |name: &str, labels: &[(&str, &str)]| hc_testkit::metric_value(&r.body, name, labels);
     let q = [
         ("target", "10.96.0.10:53"),
         ("transport", "udp"),

@@ -51,3 +51,20 @@ pub fn http(addr: SocketAddr, method: &str, path: &str) -> std::io::Result<HttpR
         body: body.to_owned(),
     })
 }
+
+/// The value of the first sample named `name` whose labels include `labels`, in a Prometheus /
+/// OpenMetrics text exposition (parsed by prometheus-parse); `None` when there is none.
+pub fn metric_value(exposition: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    let scrape =
+        prometheus_parse::Scrape::parse(exposition.lines().map(|l| Ok(l.to_owned()))).ok()?;
+    scrape
+        .samples
+        .iter()
+        .find(|s| s.metric == name && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
+        .map(|s| match s.value {
+            prometheus_parse::Value::Counter(v)
+            | prometheus_parse::Value::Gauge(v)
+            | prometheus_parse::Value::Untyped(v) => v,
+            _ => f64::NAN,
+        })
+}

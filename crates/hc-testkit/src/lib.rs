@@ -22,7 +22,7 @@ mod scripted;
 pub use cluster::{coredns_pod, install_coredns, oom_killed};
 pub use dnsmasq::Dnsmasq;
 pub use fakeapi::FakeApi;
-pub use http::{HttpResponse, http};
+pub use http::{HttpResponse, http, metric_value};
 #[cfg(target_os = "linux")]
 pub use lab::{LAB_API_IP, LAB_DNS_VIP, LAB_GATEWAY, Lab, LabDnsPod, LabPod};
 #[cfg(target_os = "linux")]

@@ -69,19 +69,7 @@ impl Agent {
     }
 
     pub fn metric(&self, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
-        let r = self.get("/metrics")?;
-        let scrape =
-            prometheus_parse::Scrape::parse(r.body.lines().map(|l| Ok(l.to_owned()))).unwrap();
-        scrape
-            .samples
-            .iter()
-            .find(|s| s.metric == name && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
-            .map(|s| match s.value {
-                prometheus_parse::Value::Counter(v)
-                | prometheus_parse::Value::Gauge(v)
-                | prometheus_parse::Value::Untyped(v) => v,
-                _ => f64::NAN,
-            })
+        hc_testkit::metric_value(&self.get("/metrics")?.body, name, labels)
     }
 
     /// Polls until `cond` holds; panics after 30 s with `what` (a bound against hangs, not a
