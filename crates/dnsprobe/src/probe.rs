@@ -95,8 +95,10 @@ impl Prober {
         .await
     }
 
-    /// Probes every spec over each of its transports, all concurrently on the current task, and
-    /// stops waiting at `deadline` from now: probes still running then are reported as timed out.
+    /// Probes every spec over each of its transports, all concurrently on the current task (at
+    /// most the in-flight limit at once), and stops waiting at `deadline` from now: probes still
+    /// running then are reported as timed out. [`Prober::deadline_for`] gives a deadline that
+    /// lets every probe finish.
     /// Reports come in input order (per spec, UDP before TCP).
     pub async fn probe_many(&self, specs: &[ProbeSpec], deadline: Duration) -> Vec<ProbeReport> {
         let until = Instant::now() + deadline;
@@ -107,6 +109,22 @@ impl Prober {
                 .map(move |t| self.probe_transport(spec, *t, Some(until)))
         }))
         .await
+    }
+
+    /// An overall deadline long enough for `specs` to run to completion under this prober's
+    /// in-flight limit: every attempt, a TCP retry after truncation, queued in batches.
+    pub fn deadline_for(&self, specs: &[ProbeSpec]) -> Duration {
+        let probes: usize = specs.iter().map(|s| s.transport.transports().len()).sum();
+        let longest = specs
+            .iter()
+            .map(|s| s.timeout * (s.attempts.get() + 1))
+            .max()
+            .unwrap_or_default();
+        let batches = match &self.limit {
+            Some(l) => probes.div_ceil(l.0.available_permits().max(1)).max(1),
+            None => 1,
+        };
+        longest * u32::try_from(batches).unwrap_or(u32::MAX) + Duration::from_millis(500)
     }
 
     /// Probes `spec` over one transport, making up to `spec.attempts` attempts, none going past

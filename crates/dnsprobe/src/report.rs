@@ -162,6 +162,9 @@ fn join_ips(ips: &[IpAddr]) -> String {
 impl fmt::Display for Failure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            Failure::Timeout { attempts: 0, .. } => {
+                f.write_str("not attempted: the overall deadline passed while waiting for room")
+            }
             Failure::Timeout { attempts, timeout } => {
                 let s = if *attempts == 1 { "" } else { "s" };
                 write!(

@@ -416,3 +416,45 @@ async fn sockets_opened_in_another_network_namespace_probe_from_there() {
         );
     }
 }
+
+#[test]
+fn deadline_for_covers_every_batch_of_the_in_flight_limit() {
+    let mut s = spec("127.0.0.1:53".parse().unwrap());
+    s.timeout = Duration::from_secs(1);
+    let specs = vec![s.clone(); 300];
+    // 300 probes, 128 at a time: 3 batches of (1 attempt + a TCP retry) x 1 s, + 0.5 s.
+    assert_eq!(
+        Prober::new().deadline_for(&specs),
+        Duration::from_millis(6500)
+    );
+    let unlimited = Prober::new().with_limit(None);
+    assert_eq!(unlimited.deadline_for(&specs), Duration::from_millis(2500));
+    s.transport = TransportMode::Both;
+    assert_eq!(
+        Prober::new().deadline_for(&vec![s; 100]),
+        Duration::from_millis(4500),
+        "200 probes: 2 batches"
+    );
+}
+
+#[tokio::test]
+async fn the_in_flight_limit_queues_without_charging_the_timeout() {
+    // Five probes, one at a time, each answered after 150 ms by a server with a 300 ms timeout
+    // per attempt: every one succeeds although the last waits ~600 ms for its turn.
+    let server = ScriptedServer::start(
+        loopback(),
+        &[ip(API)],
+        Behaviour::Delay(Duration::from_millis(150)),
+        Behaviour::Closed,
+    );
+    let mut s = spec(server.addr());
+    s.timeout = Duration::from_millis(300);
+    let specs = vec![s; 5];
+    let prober = Prober::new().with_limit(Some(dnsprobe::InFlightLimit::new(1)));
+    let reports = prober.probe_many(&specs, prober.deadline_for(&specs)).await;
+    assert!(
+        reports.iter().all(|r| r.healthy()),
+        "{:?}",
+        reports.iter().map(|r| &r.failure).collect::<Vec<_>>()
+    );
+}

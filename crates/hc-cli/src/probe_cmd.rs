@@ -46,9 +46,9 @@ pub(crate) fn specs(args: &ProbeArgs) -> Vec<ProbeSpec> {
 /// Runs the probes and prints them; returns the exit status.
 pub(crate) fn run(args: ProbeArgs) -> anyhow::Result<u8> {
     let specs = specs(&args);
-    // One attempt loop per transport, plus a TCP retry after truncation: the overall deadline
-    // only guards against a bug, it never cuts a probe short.
-    let deadline = args.timeout * (args.attempts * 2 + 1);
+    // Long enough for every probe to finish: the overall deadline only guards against a bug.
+    let prober = dnsprobe::Prober::new();
+    let deadline = prober.deadline_for(&specs);
     // A current-thread runtime: probes are I/O-bound and start-up cost matters for a CLI that
     // monitoring runs over and over.
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -56,7 +56,7 @@ pub(crate) fn run(args: ProbeArgs) -> anyhow::Result<u8> {
         .enable_time()
         .build()
         .context("cannot start the async runtime")?;
-    let reports: Vec<ProbeReport> = runtime.block_on(dnsprobe::probe_many(&specs, deadline));
+    let reports: Vec<ProbeReport> = runtime.block_on(prober.probe_many(&specs, deadline));
 
     let stdout = std::io::stdout();
     let mut out = stdout.lock();

@@ -197,14 +197,8 @@ impl Agent {
         let started = Instant::now();
         let discovered = self.cluster.as_ref().map(Cluster::snapshot);
         self.refresh(discovered.as_ref());
-        let attempts = self.specs.first().map_or(1, |s| s.attempts.get());
-        let timeout = self
-            .specs
-            .first()
-            .map_or(Duration::from_secs(1), |s| s.timeout);
-        // Attempts, plus a TCP retry after truncation, plus slack: a guard, never the limit.
-        let deadline = timeout * (attempts * 2 + 1) + Duration::from_millis(500);
         let prober = Prober::new();
+        let deadline = prober.deadline_for(&self.specs);
         let specs = &self.specs;
         let cluster = &self.cluster;
         let disc = discovered.as_ref();
