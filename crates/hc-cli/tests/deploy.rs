@@ -48,8 +48,9 @@ fn render(dir: &str) -> (String, Vec<Value>) {
 fn validate(yaml: &str) -> std::process::Output {
     let file = std::env::temp_dir().join(format!("{}.yaml", hc_testkit::unique_name("hcdeploy")));
     std::fs::write(&file, yaml).unwrap();
-    let out = Command::new("kubernetes-validate")
-        .args(["--strict", "-k", "1.33.0", &file.display().to_string()])
+    // As a module: no dependence on where pip put the script (pyenv shims need a rehash).
+    let out = Command::new("python3")
+        .args(["-m", "kubernetes_validate", "--strict", "-k", "1.33.0", &file.display().to_string()])
         .output()
         .unwrap_or_else(|e| panic!("cannot run kubernetes-validate ({e}): pip install kubernetes-validate==1.33.1 (.ci/run does)"));
     let _ = std::fs::remove_file(file);
