@@ -207,7 +207,7 @@ async fn demo(args: DemoArgs, note: fn(&str)) -> anyhow::Result<u8> {
     if args.no_netns {
         note("Namespaces skipped (--no-netns).");
     } else if nix_is_root() {
-        swept = Some(namespaces(&server, target, note).await?);
+        swept = Some(namespaces(target, note).await?);
     } else {
         note(
             "Not root: the namespace sweep is skipped (run as root to see a sweep and a diagnosis).",
@@ -242,11 +242,7 @@ fn nix_is_root() -> bool {
         .unwrap_or(false)
 }
 
-async fn namespaces(
-    server: &DemoServer,
-    target: SocketAddr,
-    note: fn(&str),
-) -> anyhow::Result<String> {
+async fn namespaces(target: SocketAddr, note: fn(&str)) -> anyhow::Result<String> {
     let prefix = format!("hcdemo{}", std::process::id());
     let ns = DemoNetns::create(&prefix)?;
     let ok_path = PathBuf::from("/run/netns").join(&ns.names[0]);
@@ -260,7 +256,6 @@ async fn namespaces(
         ))
     })??;
     let _inside = DemoServer::start(udp, tcp).await?;
-    let _ = server;
     note(&format!(
         "Two network namespaces: {} (loopback up, a DNS server inside, resolv.conf right) and {} (loopback down, resolv.conf naming 10.0.0.99). Sweeping them:",
         ns.names[0], ns.names[1]

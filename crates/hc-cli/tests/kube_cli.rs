@@ -632,5 +632,4 @@ fn no_target_and_no_cluster_says_what_to_give() {
     assert_eq!(o.status.code(), Some(2));
     let e = String::from_utf8_lossy(&o.stderr);
     assert!(e.contains("--target") && e.contains("--kubeconfig"), "{e}");
-    let _ = Duration::ZERO;
 }

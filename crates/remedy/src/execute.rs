@@ -7,7 +7,7 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ObjectReference, Pod};
 use kube::api::{EvictParams, Patch, PatchParams};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
-use kube::{Api, Client, Resource};
+use kube::{Api, Client};
 use serde_json::json;
 
 use crate::plan::{Action, DeploymentObservation};
@@ -339,9 +339,4 @@ impl Executor {
             tracing::warn!(error = %e, "cannot record the Kubernetes Event");
         }
     }
-}
-
-/// The API resource of a Kubernetes type, for messages.
-pub fn kind_of<K: Resource<DynamicType = ()>>() -> String {
-    K::kind(&()).into_owned()
 }

@@ -48,7 +48,7 @@ pub use discovery::{
     ApiHealth, Discovered, Discovery, DiscoveryConfig, EndpointInfo, PodInfo, pod_info,
 };
 pub use error::RemedyError;
-pub use execute::{Executor, FIELD_MANAGER, Mode, Outcome, kind_of};
+pub use execute::{Executor, FIELD_MANAGER, Mode, Outcome};
 pub use lease::{Decision, Elector, LeaseConfig, decide};
 pub use node_condition::{NODE_CONDITION, set_node_condition};
 pub use plan::{
