@@ -107,13 +107,7 @@ fn status(a: &Agent) -> Value {
 fn discovery_finds_the_service_the_pods_and_the_expected_answer() {
     let c = Cluster::new("170Mi");
     let o = c.once(&[]);
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "{}\n{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
+    Agent::assert_exit(&o, 0);
     let v: Value = serde_json::from_slice(&o.stdout).unwrap();
     let t = v["targets"].as_array().unwrap();
     let pairs: Vec<(String, String)> = t
@@ -169,10 +163,7 @@ fn a_pod_that_drops_udp_is_evicted_exactly_once_within_the_cooldown() {
     a.wait_for("the sick pod evicted", |_| !c.api.evictions().is_empty());
     assert_eq!(c.api.evictions(), vec!["kube-system/coredns-a"]);
     // More rounds, still failing (the endpoint stays in the fake's slice): no second eviction.
-    let r0 = a.metric("coredns_healthcheck_rounds_total", &[]).unwrap();
-    a.wait_for("5 more rounds", |a| {
-        a.metric("coredns_healthcheck_rounds_total", &[]).unwrap() >= r0 + 5.0
-    });
+    a.wait_rounds(5);
     assert_eq!(
         c.api.evictions(),
         vec!["kube-system/coredns-a"],
@@ -263,10 +254,7 @@ fn an_oom_killed_pod_doubles_the_limit_once() {
     );
     let a = c.agent(&["--remediation", "on"]);
     a.wait_for("the limit raised", |_| c.deployment_memory() == "340Mi");
-    let r0 = a.metric("coredns_healthcheck_rounds_total", &[]).unwrap();
-    a.wait_for("5 more rounds", |a| {
-        a.metric("coredns_healthcheck_rounds_total", &[]).unwrap() >= r0 + 5.0
-    });
+    a.wait_rounds(5);
     assert_eq!(
         c.deployment_memory(),
         "340Mi",
@@ -329,10 +317,7 @@ fn two_agents_one_lease_only_one_acts() {
     let a = c.agent(&["--remediation", "on", "--identity", "agent-a"]);
     let b = c.agent(&["--remediation", "on", "--identity", "agent-b"]);
     a.wait_for("an eviction", |_| !c.api.evictions().is_empty());
-    let r0 = a.metric("coredns_healthcheck_rounds_total", &[]).unwrap();
-    a.wait_for("5 more rounds", |a| {
-        a.metric("coredns_healthcheck_rounds_total", &[]).unwrap() >= r0 + 5.0
-    });
+    a.wait_rounds(5);
     assert_eq!(c.api.evictions().len(), 1);
     let leaders = [&a, &b]
         .iter()
@@ -457,13 +442,7 @@ fn via_probe_pod_probes_from_inside_and_leaves_nothing() {
         stop.store(true, std::sync::atomic::Ordering::SeqCst);
         (o, k.join().unwrap())
     });
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "{}\n{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
+    Agent::assert_exit(&o, 0);
     assert_eq!(ran.len(), 1, "one probe pod");
     let v: Value = serde_json::from_slice(&o.stdout).unwrap();
     let t = v["targets"].as_array().unwrap();
@@ -546,10 +525,7 @@ fn node_condition_is_set_on_transitions_only() {
     a.wait_for("condition True", |_| {
         cond().is_some_and(|x| x["status"] == "True")
     });
-    let r0 = a.metric("coredns_healthcheck_rounds_total", &[]).unwrap();
-    a.wait_for("5 more rounds", |a| {
-        a.metric("coredns_healthcheck_rounds_total", &[]).unwrap() >= r0 + 5.0
-    });
+    a.wait_rounds(5);
     let patches = || {
         c.api
             .requests()
@@ -588,13 +564,7 @@ fn via_port_forward_checks_each_pod_over_tcp_and_says_udp_was_not() {
     let mut c = Cluster::new("170Mi");
     c.lab.dns[1].server.kill();
     let o = c.once(&["--via", "port-forward"]);
-    assert_eq!(
-        o.status.code(),
-        Some(1),
-        "{}\n{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
+    Agent::assert_exit(&o, 1);
     let v: Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["via"], "port-forward");
     assert!(v["note"].as_str().unwrap().contains("UDP"), "{v}");

@@ -194,14 +194,7 @@ fn default_route_deleted() {
 #[test]
 fn host_side_veth_down() {
     let lab = Lab::new(1, 2);
-    ip(&[
-        "-n",
-        lab.node.name(),
-        "link",
-        "set",
-        &lab.pods[0].host_veth,
-        "down",
-    ]);
+    lab.set_host_veth(0, &["down"]);
     let (code, v) = sweep(&lab, &lab.client_glob(), &[]);
     assert_eq!(code, 1);
     let c = codes(&v, lab.pods[0].ns.name());
@@ -214,14 +207,7 @@ fn host_side_veth_down() {
 #[test]
 fn veth_detached_from_the_bridge() {
     let lab = Lab::new(1, 2);
-    ip(&[
-        "-n",
-        lab.node.name(),
-        "link",
-        "set",
-        &lab.pods[0].host_veth,
-        "nomaster",
-    ]);
+    lab.set_host_veth(0, &["nomaster"]);
     let (code, v) = sweep(&lab, &lab.client_glob(), &[]);
     assert_eq!(code, 1);
     let c = codes(&v, lab.pods[0].ns.name());

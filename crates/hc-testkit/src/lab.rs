@@ -273,6 +273,20 @@ impl Lab {
         );
     }
 
+    /// Runs `ip link set <client pod i's node-side veth> ARGS...` in the node namespace
+    /// (`down`, `nomaster`, ...).
+    pub fn set_host_veth(&self, i: usize, args: &[&str]) {
+        let mut cmd = vec![
+            "-n",
+            self.node.name(),
+            "link",
+            "set",
+            self.pods[i].host_veth.as_str(),
+        ];
+        cmd.extend_from_slice(args);
+        ip(&cmd);
+    }
+
     /// Undoes [`Lab::drop_udp_at_dns_pod`].
     pub fn restore_udp_at_dns_pod(&self, i: usize) {
         nft(&self.dns[i].pod.ns, "delete table inet fault\n");

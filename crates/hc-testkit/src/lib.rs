@@ -9,6 +9,7 @@
 //! - [`unique_name`] and [`free_port`]: per-run names and ports.
 #![allow(clippy::unwrap_used, unreachable_pub)]
 
+mod background;
 mod cluster;
 mod dnsmasq;
 mod fakeapi;

@@ -8,7 +8,6 @@ use hickory_proto::rr::rdata::{A, AAAA};
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, UdpSocket};
-use tokio::sync::oneshot;
 
 /// How the scripted server treats a query on one transport.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,8 +43,7 @@ pub enum Behaviour {
 pub struct ScriptedServer {
     addr: SocketAddr,
     queries: Arc<AtomicUsize>,
-    stop: Option<oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    _background: crate::background::Background,
 }
 
 #[derive(Debug)]
@@ -67,39 +65,31 @@ impl ScriptedServer {
             tcp,
         });
         let queries = Arc::new(AtomicUsize::new(0));
-        let (stop_tx, stop_rx) = oneshot::channel();
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let q = queries.clone();
-        let thread = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async move {
-                let udp = if script.udp == Behaviour::Closed {
-                    None
-                } else {
-                    Some(UdpSocket::bind(addr).await.unwrap())
-                };
-                let tcp = if script.tcp == Behaviour::Closed {
-                    None
-                } else {
-                    Some(TcpListener::bind(addr).await.unwrap())
-                };
-                ready_tx.send(()).unwrap();
-                let udp_task = tokio::spawn(serve_udp(udp, script.clone(), q.clone()));
-                let tcp_task = tokio::spawn(serve_tcp(tcp, script, q));
-                let _ = stop_rx.await;
-                udp_task.abort();
-                tcp_task.abort();
-            });
+        let background = crate::background::Background::spawn(move || async move {
+            let udp = if script.udp == Behaviour::Closed {
+                None
+            } else {
+                Some(UdpSocket::bind(addr).await.unwrap())
+            };
+            let tcp = if script.tcp == Behaviour::Closed {
+                None
+            } else {
+                Some(TcpListener::bind(addr).await.unwrap())
+            };
+            ready_tx.send(()).unwrap();
+            // Both serve forever; the runtime (and they) stop when the server is dropped.
+            tokio::join!(
+                serve_udp(udp, script.clone(), q.clone()),
+                serve_tcp(tcp, script, q)
+            );
         });
         ready_rx.recv().unwrap();
         ScriptedServer {
             addr,
             queries,
-            stop: Some(stop_tx),
-            thread: Some(thread),
+            _background: background,
         }
     }
 
@@ -111,17 +101,6 @@ impl ScriptedServer {
     /// Queries received so far (both transports).
     pub fn queries(&self) -> usize {
         self.queries.load(Ordering::SeqCst)
-    }
-}
-
-impl Drop for ScriptedServer {
-    fn drop(&mut self) {
-        if let Some(s) = self.stop.take() {
-            let _ = s.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
     }
 }
 

@@ -25,6 +25,10 @@ async fn client(api: &FakeApi) -> remedy::Client {
     c
 }
 
+async fn executor(api: &FakeApi, mode: Mode) -> Executor {
+    Executor::new(client(api).await, "kube-system", mode, "agent-1", false)
+}
+
 fn cluster() -> FakeApi {
     let api = FakeApi::start();
     install_coredns(
@@ -102,13 +106,7 @@ async fn discovery_follows_the_watches() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn eviction_with_pdb_refusal_then_success_and_events() {
     let api = cluster();
-    let ex = Executor::new(
-        client(&api).await,
-        "kube-system",
-        Mode::On,
-        "agent-1",
-        false,
-    );
+    let ex = executor(&api, Mode::On).await;
     api.refuse_evictions(1);
     let evict = Action::Evict {
         pod: "coredns-a".into(),
@@ -140,13 +138,7 @@ async fn eviction_with_pdb_refusal_then_success_and_events() {
     assert!(ok["note"].as_str().unwrap().contains("failed 3 rounds"));
 
     // Dry-run changes nothing.
-    let dry = Executor::new(
-        client(&api).await,
-        "kube-system",
-        Mode::DryRun,
-        "agent-1",
-        false,
-    );
+    let dry = executor(&api, Mode::DryRun).await;
     let before = api.requests().len();
     assert_eq!(
         dry.execute(&Action::Evict {
@@ -162,13 +154,7 @@ async fn eviction_with_pdb_refusal_then_success_and_events() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn memory_is_patched_test_and_set_and_addon_managed_is_refused() {
     let api = cluster();
-    let ex = Executor::new(
-        client(&api).await,
-        "kube-system",
-        Mode::On,
-        "agent-1",
-        false,
-    );
+    let ex = executor(&api, Mode::On).await;
     let obs = ex.observe_deployment("coredns", "coredns").await.unwrap();
     assert_eq!(
         (obs.memory_limit, obs.addon_managed),

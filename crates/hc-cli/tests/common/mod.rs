@@ -88,6 +88,29 @@ impl Agent {
         );
     }
 
+    /// Waits until `n` more rounds than now have completed.
+    pub fn wait_rounds(&self, n: u32) {
+        let rounds = |a: &Agent| {
+            a.metric("coredns_healthcheck_rounds_total", &[])
+                .unwrap_or(0.0)
+        };
+        let start = rounds(self);
+        self.wait_for(&format!("{n} more rounds"), |a| {
+            rounds(a) >= start + f64::from(n)
+        });
+    }
+
+    /// Asserts the exit status of a finished `hc-cli`, showing its output when it differs.
+    pub fn assert_exit(o: &std::process::Output, code: i32) {
+        assert_eq!(
+            o.status.code(),
+            Some(code),
+            "{}\n{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
