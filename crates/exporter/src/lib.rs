@@ -1,4 +1,4 @@
-//! # exporter
+//! # hc_exporter
 //!
 //! Prometheus metrics and the admin HTTP endpoints of a DNS health agent.
 //!
@@ -12,7 +12,7 @@
 //! - [`Status`]: the `/status` document.
 //!
 //! ```no_run
-//! use exporter::{Admin, Metrics, Registry, DEFAULT_LATENCY_BUCKETS};
+//! use hc_exporter::{Admin, Metrics, Registry, DEFAULT_LATENCY_BUCKETS};
 //!
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! let mut registry = Registry::default();
@@ -20,8 +20,8 @@
 //! let admin = Admin::new(registry);
 //! let server = admin.bind("127.0.0.1:9890".parse()?).await?;
 //! tokio::spawn(server.run());
-//! metrics.observe_query("10.96.0.10:53", "udp", exporter::Source::Host, "ok", None);
-//! admin.publish(exporter::Status::default()); // after each round
+//! metrics.observe_query("10.96.0.10:53", "udp", hc_exporter::Source::Host, "ok", None);
+//! admin.publish(hc_exporter::Status::default()); // after each round
 //! # Ok(()) }
 //! ```
 

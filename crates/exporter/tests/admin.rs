@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use exporter::{
+use hc_exporter::{
     Admin, DEFAULT_LATENCY_BUCKETS, ErrorStatus, Metrics, Registry, Source, Status, TargetState,
     TargetStatus,
 };
@@ -92,7 +92,7 @@ async fn endpoints() {
 
     let r = get(addr, "GET", "/metrics").await;
     assert_eq!(r.status, 200);
-    assert_eq!(r.header("content-type"), Some(exporter::OPENMETRICS));
+    assert_eq!(r.header("content-type"), Some(hc_exporter::OPENMETRICS));
     let value =
         |name: &str, labels: &[(&str, &str)]| hc_testkit::metric_value(&r.body, name, labels);
     let q = [
@@ -203,7 +203,7 @@ async fn endpoints() {
         })
         .collect();
     typed.sort();
-    let mut want: Vec<(String, String)> = exporter::FAMILIES
+    let mut want: Vec<(String, String)> = hc_exporter::FAMILIES
         .iter()
         .map(|(n, t)| (n.to_string(), t.to_string()))
         .collect();

@@ -338,7 +338,7 @@ pub(crate) struct KubeArgs {
 
 #[cfg(target_os = "linux")]
 fn parse_memory_arg(s: &str) -> Result<u64, String> {
-    match remedy::parse_quantity(s) {
+    match hc_remedy::parse_quantity(s) {
         Some(b) if b >= 1 << 20 => Ok(b),
         Some(_) => Err("must be at least 1Mi".into()),
         None => Err("not a Kubernetes quantity: write e.g. 512Mi or 1Gi".into()),

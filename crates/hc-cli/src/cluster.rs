@@ -8,8 +8,8 @@ use std::time::{Duration, SystemTime};
 use anyhow::Context;
 use dnsprobe::hickory_proto::rr::Name;
 use dnsprobe::{ProbeReport, TransportMode};
-use exporter::{KubernetesStatus, Metrics, PlannedAction};
-use remedy::{
+use hc_exporter::{KubernetesStatus, Metrics, PlannedAction};
+use hc_remedy::{
     Action, ActionKind, ClusterSource, Discovered, Discovery, DiscoveryConfig, Done, Elector,
     Executor, History, LeaseConfig, Mode, Observations, Outcome, PodObservation, Policy,
 };
@@ -18,17 +18,17 @@ use tracing::{info, warn};
 use crate::cli::{RemediationMode, RunArgs};
 
 /// `--node-condition`: the client, the node, and the (status, reason) last set.
-type NodeCondition = (remedy::Client, String, Option<(bool, String)>);
+type NodeCondition = (hc_remedy::Client, String, Option<(bool, String)>);
 
 /// The Kubernetes side of the agent.
 pub(crate) struct Cluster {
     via: crate::cli::Via,
-    client: remedy::Client,
+    client: hc_remedy::Client,
     namespace: String,
     /// `--node-condition`: the client, the node, and the condition last set.
     node_condition: Option<NodeCondition>,
     /// `--via probe-pod`: the client and the pod's settings.
-    probe_pod: Option<(remedy::Client, remedy::ProbePodConfig)>,
+    probe_pod: Option<(hc_remedy::Client, hc_remedy::ProbePodConfig)>,
     discovery: Discovery,
     executor: Executor,
     elector: Option<Elector>,
@@ -64,7 +64,7 @@ impl Cluster {
     /// Connects, starts the watches (waiting up to 10 s for their first LIST) and, unless
     /// remediation is off or this is `--once`, the Lease election.
     pub(crate) async fn start(args: &RunArgs, source: &ClusterSource) -> anyhow::Result<Cluster> {
-        let client = remedy::connect(source).await?;
+        let client = hc_remedy::connect(source).await?;
         let client_for_pods = client.clone();
         let cfg = DiscoveryConfig {
             namespace: args.kube.namespace.clone(),
@@ -113,7 +113,7 @@ impl Cluster {
         let probe_pod = (args.kube.via == crate::cli::Via::ProbePod).then(|| {
             (
                 client_for_pods.clone(),
-                remedy::ProbePodConfig {
+                hc_remedy::ProbePodConfig {
                     namespace: args.kube.namespace.clone(),
                     image: args.kube.probe_image.clone(),
                     timeout: args.kube.probe_pod_timeout,
@@ -329,7 +329,7 @@ impl Cluster {
             Some((dep, container)) => self.executor.observe_deployment(&dep, &container).await,
             None => None,
         };
-        let actions = remedy::plan(
+        let actions = hc_remedy::plan(
             &Observations { pods, deployment },
             &self.history,
             &self.policy,
@@ -437,9 +437,9 @@ impl Cluster {
         if last.as_ref().is_some_and(|(o, r)| *o == ok && r == reason) {
             return;
         }
-        match remedy::set_node_condition(client.clone(), node, ok, reason, &message).await {
+        match hc_remedy::set_node_condition(client.clone(), node, ok, reason, &message).await {
             Ok(()) => {
-                info!(node = %node, condition = remedy::NODE_CONDITION, status = ok, reason, "node condition set");
+                info!(node = %node, condition = hc_remedy::NODE_CONDITION, status = ok, reason, "node condition set");
                 *last = Some((ok, reason.to_owned()));
             }
             Err(e) => warn!(node = %node, error = %e, "cannot set the node condition"),
@@ -467,7 +467,7 @@ impl Cluster {
             let Some(pod) = pod else {
                 return dnsprobe::probe(spec).await;
             };
-            match remedy::port_forward(
+            match hc_remedy::port_forward(
                 self.client.clone(),
                 &self.namespace,
                 &pod,
@@ -533,7 +533,7 @@ impl Cluster {
             for s in &group {
                 args.extend(["--ip".into(), s.target.to_string()]);
             }
-            let logs = remedy::run_probe_pod(client.clone(), cfg, &args).await?;
+            let logs = hc_remedy::run_probe_pod(client.clone(), cfg, &args).await?;
             let parsed: serde_json::Value =
                 serde_json::from_str(logs.trim()).with_context(|| {
                     format!(

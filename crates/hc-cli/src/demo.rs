@@ -10,7 +10,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use exporter::{Admin, Metrics, Registry};
+use hc_exporter::{Admin, Metrics, Registry};
 
 use crate::cli::{Cli, Command as Sub, DemoArgs};
 use crate::demo_server::{API_IP, DemoServer};
@@ -108,7 +108,7 @@ async fn demo(args: DemoArgs, note: fn(&str)) -> anyhow::Result<u8> {
     ));
 
     let mut registry = Registry::default();
-    let metrics = Metrics::new(exporter::DEFAULT_LATENCY_BUCKETS)?
+    let metrics = Metrics::new(hc_exporter::DEFAULT_LATENCY_BUCKETS)?
         .register(&mut registry, env!("CARGO_PKG_VERSION"));
     let admin = Admin::new(registry);
     let bound = match admin.bind(args.metrics_addr).await {
@@ -248,7 +248,7 @@ async fn namespaces(target: SocketAddr, note: fn(&str)) -> anyhow::Result<String
     let ok_path = PathBuf::from("/run/netns").join(&ns.names[0]);
     // The same server, also inside the "ok" namespace: its sockets are opened there.
     let port = target.port();
-    let (udp, tcp) = netns::run_in(&ok_path, move || -> std::io::Result<_> {
+    let (udp, tcp) = hc_netns::run_in(&ok_path, move || -> std::io::Result<_> {
         let lo = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port);
         Ok((
             std::net::UdpSocket::bind(lo)?,

@@ -2,7 +2,7 @@
 
 use std::io::Write;
 
-use netns::{Namespace, ScanOptions};
+use hc_netns::{Namespace, ScanOptions};
 use serde::Serialize;
 
 use crate::cli::NetnsListArgs;
@@ -46,7 +46,7 @@ pub(crate) fn scan_options(proc_root: &std::path::Path) -> ScanOptions {
 }
 
 pub(crate) fn run(args: NetnsListArgs) -> anyhow::Result<u8> {
-    let scan = match netns::scan(&scan_options(&args.proc.proc_root)) {
+    let scan = match hc_netns::scan(&scan_options(&args.proc.proc_root)) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("Error: {e}");
@@ -59,7 +59,7 @@ pub(crate) fn run(args: NetnsListArgs) -> anyhow::Result<u8> {
             scan.denied
         );
     }
-    let me = netns::identity("/proc/self/ns/net".as_ref()).ok();
+    let me = hc_netns::identity("/proc/self/ns/net".as_ref()).ok();
     let mut out = std::io::stdout().lock();
     if args.json {
         let v: Vec<JsonNetns> = scan

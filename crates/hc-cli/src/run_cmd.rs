@@ -13,11 +13,11 @@ use dnsprobe::{
     AnswerExpectation, Health, HealthState, ProbeReport, ProbeSpec, Prober, Thresholds, Transport,
     TransportMode,
 };
-use exporter::{
+use hc_exporter::{
     Admin, ErrorStatus, FindingStatus, KubernetesStatus, Metrics, NamespaceStatus, Registry,
     Source, Status, TargetState, TargetStatus,
 };
-use remedy::Discovered;
+use hc_remedy::Discovered;
 use serde::Serialize;
 use tracing::{info, warn};
 
@@ -491,7 +491,7 @@ pub(crate) fn run(args: RunArgs) -> anyhow::Result<u8> {
         init_logging(args.log_format);
     }
     let buckets = if args.latency_buckets.is_empty() {
-        exporter::DEFAULT_LATENCY_BUCKETS.to_vec()
+        hc_exporter::DEFAULT_LATENCY_BUCKETS.to_vec()
     } else {
         args.latency_buckets.clone()
     };
@@ -508,7 +508,7 @@ pub(crate) fn run(args: RunArgs) -> anyhow::Result<u8> {
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(async move {
-        let source = remedy::cluster_source(args.kube.kubeconfig.as_deref(), |k| std::env::var(k).ok());
+        let source = hc_remedy::cluster_source(args.kube.kubeconfig.as_deref(), |k| std::env::var(k).ok());
         if source.is_none() && args.targets.is_empty() {
             eprintln!(
                 "Error: no target: give --target IP[:PORT] (repeatable), or --kubeconfig PATH (or KUBECONFIG, or run inside a pod) to discover CoreDNS"

@@ -16,7 +16,7 @@ use dnsprobe::{
     AnswerExpectation, ProbeReport, ProbeSpec, Prober, SocketSource, Transport, TransportMode,
 };
 use futures_util::future::join_all;
-use netns::{Finding, FindingCode, Namespace, NetSnapshot, ProbeOutcome, ResolvConf};
+use hc_netns::{Finding, FindingCode, Namespace, NetSnapshot, ProbeOutcome, ResolvConf};
 
 /// What to sweep and how.
 #[derive(Debug, Clone)]
@@ -90,7 +90,7 @@ pub(crate) fn select(
     let mut chosen: BTreeMap<(u64, u64), Namespace> = BTreeMap::new();
     for want in &cfg.netns {
         let ns = if want.contains('/') {
-            let id = netns::identity(Path::new(want))?;
+            let id = hc_netns::identity(Path::new(want))?;
             scan.iter()
                 .find(|n| (n.dev, n.inode) == id)
                 .cloned()
@@ -184,11 +184,11 @@ async fn open_sockets(
     targets: Vec<Vec<SocketAddr>>,
     transport: Transport,
     attempts: u32,
-) -> Vec<Result<NsSockets, netns::NetnsError>> {
+) -> Vec<Result<NsSockets, hc_netns::NetnsError>> {
     let n = paths.len();
     let work = move || {
         let mut targets = targets.into_iter();
-        netns::run_in_each(&paths, |_| {
+        hc_netns::run_in_each(&paths, |_| {
             sockets_for(&targets.next().unwrap_or_default(), transport, attempts)
         })
     };
@@ -196,7 +196,7 @@ async fn open_sockets(
         // The worker panicked: every namespace gets the error.
         (0..n)
             .map(|_| {
-                Err(netns::NetnsError::Thread {
+                Err(hc_netns::NetnsError::Thread {
                     path: PathBuf::from(e.to_string()),
                 })
             })
@@ -239,7 +239,7 @@ async fn probe_pairs(
             None => Ok(sockets_for(targets, transport, cfg.attempts)),
             Some(_) => opened
                 .next()
-                .unwrap_or_else(|| Err(netns::NetnsError::Thread { path: "?".into() }))
+                .unwrap_or_else(|| Err(hc_netns::NetnsError::Thread { path: "?".into() }))
                 .map_err(|e| e.to_string()),
         };
         let limit = limit.clone();
@@ -268,9 +268,9 @@ async fn probe_pairs(
 /// The namespace hc-cli runs in, and the pod namespaces selected by the configuration.
 /// `Err` for bad configuration (proc root, unknown namespace name).
 pub(crate) fn discover(cfg: &SweepConfig) -> anyhow::Result<(Namespace, Vec<Namespace>)> {
-    let scan = netns::scan(&crate::netns_cmd::scan_options(&cfg.proc_root))?;
+    let scan = hc_netns::scan(&crate::netns_cmd::scan_options(&cfg.proc_root))?;
     let self_path = Path::new("/proc/self/ns/net");
-    let me = netns::identity(self_path)
+    let me = hc_netns::identity(self_path)
         .context("cannot identify this process's own network namespace")?;
     let pods = select(cfg, &scan.namespaces, me)?;
     let host = scan
@@ -358,9 +358,11 @@ pub(crate) async fn check(
         let udp: Vec<ProbeReport> = results.into_iter().filter_map(Result::ok).collect();
         for u in &udp {
             let t = tcp.iter().find(|t| t.target == u.target).map(outcome);
-            report
-                .findings
-                .extend(netns::transport_findings(u.target, &outcome(u), t.as_ref()));
+            report.findings.extend(hc_netns::transport_findings(
+                u.target,
+                &outcome(u),
+                t.as_ref(),
+            ));
         }
         if !report.host && !cfg.dns_service.is_empty() {
             let path = resolv_conf_path(&report.ns, &cfg.proc_root);
@@ -369,7 +371,7 @@ pub(crate) async fn check(
                 .as_ref()
                 .map(|t| ResolvConf::parse(t))
                 .map_err(String::as_str);
-            report.findings.extend(netns::check_resolv_conf(
+            report.findings.extend(hc_netns::check_resolv_conf(
                 parsed.as_ref().map_err(|e| *e),
                 &path.display().to_string(),
                 &cfg.dns_service,
@@ -394,7 +396,7 @@ pub(crate) async fn check(
                     };
                     report
                         .findings
-                        .extend(netns::diagnose_path(&snap, node_snap, &failing));
+                        .extend(hc_netns::diagnose_path(&snap, node_snap, &failing));
                 }
                 Err(e) => report
                     .findings
@@ -410,11 +412,11 @@ pub(crate) async fn check(
 async fn snapshot(
     path: Option<PathBuf>,
     targets: Vec<IpAddr>,
-) -> Result<NetSnapshot, netns::NetnsError> {
-    tokio::task::spawn_blocking(move || netns::snapshot(path.as_deref(), &targets))
+) -> Result<NetSnapshot, hc_netns::NetnsError> {
+    tokio::task::spawn_blocking(move || hc_netns::snapshot(path.as_deref(), &targets))
         .await
         .unwrap_or_else(|_| {
-            Err(netns::NetnsError::Thread {
+            Err(hc_netns::NetnsError::Thread {
                 path: PathBuf::from("snapshot"),
             })
         })

@@ -62,13 +62,14 @@ pub(crate) fn ns_human(r: &NsReport, colour: bool) -> String {
     } else {
         // A target's udp-blocked / dns-unreachable already says what its probe found: show the
         // probe's own finding only when there is no such summary (JSON keeps both).
-        let summarized = |f: &netns::Finding| {
-            matches!(f.code, netns::FindingCode::Probe(_))
+        let summarized = |f: &hc_netns::Finding| {
+            matches!(f.code, hc_netns::FindingCode::Probe(_))
                 && r.findings.iter().any(|g| {
                     g.target == f.target
                         && matches!(
                             g.code,
-                            netns::FindingCode::UdpBlocked | netns::FindingCode::DnsUnreachable
+                            hc_netns::FindingCode::UdpBlocked
+                                | hc_netns::FindingCode::DnsUnreachable
                         )
                 })
         };

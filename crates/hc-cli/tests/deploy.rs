@@ -273,7 +273,7 @@ fn rbac_grants_only_what_each_feature_needs() {
 /// exporter's own tests), confirmed here by a scrape of the running binary for the families a
 /// plain agent sets.
 fn served() -> BTreeSet<String> {
-    let names: BTreeSet<String> = exporter::sample_names().into_iter().collect();
+    let names: BTreeSet<String> = hc_exporter::sample_names().into_iter().collect();
     let closed = hc_testkit::closed_port(hc_testkit::loopback()).to_string();
     let agent = Agent::start(
         None,
@@ -299,7 +299,7 @@ fn served() -> BTreeSet<String> {
         let name = l.split(['{', ' ']).next().unwrap();
         assert!(
             names.contains(name),
-            "the binary serves {name}, missing from exporter::FAMILIES"
+            "the binary serves {name}, missing from hc_exporter::FAMILIES"
         );
     }
     names

@@ -7,7 +7,7 @@ mod bench {
     use std::path::Path;
 
     use criterion::Criterion;
-    use netns::{ScanOptions, scan};
+    use hc_netns::{ScanOptions, scan};
 
     const CID: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 

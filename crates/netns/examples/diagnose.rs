@@ -8,7 +8,7 @@
 
 #[cfg(target_os = "linux")]
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let scan = netns::scan(&netns::ScanOptions::default())?;
+    let scan = hc_netns::scan(&hc_netns::ScanOptions::default())?;
     for ns in &scan.namespaces {
         println!(
             "{:>12} {:<24} pod={}",
@@ -27,9 +27,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .iter()
         .find(|n| n.name.as_deref() == Some(name.as_str()))
         .ok_or_else(|| format!("no namespace named {name}"))?;
-    let pod = netns::snapshot(Some(&ns.path), &[target.ip()])?;
-    let node = netns::snapshot(None, &[])?;
-    let findings = netns::diagnose_path(&pod, Some(&node), &[target]);
+    let pod = hc_netns::snapshot(Some(&ns.path), &[target.ip()])?;
+    let node = hc_netns::snapshot(None, &[])?;
+    let findings = hc_netns::diagnose_path(&pod, Some(&node), &[target]);
     if findings.is_empty() {
         println!("{name}: the path to {target} looks fine");
     }

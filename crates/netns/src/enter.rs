@@ -28,7 +28,7 @@ fn enter(path: &Path) -> Result<(), NetnsError> {
 /// new OS thread, and returns what it returns.
 ///
 /// ```no_run
-/// let sock = netns::run_in("/run/netns/pod-a".as_ref(), || std::net::UdpSocket::bind("0.0.0.0:0"))
+/// let sock = hc_netns::run_in("/run/netns/pod-a".as_ref(), || std::net::UdpSocket::bind("0.0.0.0:0"))
 ///     .expect("entered")
 ///     .expect("bound");
 /// // `sock` lives in pod-a's namespace, wherever it is used from now on.

@@ -1,4 +1,4 @@
-//! # netns
+//! # hc_netns
 //!
 //! Linux network namespaces for DNS health checks: find every namespace of a node, open sockets
 //! and run code inside one without disturbing the async runtime, and diagnose why DNS fails from
@@ -27,14 +27,14 @@
 //! ## Example
 //! ```no_run
 //! # #[cfg(target_os = "linux")]
-//! # fn main() -> Result<(), netns::NetnsError> {
-//! let scan = netns::scan(&netns::ScanOptions::default())?;
+//! # fn main() -> Result<(), hc_netns::NetnsError> {
+//! let scan = hc_netns::scan(&hc_netns::ScanOptions::default())?;
 //! for ns in &scan.namespaces {
 //!     println!("{} {} pod={:?}", ns.inode, ns.label(), ns.pod_uid);
 //! }
 //! // Open a UDP socket inside the first named namespace.
 //! if let Some(ns) = scan.namespaces.iter().find(|n| n.name.is_some()) {
-//!     let sock = netns::run_in(&ns.path, || std::net::UdpSocket::bind("0.0.0.0:0"))?;
+//!     let sock = hc_netns::run_in(&ns.path, || std::net::UdpSocket::bind("0.0.0.0:0"))?;
 //!     println!("{:?}", sock.map(|s| s.local_addr()));
 //! }
 //! # Ok(())

@@ -1,4 +1,4 @@
-//! # remedy
+//! # hc_remedy
 //!
 //! Discover CoreDNS through the Kubernetes API and repair it safely.
 //!
@@ -19,7 +19,7 @@
 //!
 //! ```
 //! use std::time::{Duration, SystemTime};
-//! use remedy::{plan, History, Observations, PodObservation, Policy};
+//! use hc_remedy::{plan, History, Observations, PodObservation, Policy};
 //!
 //! let pod = |name: &str, failures| PodObservation {
 //!     name: name.into(),

@@ -3,9 +3,9 @@
 /// Bytes in a Kubernetes memory quantity; `None` when it does not parse.
 ///
 /// ```
-/// assert_eq!(remedy::parse_quantity("170Mi"), Some(170 * 1024 * 1024));
-/// assert_eq!(remedy::parse_quantity("1G"), Some(1_000_000_000));
-/// assert_eq!(remedy::parse_quantity("lots"), None);
+/// assert_eq!(hc_remedy::parse_quantity("170Mi"), Some(170 * 1024 * 1024));
+/// assert_eq!(hc_remedy::parse_quantity("1G"), Some(1_000_000_000));
+/// assert_eq!(hc_remedy::parse_quantity("lots"), None);
 /// ```
 pub fn parse_quantity(q: &str) -> Option<u64> {
     let q = q.trim();

@@ -5,17 +5,17 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
-use hc_testkit::{FakeApi, install_coredns};
-use remedy::{
+use hc_remedy::{
     Action, ClusterSource, Discovery, DiscoveryConfig, Elector, Executor, LeaseConfig, Mode,
     Outcome, connect,
 };
+use hc_testkit::{FakeApi, install_coredns};
 
 fn ip(s: &str) -> IpAddr {
     s.parse().unwrap()
 }
 
-async fn client(api: &FakeApi) -> remedy::Client {
+async fn client(api: &FakeApi) -> hc_remedy::Client {
     let dir = std::env::temp_dir().join(hc_testkit::unique_name("hc-kcfg-"));
     api.write_kubeconfig(&dir);
     let c = connect(&ClusterSource::Kubeconfig(dir.clone()))

@@ -2,9 +2,9 @@
 //! executor sends for an eviction, and how it reads a PodDisruptionBudget's 429.
 #![allow(clippy::unwrap_used)]
 
+use hc_remedy::{Action, Client, Executor, Mode, Outcome};
 use http::{Request, Response};
 use kube::client::Body;
-use remedy::{Action, Client, Executor, Mode, Outcome};
 
 #[tokio::test]
 async fn eviction_request_and_pdb_refusal() {
