@@ -38,3 +38,14 @@ pub enum SpecError {
         input: String,
     },
 }
+
+/// A JSON report that cannot be read back (feature `serde`).
+#[cfg(feature = "serde")]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid probe report: field {field}: {reason}")]
+pub struct JsonReportError {
+    /// The JSON field at fault (`name`, `type`, `rcode`, `error.kind`).
+    pub field: &'static str,
+    /// What was wrong with it.
+    pub reason: String,
+}

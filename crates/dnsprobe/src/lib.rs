@@ -25,13 +25,23 @@
 //! caller opened — for instance inside another network namespace, where a socket stays after it
 //! is created. See [`Preopened`] and `examples/netns_socket.rs`.
 //!
+//! ## Runtime
+//! Probes are `async` and run on the caller's tokio runtime, which must have the I/O and time
+//! drivers: `#[tokio::main]`, or a runtime built with `enable_io()` and `enable_time()` (or
+//! `enable_all()`). A current-thread runtime is enough (and the cheapest); this crate enables
+//! only tokio's `net`, `time`, `io-util` and `sync` features and starts no runtime of its own.
+//!
+//! ## Features
+//! - `serde`: [`JsonReport`], the JSON form of a report (`hc-cli probe --json`), written from
+//!   a [`ProbeReport`] and read back into one.
+//!
 //! ## Why hickory-proto 0.26, wire format only
 //! hickory-proto gives a complete, fuzzed DNS message codec. Since 0.26 its tokio transports live
 //! in `hickory-net`; we do not use them: the probe owns its sockets so that it can accept sockets
 //! from another namespace, validate every reply itself (source, ID, question), report each kind of
 //! failure separately, and keep the dependency tree small (`std` feature only: no DNSSEC, no TLS).
 //! The version is pinned to the 0.26 series (`~0.26.3`) because its types are part of this
-//! crate's API ([`hickory_proto`] is re-exported).
+//! crate's API (the crate is re-exported as [`crate::hickory_proto`]).
 //!
 //! ## Example
 //! ```no_run
@@ -39,10 +49,10 @@
 //! use dnsprobe::{AnswerExpectation, ProbeSpec, TransportMode};
 //!
 //! # async fn run() {
-//! let mut spec = ProbeSpec::new("10.96.0.10:53".parse().unwrap());
-//! spec.transport = TransportMode::Both;
-//! spec.timeout = Duration::from_secs(1);
-//! spec.expect.answer = AnswerExpectation::Contains(vec!["10.96.0.1".parse().unwrap()]);
+//! let spec = ProbeSpec::new("10.96.0.10:53".parse().unwrap())
+//!     .with_transport(TransportMode::Both)
+//!     .with_timeout(Duration::from_secs(1))
+//!     .with_answer(AnswerExpectation::Contains(vec!["10.96.0.1".parse().unwrap()]));
 //! for report in dnsprobe::probe(&spec).await {
 //!     match &report.failure {
 //!         None => println!("{} {} ok in {:?}", report.target, report.transport, report.rtt),
@@ -55,15 +65,22 @@
 mod classify;
 mod error;
 mod health;
+#[cfg(feature = "serde")]
+mod json;
 mod probe;
 mod report;
 mod sockets;
 mod spec;
+mod verdict;
 mod wire;
 
 pub use classify::{answer_addresses, classify};
+#[cfg(feature = "serde")]
+pub use error::JsonReportError;
 pub use error::SpecError;
-pub use health::{Health, HealthState, Thresholds};
+pub use health::{Health, HealthBook, HealthState, TargetHealth, Thresholds, Transition};
+#[cfg(feature = "serde")]
+pub use json::{JsonError, JsonReport};
 pub use probe::{
     DEFAULT_MAX_IN_FLIGHT, InFlightLimit, Prober, probe, probe_many, probe_over_stream,
 };
@@ -74,6 +91,7 @@ pub use spec::{
     Expectation, ProbeSpec, Transport, TransportMode, parse_name, parse_rcode, parse_record_type,
     parse_target, rcode_name,
 };
+pub use verdict::TransportVerdict;
 
 /// The DNS wire-format crate whose types ([`hickory_proto::rr::Name`],
 /// [`hickory_proto::rr::RecordType`], [`hickory_proto::op::ResponseCode`], ...) appear in this API.

@@ -208,7 +208,12 @@ fn humanize(d: Duration) -> String {
 }
 
 /// The outcome of probing one target over one transport.
+///
+/// `#[non_exhaustive]`: reports come from probing, from [`ProbeReport::failed`] (a probe that
+/// could not run, e.g. because its tunnel failed), or, with the `serde` feature, from JSON.
+/// `Display` gives the one-line summary `hc-cli probe` prints after `OK`/`FAIL`.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ProbeReport {
     /// The server probed.
     pub target: SocketAddr,
@@ -266,6 +271,25 @@ impl ProbeReport {
         }
     }
 
+    /// A report of `spec` over `transport` that failed with `failure` without a reply — for a
+    /// probe that could not be carried out the usual way (its tunnel failed, its sockets could
+    /// not be opened). One attempt is counted.
+    ///
+    /// ```
+    /// use dnsprobe::{Failure, FailureKind, ProbeReport, ProbeSpec, Transport};
+    ///
+    /// let spec = ProbeSpec::new("10.244.0.5:53".parse().unwrap());
+    /// let r = ProbeReport::failed(&spec, Transport::Tcp, Failure::Io { detail: "tunnel closed".into() });
+    /// assert_eq!(r.failure_kind(), Some(FailureKind::Io));
+    /// assert_eq!(r.attempts, 1);
+    /// ```
+    pub fn failed(spec: &ProbeSpec, transport: Transport, failure: Failure) -> Self {
+        let mut r = ProbeReport::new(spec, transport);
+        r.attempts = 1;
+        r.failure = Some(failure);
+        r
+    }
+
     /// True when an acceptable reply came back and met the expectation.
     pub fn healthy(&self) -> bool {
         self.failure.is_none()
@@ -279,6 +303,60 @@ impl ProbeReport {
     /// `ok`, or the failure kind's name: the `result` metric label.
     pub fn result_label(&self) -> &'static str {
         self.failure_kind().map_or("ok", FailureKind::as_str)
+    }
+
+    /// False when the path failed (nothing usable came back: [`FailureKind::is_transport`]);
+    /// true when it answered, rightly or wrongly. What [`crate::TransportVerdict`] compares.
+    pub fn path_works(&self) -> bool {
+        self.failure_kind().is_none_or(|k| !k.is_transport())
+    }
+}
+
+fn ms(d: Duration) -> f64 {
+    // Microsecond precision, as milliseconds.
+    (d.as_micros() as f64) / 1000.0
+}
+
+/// `10.96.0.10:53 udp kubernetes.default.svc.cluster.local. A -> 10.96.0.1 (0.412 ms)`, or
+/// `10.96.0.10:53 tcp kubernetes.default.svc.cluster.local. A: connection refused`, with notes in
+/// brackets (truncation, attempts, mismatched replies ignored).
+impl fmt::Display for ProbeReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} {} {} {}",
+            self.target, self.transport, self.name, self.query_type
+        )?;
+        match &self.failure {
+            None if self.answers.is_empty() => {
+                let rcode = self.rcode.map(rcode_name).unwrap_or_default();
+                write!(f, " -> ({rcode})")?;
+            }
+            None => write!(f, " -> {}", self.answers.join(", "))?,
+            Some(failure) => write!(f, ": {failure}")?,
+        }
+        if let Some(rtt) = self.rtt {
+            write!(f, " ({:.3} ms)", ms(rtt))?;
+        }
+        let mut notes = Vec::new();
+        if self.truncated {
+            notes.push(if self.transport_used == self.transport {
+                "truncated".to_owned()
+            } else {
+                format!("truncated, answered over {}", self.transport_used)
+            });
+        }
+        // A timeout already says how many attempts it took.
+        if self.attempts > 1 && self.failure_kind() != Some(FailureKind::Timeout) {
+            notes.push(format!("{} attempts", self.attempts));
+        }
+        if self.ignored > 0 {
+            notes.push(format!("{} mismatched replies ignored", self.ignored));
+        }
+        if !notes.is_empty() {
+            write!(f, " [{}]", notes.join("; "))?;
+        }
+        Ok(())
     }
 }
 

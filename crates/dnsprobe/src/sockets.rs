@@ -72,9 +72,12 @@ pub fn new_socket(transport: Transport, target: SocketAddr) -> io::Result<Socket
 /// TCP sockets to TCP queries. When the pool has none of the kind needed, the query fails with an
 /// I/O error that says so (open one socket per transport and attempt, plus one TCP socket per UDP
 /// probe that may fall back to TCP after truncation).
+///
+/// A pool can also hold the errors met while opening ([`Preopened::from_results`]): each is
+/// handed, in turn, to the query that would have used the socket, so the probe reports it.
 pub struct Preopened {
-    udp: Mutex<Vec<Socket>>,
-    tcp: Mutex<Vec<Socket>>,
+    udp: Mutex<Vec<io::Result<Socket>>>,
+    tcp: Mutex<Vec<io::Result<Socket>>>,
 }
 
 impl Preopened {
@@ -83,8 +86,8 @@ impl Preopened {
         let (mut udp, mut tcp) = (Vec::new(), Vec::new());
         for s in sockets {
             match s.r#type()? {
-                Type::DGRAM => udp.push(s),
-                Type::STREAM => tcp.push(s),
+                Type::DGRAM => udp.push(Ok(s)),
+                Type::STREAM => tcp.push(Ok(s)),
                 other => {
                     return Err(io::Error::new(
                         io::ErrorKind::InvalidInput,
@@ -102,13 +105,33 @@ impl Preopened {
         })
     }
 
-    /// How many (UDP, TCP) sockets are left.
+    /// A pool for `transport` only, of sockets or of the errors met opening them, handed out in
+    /// the order given.
+    pub fn from_results(
+        transport: Transport,
+        results: impl IntoIterator<Item = io::Result<Socket>>,
+    ) -> Self {
+        let mut pool: Vec<io::Result<Socket>> = results.into_iter().collect();
+        pool.reverse();
+        let (udp, tcp) = match transport {
+            Transport::Udp => (pool, Vec::new()),
+            Transport::Tcp => (Vec::new(), pool),
+        };
+        Preopened {
+            udp: Mutex::new(udp),
+            tcp: Mutex::new(tcp),
+        }
+    }
+
+    /// How many (UDP, TCP) entries are left.
     pub fn remaining(&self) -> (usize, usize) {
         (lock(&self.udp).len(), lock(&self.tcp).len())
     }
 }
 
-fn lock(m: &Mutex<Vec<Socket>>) -> std::sync::MutexGuard<'_, Vec<Socket>> {
+type Pool = Vec<io::Result<Socket>>;
+
+fn lock(m: &Mutex<Pool>) -> std::sync::MutexGuard<'_, Pool> {
     // A poisoned pool still holds valid sockets.
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
@@ -129,10 +152,10 @@ impl SocketSource for Preopened {
             Transport::Udp => &self.udp,
             Transport::Tcp => &self.tcp,
         };
-        lock(pool).pop().ok_or_else(|| {
-            io::Error::other(format!(
+        lock(pool).pop().unwrap_or_else(|| {
+            Err(io::Error::other(format!(
                 "the pre-opened socket pool has no {transport} socket left"
-            ))
+            )))
         })
     }
 }

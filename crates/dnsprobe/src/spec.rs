@@ -22,6 +22,11 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// A transport a query travels over.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[cfg_attr(
+    feature = "serde",
+    derive(serde::Serialize, serde::Deserialize),
+    serde(rename_all = "lowercase")
+)]
 pub enum Transport {
     /// DNS over UDP (RFC 1035 §4.2.1).
     Udp,
@@ -84,7 +89,16 @@ pub enum AnswerExpectation {
 }
 
 /// What counts as a healthy response.
+///
+/// ```
+/// use dnsprobe::{AnswerExpectation, Expectation};
+/// use dnsprobe::hickory_proto::op::ResponseCode;
+///
+/// let nx = Expectation::default().with_rcodes([ResponseCode::NXDomain]).with_answer(AnswerExpectation::Any);
+/// assert_eq!(nx.rcodes, [ResponseCode::NXDomain]);
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Expectation {
     /// Response codes accepted as healthy. Default: NOERROR only.
     pub rcodes: Vec<ResponseCode>,
@@ -101,22 +115,39 @@ impl Default for Expectation {
     }
 }
 
+impl Expectation {
+    /// These response codes, and no other, count as healthy.
+    pub fn with_rcodes(mut self, rcodes: impl IntoIterator<Item = ResponseCode>) -> Self {
+        self.rcodes = rcodes.into_iter().collect();
+        self
+    }
+
+    /// What the answer section must hold.
+    pub fn with_answer(mut self, answer: AnswerExpectation) -> Self {
+        self.answer = answer;
+        self
+    }
+}
+
 /// One probe: a query, a target, the transports to use and what counts as healthy.
 ///
-/// Build one with [`ProbeSpec::new`] and adjust the public fields; every field has a default that
-/// matches how a Kubernetes pod's resolver asks the cluster DNS.
+/// Build one with [`ProbeSpec::new`], then the `with_*` methods (or set the public fields);
+/// every field has a default that matches how a Kubernetes pod's resolver asks the cluster DNS.
+/// The struct is `#[non_exhaustive]`: fields will be added, so it cannot be built literally.
 ///
 /// ```
 /// use std::time::Duration;
 /// use dnsprobe::{AnswerExpectation, ProbeSpec, TransportMode};
 ///
-/// let mut spec = ProbeSpec::new("10.96.0.10:53".parse().unwrap());
-/// spec.transport = TransportMode::Both;
-/// spec.timeout = Duration::from_millis(500);
-/// spec.expect.answer = AnswerExpectation::Contains(vec!["10.96.0.1".parse().unwrap()]);
+/// let spec = ProbeSpec::new("10.96.0.10:53".parse().unwrap())
+///     .with_transport(TransportMode::Both)
+///     .with_timeout(Duration::from_millis(500))
+///     .with_answer(AnswerExpectation::Contains(vec!["10.96.0.1".parse().unwrap()]));
 /// assert_eq!(spec.name.to_ascii(), "kubernetes.default.svc.cluster.local.");
+/// assert_eq!(spec.attempts.get(), 1);
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ProbeSpec {
     /// Address and port of the DNS server.
     pub target: SocketAddr,
@@ -159,6 +190,72 @@ impl ProbeSpec {
             edns: true,
             expect: Expectation::default(),
         }
+    }
+
+    /// Another target, everything else the same (a template spec for many targets).
+    pub fn with_target(mut self, target: SocketAddr) -> Self {
+        self.target = target;
+        self
+    }
+
+    /// The query name (see [`parse_name`]).
+    pub fn with_name(mut self, name: Name) -> Self {
+        self.name = name;
+        self
+    }
+
+    /// The query type.
+    pub fn with_query_type(mut self, query_type: RecordType) -> Self {
+        self.query_type = query_type;
+        self
+    }
+
+    /// The transports to probe.
+    pub fn with_transport(mut self, transport: TransportMode) -> Self {
+        self.transport = transport;
+        self
+    }
+
+    /// Whether a truncated UDP reply is retried over TCP.
+    pub fn with_tcp_fallback(mut self, on: bool) -> Self {
+        self.tcp_fallback = on;
+        self
+    }
+
+    /// The time allowed for one attempt.
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Attempts per transport; 0 is taken as 1.
+    pub fn with_attempts(mut self, attempts: u32) -> Self {
+        self.attempts = NonZeroU32::new(attempts).unwrap_or(NonZeroU32::MIN);
+        self
+    }
+
+    /// Whether the RD flag is set.
+    pub fn with_recursion_desired(mut self, on: bool) -> Self {
+        self.recursion_desired = on;
+        self
+    }
+
+    /// Whether an EDNS(0) OPT record is sent.
+    pub fn with_edns(mut self, on: bool) -> Self {
+        self.edns = on;
+        self
+    }
+
+    /// What counts as healthy, whole.
+    pub fn with_expect(mut self, expect: Expectation) -> Self {
+        self.expect = expect;
+        self
+    }
+
+    /// What the answer section must hold (the response codes stay).
+    pub fn with_answer(mut self, answer: AnswerExpectation) -> Self {
+        self.expect.answer = answer;
+        self
     }
 }
 

@@ -323,6 +323,29 @@ impl Metrics {
         }
     }
 
+    /// Counts one report of `source` (see [`Metrics::observe_query`]).
+    pub fn observe_report(&self, r: &dnsprobe::ProbeReport, source: Source) {
+        self.observe_query(
+            &r.target.to_string(),
+            r.transport.as_str(),
+            source,
+            r.result_label(),
+            r.rtt,
+        );
+    }
+
+    /// Sets `target_up` from a pair's state after thresholds; nothing while it is unknown.
+    pub fn set_target_state(&self, t: &dnsprobe::TargetHealth) {
+        match t.health.state {
+            dnsprobe::HealthState::Unknown => {}
+            s => self.set_target_up(
+                &t.target.to_string(),
+                t.transport.as_str(),
+                s == dnsprobe::HealthState::Up,
+            ),
+        }
+    }
+
     /// Sets `target_up` for a target and transport.
     pub fn set_target_up(&self, target: &str, transport: &str, up: bool) {
         self.target_up
@@ -375,6 +398,11 @@ impl Metrics {
     pub fn round_done(&self, duration: Duration) {
         self.rounds.inc();
         self.round_duration.observe(duration.as_secs_f64());
+    }
+
+    /// Sets the namespace gauges from a [`hc_netns::NamespaceBook`]'s summary.
+    pub fn set_netns_summary(&self, s: &hc_netns::NamespaceSummary) {
+        self.set_netns(s.checked, s.unhealthy, &s.codes);
     }
 
     /// Sets the namespace gauges: how many have a known state, how many are unhealthy, and per

@@ -1,9 +1,15 @@
 //! The `/status` document: the last round, per target and transport, and per pod namespace.
+//! Built from the books a checker keeps ([`dnsprobe::HealthBook`], [`hc_netns::NamespaceBook`]);
+//! serializable both ways, so a reader (the controller, `hc-cli status`) uses the same types.
 
-use serde::Serialize;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use dnsprobe::{HealthBook, HealthState, TargetHealth};
+use hc_netns::{KnownNamespace, NamespaceBook};
+use serde::{Deserialize, Serialize};
 
 /// The last completed round. Field names are a contract (docs/metrics.md).
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Status {
     /// Rounds completed so far (this one included).
     pub round: u64,
@@ -21,7 +27,7 @@ pub struct Status {
 }
 
 /// The Kubernetes side of the agent.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KubernetesStatus {
     /// The watches are healthy.
     pub api_reachable: bool,
@@ -38,7 +44,7 @@ pub struct KubernetesStatus {
 }
 
 /// One planned action and what became of it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PlannedAction {
     /// `evict`, `raise-memory`, `rollout-restart`, `report`.
     pub action: String,
@@ -49,6 +55,25 @@ pub struct PlannedAction {
 }
 
 impl Status {
+    /// The document of round `round`, which took `duration`, from what the books hold now.
+    pub fn new(
+        round: u64,
+        duration: Duration,
+        targets: &HealthBook,
+        namespaces: &NamespaceBook,
+    ) -> Status {
+        Status {
+            round,
+            finished_unix_ms: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as u64),
+            duration_ms: duration.as_micros() as f64 / 1000.0,
+            targets: targets.entries().iter().map(TargetStatus::from).collect(),
+            namespaces: namespaces.known().map(NamespaceStatus::from).collect(),
+            kubernetes: None,
+        }
+    }
+
     /// Everything up and every namespace healthy.
     pub fn healthy(&self) -> bool {
         self.targets.iter().all(|t| t.state == TargetState::Up)
@@ -56,8 +81,61 @@ impl Status {
     }
 }
 
+impl From<HealthState> for TargetState {
+    fn from(s: HealthState) -> Self {
+        match s {
+            HealthState::Unknown => TargetState::Unknown,
+            HealthState::Up => TargetState::Up,
+            HealthState::Down => TargetState::Down,
+        }
+    }
+}
+
+impl From<&TargetHealth> for TargetStatus {
+    fn from(t: &TargetHealth) -> Self {
+        let last = t.last.as_ref();
+        TargetStatus {
+            target: t.target.to_string(),
+            transport: t.transport.as_str().to_owned(),
+            state: t.health.state.into(),
+            last_error: last.and_then(|r| r.failure.as_ref()).map(|f| ErrorStatus {
+                kind: f.kind().as_str().to_owned(),
+                message: f.to_string(),
+            }),
+            rtt_ms: last
+                .and_then(|r| r.rtt)
+                .map(|d| d.as_micros() as f64 / 1000.0),
+            consecutive_failures: t.health.consecutive_failures,
+            consecutive_successes: t.health.consecutive_successes,
+        }
+    }
+}
+
+impl From<&KnownNamespace> for NamespaceStatus {
+    fn from(k: &KnownNamespace) -> Self {
+        let r = &k.report;
+        NamespaceStatus {
+            inode: r.ns.inode,
+            name: r.ns.name.clone(),
+            pid: r.ns.pid,
+            pod_uid: r.ns.pod_uid.clone(),
+            healthy: r.healthy(),
+            findings: r
+                .findings
+                .iter()
+                .map(|f| FindingStatus {
+                    code: f.code.as_str().to_owned(),
+                    message: f.message.clone(),
+                    target: f.target.map(|t| t.to_string()),
+                })
+                .collect(),
+            checked_round: k.round,
+        }
+    }
+}
+
 /// Up or down after thresholds, or not known yet.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum TargetState {
     /// Not enough results yet.
@@ -69,7 +147,7 @@ pub enum TargetState {
 }
 
 /// One target over one transport.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TargetStatus {
     /// `ip:port`, `[v6]:port`.
     pub target: String,
@@ -88,7 +166,7 @@ pub struct TargetStatus {
 }
 
 /// A failure: kind and plain words.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ErrorStatus {
     /// Stable kind (`timeout`, `refused`, ...).
     pub kind: String,
@@ -97,7 +175,7 @@ pub struct ErrorStatus {
 }
 
 /// One pod network namespace.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NamespaceStatus {
     /// Namespace inode.
     pub inode: u64,
@@ -116,7 +194,7 @@ pub struct NamespaceStatus {
 }
 
 /// One finding.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FindingStatus {
     /// Stable code.
     pub code: String,

@@ -101,7 +101,8 @@ progress is abandoned, exit 0.
 
 Every flag can also be set from the environment variable named in its help ([env: HC_...]);
 lists are comma-separated there (HC_TARGET=10.96.0.10,10.244.0.5).
-Exit status (--once): 0 all healthy, 1 any unhealthy, 2 bad usage.";
+Exit status (--once): 0 all healthy, 1 any unhealthy, 2 bad usage, 3 run-time error (nothing to probe,
+the metrics port taken, the API unreachable).";
 
 /// Log line format.
 #[cfg(target_os = "linux")]
@@ -264,9 +265,10 @@ pub(crate) struct KubeArgs {
     #[arg(long, env = "HC_CLUSTER_DOMAIN", default_value = "cluster.local")]
     pub(crate) cluster_domain: String,
 
-    /// DNS port override (else the Service's `dns`/`dns-tcp` ports).
-    #[arg(long, env = "HC_UDP_PORT", value_parser = clap::value_parser!(u16).range(1..))]
-    pub(crate) udp_port: Option<u16>,
+    /// DNS port for UDP and TCP, replacing the discovered ones (the Service's `dns`/`dns-tcp`
+    /// ports and the pods'). `--udp-port` and HC_UDP_PORT are old names of it.
+    #[arg(long, alias = "udp-port", env = "HC_DNS_PORT", value_parser = clap::value_parser!(u16).range(1..))]
+    pub(crate) dns_port: Option<u16>,
 
     /// The Lease that elects the one replica that remediates.
     #[arg(long, env = "HC_LEASE_NAME", default_value = "coredns-healthcheck")]
@@ -360,7 +362,7 @@ pub(crate) enum NetnsCommand {
     /// One row per network namespace: inode, a process in it, its name under /run/netns, and the
     /// Kubernetes pod UID and container ID from its cgroup.
     #[command(
-        after_help = "Examples:\n  hc-cli netns list\n  hc-cli netns list --proc-root /host/proc --json\n\nNeeds CAP_SYS_PTRACE to see other users' processes.\nExit status: 0 listed, 2 unreadable proc root."
+        after_help = "Examples:\n  hc-cli netns list\n  hc-cli netns list --proc-root /host/proc --json\n\nNeeds CAP_SYS_PTRACE to see other users' processes.\nExit status: 0 listed, 2 unreadable proc root, 3 run-time error."
     )]
     List(NetnsListArgs),
 }
@@ -423,45 +425,60 @@ dns-unreachable, netns-unavailable, and the probe failure kinds (timeout, refuse
 wrong-answer, ...).
 
 Needs CAP_SYS_ADMIN (enter namespaces) and CAP_SYS_PTRACE (see other users' processes).
-Exit status: 0 every namespace healthy, 1 any unhealthy, 2 bad usage.";
+Exit status: 0 every namespace healthy, 1 any unhealthy, 2 bad usage, 3 run-time error.";
 
 /// Arguments of `hc-cli sweep`.
 #[cfg(target_os = "linux")]
 #[derive(Debug, Args)]
 pub(crate) struct SweepArgs {
     /// DNS server to probe: IP or IP:PORT (port 53 when absent). Repeat for more.
-    #[arg(long = "target", value_name = "IP[:PORT]", required = true, num_args = 1.., action = clap::ArgAction::Append, value_parser = parse_target_arg)]
+    #[arg(long = "target", value_name = "IP[:PORT]", env = "HC_TARGET", value_delimiter = ',', required = true, num_args = 1.., action = clap::ArgAction::Append, value_parser = parse_target_arg)]
     pub(crate) targets: Vec<TargetArg>,
 
     /// Name to query.
-    #[arg(long, default_value = dnsprobe::DEFAULT_QUERY_NAME, value_parser = parse_name_arg)]
+    #[arg(long, env = "HC_NAME", default_value = dnsprobe::DEFAULT_QUERY_NAME, value_parser = parse_name_arg)]
     pub(crate) name: Name,
 
     /// An address the answer must contain (e.g. the ClusterIP of default/kubernetes). Repeat for more.
-    #[arg(long = "expect", value_name = "IP")]
+    #[arg(
+        long = "expect",
+        value_name = "IP",
+        env = "HC_EXPECT",
+        value_delimiter = ','
+    )]
     pub(crate) expect: Vec<IpAddr>,
 
     /// An address a pod's resolv.conf must name (kube-dns ClusterIP, or a node-local cache). Repeat for more.
-    #[arg(long = "dns-service", value_name = "IP")]
+    #[arg(
+        long = "dns-service",
+        value_name = "IP",
+        env = "HC_DNS_SERVICE",
+        value_delimiter = ','
+    )]
     pub(crate) dns_service: Vec<IpAddr>,
 
     /// Sweep this namespace: a name under /run/netns, or a path such as /proc/PID/ns/net. Repeat for more.
-    #[arg(long = "netns", value_name = "NAME|PATH")]
+    #[arg(
+        long = "netns",
+        value_name = "NAME|PATH",
+        env = "HC_NETNS",
+        value_delimiter = ','
+    )]
     pub(crate) netns: Vec<String>,
 
     /// Sweep the namespaces whose /run/netns name matches this glob (e.g. 'cni-*').
-    #[arg(long, value_name = "GLOB", value_parser = parse_glob_arg)]
+    #[arg(long, value_name = "GLOB", env = "HC_NETNS_GLOB", value_parser = parse_glob_arg)]
     pub(crate) netns_glob: Option<glob::Pattern>,
 
     #[command(flatten)]
     pub(crate) proc: ProcRootArg,
 
     /// Time allowed for each probe, e.g. 500ms, 2s.
-    #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = parse_duration_arg)]
+    #[arg(long, value_name = "DURATION", env = "HC_TIMEOUT", default_value = "2s", value_parser = parse_duration_arg)]
     pub(crate) timeout: Duration,
 
     /// Print a JSON array, one object per namespace.
-    #[arg(long)]
+    #[arg(long, env = "HC_JSON", action = clap::ArgAction::SetTrue, value_parser = clap::builder::BoolishValueParser::new())]
     pub(crate) json: bool,
 }
 
@@ -472,31 +489,32 @@ fn parse_glob_arg(s: &str) -> Result<glob::Pattern, String> {
 
 const PROBE_EXAMPLES: &str = "\
 Examples:
-  hc-cli probe --ip 10.96.0.10                      # kubernetes.default.svc.cluster.local A over UDP
-  hc-cli probe --ip 10.96.0.10 --both --expect 10.96.0.1
-  hc-cli probe --ip 10.244.0.5 --ip 10.244.1.7 --tcp --json
-  hc-cli probe --ip [fd00::a]:53 --type AAAA --name kubernetes.default.svc.cluster.local";
+  hc-cli probe --target 10.96.0.10                  # kubernetes.default.svc.cluster.local A over UDP
+  hc-cli probe --target 10.96.0.10 --both --expect 10.96.0.1
+  hc-cli probe --target 10.244.0.5 --target 10.244.1.7 --tcp --json
+  hc-cli probe --target [fd00::a]:53 --type AAAA --name kubernetes.default.svc.cluster.local";
 
 const PROBE_LONG: &str = "\
 Examples:
   # Is the kube-dns Service answering over UDP? (what pods use)
-  hc-cli probe --ip 10.96.0.10
+  hc-cli probe --target 10.96.0.10
 
   # UDP and TCP separately, and the answer must be the API server's ClusterIP:
   # shows the 'UDP dead, TCP and HTTP health alive' failure the liveness probe cannot see
-  hc-cli probe --ip 10.96.0.10 --both --expect 10.96.0.1
+  hc-cli probe --target 10.96.0.10 --both --expect 10.96.0.1
 
   # Every CoreDNS pod directly, machine-readable
-  hc-cli probe --ip 10.244.0.5 --ip 10.244.1.7 --both --json
+  hc-cli probe --target 10.244.0.5 --target 10.244.1.7 --both --json
 
   # A name that must not exist: NXDOMAIN is the healthy answer
-  hc-cli probe --ip 10.96.0.10 --name nope.default.svc.cluster.local --rcode NXDOMAIN
+  hc-cli probe --target 10.96.0.10 --name nope.default.svc.cluster.local --rcode NXDOMAIN
 
 Healthy means: a reply from the queried address and port, with the query's ID and question, a
 response code in --rcode (default NOERROR), and an answer that contains every --expect address
 (or, without --expect, any answer at all). A truncated UDP reply is retried over TCP, as dig does.
 
-Exit status: 0 every probe healthy, 1 any probe unhealthy, 2 bad usage or configuration.
+Exit status: 0 every probe healthy, 1 any probe unhealthy, 2 bad usage or configuration,
+3 run-time error.
 Failure kinds (JSON error.kind): timeout, refused, unreachable, rcode, wrong-answer,
 empty-answer, truncated, malformed, io.";
 
@@ -504,8 +522,8 @@ empty-answer, truncated, malformed, io.";
 #[derive(Debug, Args)]
 pub(crate) struct ProbeArgs {
     /// DNS server to query: IP or IP:PORT; IPv6 as [::1]:53 or bare ::1. Repeat for more.
-    #[arg(long = "ip", value_name = "IP[:PORT]", required = true, num_args = 1.., action = clap::ArgAction::Append, value_parser = parse_target_arg)]
-    pub(crate) ips: Vec<TargetArg>,
+    #[arg(long = "target", visible_alias = "ip", value_name = "IP[:PORT]", required = true, num_args = 1.., action = clap::ArgAction::Append, value_parser = parse_target_arg)]
+    pub(crate) targets: Vec<TargetArg>,
 
     /// Port for targets given without one.
     #[arg(long, default_value_t = dnsprobe::DEFAULT_PORT, value_parser = clap::value_parser!(u16).range(1..))]
@@ -607,6 +625,26 @@ fn parse_type_arg(s: &str) -> Result<RecordType, String> {
 
 fn parse_rcode_arg(s: &str) -> Result<ResponseCode, String> {
     dnsprobe::parse_rcode(s).map_err(|e| e.to_string())
+}
+
+/// The query every probe of a sweep or an agent is made from: `name`, an answer that must hold
+/// every `expect` address (any answer when there is none), `timeout` and `attempts` per probe.
+pub(crate) fn probe_template(
+    name: Name,
+    expect: &[IpAddr],
+    timeout: Duration,
+    attempts: u32,
+) -> dnsprobe::ProbeSpec {
+    let answer = if expect.is_empty() {
+        dnsprobe::AnswerExpectation::NonEmpty
+    } else {
+        dnsprobe::AnswerExpectation::Contains(expect.to_vec())
+    };
+    dnsprobe::ProbeSpec::new(std::net::SocketAddr::from(([0, 0, 0, 0], 53)))
+        .with_name(name)
+        .with_answer(answer)
+        .with_timeout(timeout)
+        .with_attempts(attempts)
 }
 
 pub(crate) fn parse_duration_arg(s: &str) -> Result<Duration, String> {

@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime};
 
 use anyhow::Context;
 use dnsprobe::hickory_proto::rr::Name;
-use dnsprobe::{ProbeReport, TransportMode};
+use dnsprobe::{HealthBook, HealthState, JsonReport, ProbeReport, Transport, TransportMode};
 use hc_exporter::{KubernetesStatus, Metrics, PlannedAction};
 use hc_remedy::{
     Action, ActionKind, ClusterSource, Discovered, Discovery, DiscoveryConfig, Done, Elector,
@@ -15,7 +15,8 @@ use hc_remedy::{
 };
 use tracing::{info, warn};
 
-use crate::cli::{RemediationMode, RunArgs};
+use crate::cli::{KubeArgs, RemediationMode};
+use crate::exit::{self, Context as _};
 
 /// `--node-condition`: the client, the node, and the (status, reason) last set.
 type NodeCondition = (hc_remedy::Client, String, Option<(bool, String)>);
@@ -35,7 +36,8 @@ pub(crate) struct Cluster {
     mode: Mode,
     policy: Policy,
     identity: String,
-    cluster_domain: String,
+    /// `kubernetes.default.svc.<cluster-domain>.`
+    pub(crate) query_name: Name,
     port_override: Option<u16>,
     history: History,
     pod_failures: HashMap<IpAddr, u32>,
@@ -47,9 +49,8 @@ pub(crate) struct Cluster {
     last_recheck: Option<std::time::Instant>,
 }
 
-fn identity(args: &RunArgs) -> String {
-    args.kube
-        .identity
+fn identity(args: &KubeArgs) -> String {
+    args.identity
         .clone()
         .or_else(|| std::env::var("POD_NAME").ok().filter(|v| !v.is_empty()))
         .or_else(|| {
@@ -63,13 +64,25 @@ fn identity(args: &RunArgs) -> String {
 impl Cluster {
     /// Connects, starts the watches (waiting up to 10 s for their first LIST) and, unless
     /// remediation is off or this is `--once`, the Lease election.
-    pub(crate) async fn start(args: &RunArgs, source: &ClusterSource) -> anyhow::Result<Cluster> {
-        let client = hc_remedy::connect(source).await?;
+    pub(crate) async fn start(
+        kube: &KubeArgs,
+        source: &ClusterSource,
+        once: bool,
+        failure_threshold: u32,
+    ) -> exit::Result<Cluster> {
+        let args = kube;
+        let query_name = dnsprobe::parse_name(&format!(
+            "kubernetes.default.svc.{}",
+            args.cluster_domain.trim_matches('.')
+        ))
+        .context("--cluster-domain does not make a valid name")
+        .usage()?;
+        let client = hc_remedy::connect(source).await.usage()?;
         let client_for_pods = client.clone();
         let cfg = DiscoveryConfig {
-            namespace: args.kube.namespace.clone(),
-            service: args.kube.service.clone(),
-            selector: args.kube.selector.clone(),
+            namespace: args.namespace.clone(),
+            service: args.service.clone(),
+            selector: args.selector.clone(),
         };
         let discovery = Discovery::start(client.clone(), &cfg);
         if !discovery.wait_ready(Duration::from_secs(10)).await {
@@ -79,62 +92,56 @@ impl Cluster {
                 .unwrap_or_else(|| "no answer".into());
             warn!(error = %why, "Kubernetes watches not synced after 10s: starting with the static targets");
         }
-        let mode = match args.kube.remediation {
+        let mode = match args.remediation {
             RemediationMode::Off => Mode::Off,
             RemediationMode::DryRun => Mode::DryRun,
             RemediationMode::On => Mode::On,
         };
         let identity = identity(args);
-        let elector = (mode != Mode::Off && !args.once).then(|| {
+        let elector = (mode != Mode::Off && !once).then(|| {
             Elector::spawn(
                 client.clone(),
-                LeaseConfig::new(&args.kube.namespace, &args.kube.lease_name, &identity),
+                LeaseConfig::new(&args.namespace, &args.lease_name, &identity),
             )
         });
-        let executor = Executor::new(
-            client,
-            &args.kube.namespace,
-            mode,
-            &identity,
-            args.kube.delete_pods,
-        );
+        let executor = Executor::new(client, &args.namespace, mode, &identity, args.delete_pods);
         let policy = Policy {
-            fail_rounds: args.failure_threshold,
-            memory_factor: args.kube.memory_factor,
-            memory_cap: args.kube.max_memory,
-            rollout_restart: args.kube.rollout_restart,
-            grace_period: args.kube.grace_period,
-            cooldown: args.kube.cooldown,
-            max_actions_per_hour: args.kube.max_actions_per_hour as usize,
+            fail_rounds: failure_threshold,
+            memory_factor: args.memory_factor,
+            memory_cap: args.max_memory,
+            rollout_restart: args.rollout_restart,
+            grace_period: args.grace_period,
+            cooldown: args.cooldown,
+            max_actions_per_hour: args.max_actions_per_hour as usize,
             ..Policy::default()
         };
-        info!(source = ?source, namespace = %args.kube.namespace, service = %args.kube.service,
+        info!(source = ?source, namespace = %args.namespace, service = %args.service,
             remediation = mode.as_str(), identity = %identity, "Kubernetes mode");
-        let probe_pod = (args.kube.via == crate::cli::Via::ProbePod).then(|| {
+        let probe_pod = (args.via == crate::cli::Via::ProbePod).then(|| {
             (
                 client_for_pods.clone(),
                 hc_remedy::ProbePodConfig {
-                    namespace: args.kube.namespace.clone(),
-                    image: args.kube.probe_image.clone(),
-                    timeout: args.kube.probe_pod_timeout,
+                    namespace: args.namespace.clone(),
+                    image: args.probe_image.clone(),
+                    timeout: args.probe_pod_timeout,
                 },
             )
         });
-        let node_condition = if args.kube.node_condition {
+        let node_condition = if args.node_condition {
             let node = args
-                .kube
                 .node_name
                 .clone()
                 .or_else(|| std::env::var("NODE_NAME").ok().filter(|v| !v.is_empty()))
-                .context("--node-condition needs the node's name: --node-name or NODE_NAME (the downward API)")?;
+                .context("--node-condition needs the node's name: --node-name or NODE_NAME (the downward API)")
+                .usage()?;
             Some((client_for_pods.clone(), node, None))
         } else {
             None
         };
         Ok(Cluster {
-            via: args.kube.via,
+            via: args.via,
             client: client_for_pods.clone(),
-            namespace: args.kube.namespace.clone(),
+            namespace: args.namespace.clone(),
             node_condition,
             probe_pod,
             discovery,
@@ -143,8 +150,8 @@ impl Cluster {
             mode,
             policy,
             identity,
-            cluster_domain: args.kube.cluster_domain.trim_matches('.').to_owned(),
-            port_override: args.kube.udp_port,
+            query_name,
+            port_override: args.dns_port,
             history: History::default(),
             pod_failures: HashMap::new(),
             pod_answering: HashMap::new(),
@@ -161,52 +168,25 @@ impl Cluster {
         self.discovery.snapshot()
     }
 
-    /// `kubernetes.default.svc.<cluster-domain>.`
-    pub(crate) fn query_name(&self) -> anyhow::Result<Name> {
-        dnsprobe::parse_name(&format!("kubernetes.default.svc.{}", self.cluster_domain))
-            .context("--cluster-domain does not make a valid name")
-    }
-
     /// The discovered targets: the Service's ClusterIPs and every CoreDNS endpoint not
-    /// terminating, each over UDP and TCP (separately when the ports differ).
+    /// terminating (only the pods, over TCP, through a port-forward).
     pub(crate) fn targets(&self, d: &Discovered) -> Vec<(SocketAddr, TransportMode)> {
-        let mut out = Vec::new();
-        let mut add = |ip: IpAddr, udp: u16, tcp: u16| {
-            let (udp, tcp) = self.port_override.map_or((udp, tcp), |p| (p, p));
-            if udp == tcp {
-                out.push((SocketAddr::new(ip, udp), TransportMode::Both));
-            } else {
-                out.push((SocketAddr::new(ip, udp), TransportMode::Udp));
-                out.push((SocketAddr::new(ip, tcp), TransportMode::Tcp));
-            }
+        let found = if self.via == crate::cli::Via::PortForward {
+            d.pod_tcp_targets(self.port_override)
+        } else {
+            d.targets(self.port_override)
         };
-        if self.via == crate::cli::Via::PortForward {
-            // Only pods can be port-forwarded to, and only TCP travels through.
-            let port = self
-                .port_override
-                .or(d.endpoint_tcp_port)
-                .or(d.endpoint_udp_port)
-                .unwrap_or(d.tcp_port);
-            return d
-                .endpoints
-                .iter()
-                .filter(|e| !e.terminating && e.pod.is_some())
-                .map(|e| (SocketAddr::new(e.ip, port), TransportMode::Tcp))
-                .collect();
-        }
-        for ip in &d.service_ips {
-            add(*ip, d.udp_port, d.tcp_port);
-        }
-        for e in d.endpoints.iter().filter(|e| !e.terminating) {
-            add(
-                e.ip,
-                d.endpoint_udp_port.unwrap_or(d.udp_port),
-                d.endpoint_tcp_port
-                    .or(d.endpoint_udp_port)
-                    .unwrap_or(d.tcp_port),
-            );
-        }
-        out
+        found
+            .into_iter()
+            .map(|t| {
+                let mode = match t.only {
+                    None => TransportMode::Both,
+                    Some(Transport::Udp) => TransportMode::Udp,
+                    Some(Transport::Tcp) => TransportMode::Tcp,
+                };
+                (t.addr, mode)
+            })
+            .collect()
     }
 
     /// Records this round's probes of the pods, exports the pods' metrics, and (on the Lease
@@ -397,17 +377,22 @@ impl Cluster {
     /// namespaces cannot resolve.
     pub(crate) async fn update_node_condition(
         &mut self,
-        down: &[(SocketAddr, dnsprobe::Transport)],
-        tcp_up: &[SocketAddr],
+        health: &HealthBook,
         unhealthy_netns: usize,
     ) {
         let Some((client, node, last)) = &mut self.node_condition else {
             return;
         };
+        let down: Vec<(SocketAddr, Transport)> = health
+            .entries()
+            .iter()
+            .filter(|e| e.health.state == HealthState::Down)
+            .map(|e| (e.target, e.transport))
+            .collect();
         let (ok, reason, message) = if !down.is_empty() {
             let udp_only = down
                 .iter()
-                .all(|(t, tr)| *tr == dnsprobe::Transport::Udp && tcp_up.contains(t));
+                .all(|(t, _)| health.verdict(*t) == dnsprobe::TransportVerdict::UdpBlocked);
             let list: Vec<String> = down
                 .iter()
                 .map(|(t, tr)| format!("{t} over {tr}"))
@@ -446,14 +431,32 @@ impl Cluster {
         }
     }
 
-    /// True with `--via port-forward`.
-    pub(crate) fn probes_via_port_forward(&self) -> bool {
-        self.via == crate::cli::Via::PortForward
+    /// True with `--via port-forward` or `--via probe-pod`.
+    pub(crate) fn probes_elsewhere(&self) -> bool {
+        self.via != crate::cli::Via::Direct
+    }
+
+    /// Probes through a port-forward or a probe pod.
+    pub(crate) async fn probe_elsewhere(
+        &self,
+        specs: &[dnsprobe::ProbeSpec],
+        d: &Discovered,
+    ) -> exit::Result<Vec<ProbeReport>> {
+        if self.via == crate::cli::Via::PortForward {
+            return Ok(self.probe_via_port_forward(specs, d).await);
+        }
+        self.probe_via_pod(specs).await.map_err(|e| {
+            // RBAC is configuration (2); a pod that cannot start is a run-time failure (3).
+            match e.downcast_ref::<hc_remedy::ProbePodError>() {
+                Some(hc_remedy::ProbePodError::Forbidden { .. }) => exit::usage(e),
+                _ => exit::runtime(e),
+            }
+        })
     }
 
     /// Probes each pod target over TCP through a port-forward (targets that are not a known
     /// pod's address are probed directly), all at once.
-    pub(crate) async fn probe_via_port_forward(
+    async fn probe_via_port_forward(
         &self,
         specs: &[dnsprobe::ProbeSpec],
         d: &Discovered,
@@ -476,15 +479,13 @@ impl Cluster {
             .await
             {
                 Ok(pf) => vec![dnsprobe::probe_over_stream(spec, pf.stream).await],
-                Err(e) => {
-                    // A report for the target, failed: a stream whose far end is gone fails at once.
-                    let (closed, _) = tokio::io::duplex(64);
-                    let mut r = dnsprobe::probe_over_stream(spec, closed).await;
-                    r.failure = Some(dnsprobe::Failure::Io {
+                Err(e) => vec![ProbeReport::failed(
+                    spec,
+                    Transport::Tcp,
+                    dnsprobe::Failure::Io {
                         detail: format!("port-forward to pod {pod}: {e}"),
-                    });
-                    vec![r]
-                }
+                    },
+                )],
             }
         });
         futures_util::future::join_all(jobs)
@@ -494,14 +495,9 @@ impl Cluster {
             .collect()
     }
 
-    /// True with `--via probe-pod`.
-    pub(crate) fn probes_via_pod(&self) -> bool {
-        self.probe_pod.is_some()
-    }
-
     /// Probes `specs` from a short-lived pod in the cluster: one pod per group of specs with the
     /// same transports, its `hc-cli probe --json` output read back as reports.
-    pub(crate) async fn probe_via_pod(
+    async fn probe_via_pod(
         &self,
         specs: &[dnsprobe::ProbeSpec],
     ) -> anyhow::Result<Vec<ProbeReport>> {
@@ -534,21 +530,19 @@ impl Cluster {
                 args.extend(["--ip".into(), s.target.to_string()]);
             }
             let logs = hc_remedy::run_probe_pod(client.clone(), cfg, &args).await?;
-            let parsed: serde_json::Value =
-                serde_json::from_str(logs.trim()).with_context(|| {
-                    format!(
-                        "the probe pod's output is not the JSON of `hc-cli probe --json`: {}",
-                        logs.chars().take(200).collect::<String>()
-                    )
-                })?;
-            for v in parsed.as_array().into_iter().flatten() {
-                let target: Option<SocketAddr> = v["target"].as_str().and_then(|t| t.parse().ok());
+            let parsed: Vec<JsonReport> = serde_json::from_str(logs.trim()).with_context(|| {
+                format!(
+                    "the probe pod's output is not the JSON of `hc-cli probe --json`: {}",
+                    logs.chars().take(200).collect::<String>()
+                )
+            })?;
+            for v in parsed {
                 let spec = group
                     .iter()
-                    .find(|s| Some(s.target) == target)
+                    .find(|s| s.target == v.target)
                     .copied()
                     .unwrap_or(first);
-                out.push(crate::output::report_from_json(v, spec)?);
+                out.push(v.into_report(spec)?);
             }
         }
         Ok(out)

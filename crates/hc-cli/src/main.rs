@@ -1,49 +1,41 @@
 //! `hc-cli`: checks the cluster DNS of Kubernetes the way clients use it.
 //!
-//! The binary only composes the libraries: argument parsing and output live here, probing lives
-//! in `dnsprobe`.
+//! The binary parses, composes the libraries, prints, and maps exit codes (`exit`); the logic
+//! lives in `dnsprobe`, `hc_netns`, `hc_exporter` and `hc_remedy`.
 
+#[cfg(target_os = "linux")]
+mod agent;
 mod cli;
 #[cfg(target_os = "linux")]
 mod cluster;
-#[cfg(target_os = "linux")]
-mod demo;
+mod cmd;
 #[cfg(target_os = "linux")]
 mod demo_server;
 mod exit;
-#[cfg(target_os = "linux")]
-mod netns_cmd;
 mod output;
-mod probe_cmd;
-#[cfg(target_os = "linux")]
-mod run_cmd;
-#[cfg(target_os = "linux")]
-mod sweep;
-#[cfg(target_os = "linux")]
-mod sweep_cmd;
 
 use std::process::ExitCode;
 
 use clap::Parser;
 
+/// The runtime every command runs on: one thread, with the I/O and time drivers. Probes are
+/// I/O-bound, and start-up cost matters for a CLI that monitoring runs over and over.
+fn runtime() -> exit::Result<tokio::runtime::Runtime> {
+    use exit::Context;
+    tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .enable_time()
+        .build()
+        .runtime()
+}
+
 fn main() -> ExitCode {
     let cli = cli::Cli::parse();
-    let code = match cli.command {
-        cli::Command::Probe(args) => probe_cmd::run(args),
-        #[cfg(target_os = "linux")]
-        cli::Command::Netns(cli::NetnsCommand::List(args)) => netns_cmd::run(args),
-        #[cfg(target_os = "linux")]
-        cli::Command::Sweep(args) => sweep_cmd::run(args),
-        #[cfg(target_os = "linux")]
-        cli::Command::Run(args) => run_cmd::run(*args),
-        #[cfg(target_os = "linux")]
-        cli::Command::Demo(args) => demo::run(args),
-    };
-    match code {
+    match cmd::dispatch(cli.command) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            eprintln!("Error: {e:#}");
-            ExitCode::from(exit::USAGE)
+            eprintln!("Error: {e}");
+            ExitCode::from(e.code)
         }
     }
 }

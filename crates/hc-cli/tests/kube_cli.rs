@@ -482,7 +482,7 @@ fn via_probe_pod_cleans_up_and_says_why_when_it_cannot_start() {
         k.join().unwrap();
         o
     });
-    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(o.status.code(), Some(3), "a run-time failure");
     let e = String::from_utf8_lossy(&o.stderr);
     assert!(
         e.contains("cannot start") && e.contains("ErrImagePull"),
@@ -493,7 +493,7 @@ fn via_probe_pod_cleans_up_and_says_why_when_it_cannot_start() {
     // Forbidden: a clear error naming what to grant.
     c.api.forbid("POST", "pods");
     let o = c.once(&["--via", "probe-pod"]);
-    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(o.status.code(), Some(2), "RBAC is configuration");
     let e = String::from_utf8_lossy(&o.stderr);
     assert!(e.contains("forbidden") && e.contains("--via direct"), "{e}");
 }

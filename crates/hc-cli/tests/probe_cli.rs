@@ -45,9 +45,19 @@ fn json(o: &Output) -> Vec<Value> {
 fn healthy_both_transports_exit_0_with_one_line_each() {
     let s = dnsmasq_on(loopback(), "10.96.0.1");
     let addr = s.addr().to_string();
-    let o = hc(&["probe", "--ip", &addr, "--both", "--expect", "10.96.0.1"]);
+    let o = hc(&[
+        "probe",
+        "--target",
+        &addr,
+        "--both",
+        "--expect",
+        "10.96.0.1",
+    ]);
     assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
     let out = stdout(&o);
+    // `--ip`, the old name of `--target`, still works.
+    let old = hc(&["probe", "--ip", &addr, "--both", "--expect", "10.96.0.1"]);
+    assert_eq!(old.status.code(), Some(0), "{}", stderr(&old));
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines.len(), 2, "{out}");
     assert!(
@@ -226,7 +236,7 @@ fn port_flag_and_ipv6_forms() {
 #[test]
 fn bad_usage_exits_2_naming_the_problem() {
     let cases: &[(&[&str], &str)] = &[
-        (&["probe"], "--ip"),
+        (&["probe"], "--target"),
         (&["probe", "--ip", "kube-dns"], "invalid target"),
         (&["probe", "--ip", "10.0.0.1:0"], "port 0"),
         (

@@ -27,10 +27,12 @@ impl Default for ScanOptions {
     }
 }
 
-/// One network namespace.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One network namespace. Serializes to the object of `hc-cli netns list --json` (a contract:
+/// `inode`, `pid`, `process`, `name`, `path`, `pod_uid`, `container_id`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Namespace {
     /// Device of the nsfs inode (namespaces are identified by device and inode).
+    #[serde(skip)]
     pub dev: u64,
     /// Inode number (what `ls -L -i /proc/PID/ns/net` and `lsns` show).
     pub inode: u64,
@@ -41,6 +43,7 @@ pub struct Namespace {
     /// The name under `/run/netns`, when bind-mounted there.
     pub name: Option<String>,
     /// The file to open to enter it: the bind mount when named, else `<proc-root>/PID/ns/net`.
+    #[serde(serialize_with = "display")]
     pub path: PathBuf,
     /// The Kubernetes pod UID, from the process's cgroup.
     pub pod_uid: Option<String>,
@@ -48,7 +51,25 @@ pub struct Namespace {
     pub container_id: Option<String>,
 }
 
+fn display<S: serde::Serializer>(p: &Path, s: S) -> Result<S::Ok, S::Error> {
+    s.collect_str(&p.display())
+}
+
 impl Namespace {
+    /// A namespace known only by its identity and the file that enters it.
+    pub fn at((dev, inode): (u64, u64), path: PathBuf) -> Self {
+        Namespace {
+            dev,
+            inode,
+            pid: None,
+            process: None,
+            name: None,
+            path,
+            pod_uid: None,
+            container_id: None,
+        }
+    }
+
     /// A short label: the name when bind-mounted, else `pid/process`.
     pub fn label(&self) -> String {
         match (&self.name, self.pid, &self.process) {

@@ -48,6 +48,22 @@ pub enum NetnsError {
         /// The namespace file.
         path: PathBuf,
     },
+    /// A blocking task (a scan, opening sockets, a snapshot) panicked or was cancelled.
+    #[error("{what} did not finish: {detail}")]
+    Task {
+        /// What the task was doing.
+        what: &'static str,
+        /// The runtime's words.
+        detail: String,
+    },
+    /// `--netns NAME` names no namespace under the netns directories.
+    #[error(
+        "no network namespace named {name:?} under /run/netns or /var/run/netns (see `hc-cli netns list`)"
+    )]
+    UnknownName {
+        /// The name given.
+        name: String,
+    },
 }
 
 fn open_hint(e: &io::Error) -> &'static str {

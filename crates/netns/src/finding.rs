@@ -4,6 +4,8 @@
 use std::fmt;
 use std::net::SocketAddr;
 
+use dnsprobe::{ProbeReport, TransportVerdict};
+
 /// The kind of a finding. [`FindingCode::as_str`] is a contract (metric labels, JSON): never
 /// renamed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -88,20 +90,27 @@ impl FindingCode {
     }
 }
 
+impl serde::Serialize for FindingCode {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
 impl fmt::Display for FindingCode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
     }
 }
 
-/// One finding about one namespace.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One finding about one namespace. Serializes as `{ "code", "message", "target"? }`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Finding {
     /// What kind.
     pub code: FindingCode,
     /// In plain words, with the command that shows it.
     pub message: String,
     /// The DNS target concerned, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub target: Option<SocketAddr>,
 }
 
@@ -131,84 +140,68 @@ impl fmt::Display for Finding {
     }
 }
 
-/// The outcome of one probe, as the diagnosis needs it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ProbeOutcome {
-    /// Healthy.
-    Ok,
-    /// Failed.
-    Failed {
-        /// The failure kind's stable name (`timeout`, `refused`, `wrong-answer`, ...).
-        kind: &'static str,
-        /// The failure in plain words.
-        message: String,
-        /// True when nothing usable came back (timeout, refused, unreachable, I/O, malformed):
-        /// only then is the path suspect; a wrong answer is the server's.
-        path: bool,
-    },
-}
-
-/// Findings from a UDP probe of `target` and, when UDP failed on the path, a TCP probe of the
-/// same target: the probe's own kind, then `udp-blocked` (TCP works) or `dns-unreachable`
-/// (TCP fails too).
-pub fn transport_findings(
-    target: SocketAddr,
-    udp: &ProbeOutcome,
-    tcp: Option<&ProbeOutcome>,
-) -> Vec<Finding> {
-    let ProbeOutcome::Failed {
-        kind,
-        message,
-        path,
-    } = udp
-    else {
-        return match tcp {
-            Some(ProbeOutcome::Failed { message, .. }) => vec![Finding::for_target(
-                FindingCode::TcpBlocked,
-                target,
-                format!("TCP to {target} fails ({message}) while UDP works"),
-            )],
-            _ => vec![],
-        };
+/// Findings from a UDP probe of a target and, when UDP failed on the path, a TCP probe of the
+/// same target: the UDP probe's own failure kind, then the comparison of the two transports
+/// ([`dnsprobe::TransportVerdict`]): `udp-blocked` (TCP works), `dns-unreachable` (TCP fails
+/// too), or `tcp-blocked` (UDP works, TCP does not).
+pub fn transport_findings(udp: &ProbeReport, tcp: Option<&ProbeReport>) -> Vec<Finding> {
+    let target = udp.target;
+    let mut out = Vec::new();
+    if let Some(f) = &udp.failure {
+        out.push(Finding::for_target(
+            FindingCode::Probe(f.kind().as_str()),
+            target,
+            format!("UDP to {target}: {f}"),
+        ));
+    }
+    let why = |r: Option<&ProbeReport>| {
+        r.and_then(|r| r.failure.as_ref())
+            .map(ToString::to_string)
+            .unwrap_or_default()
     };
-    let mut out = vec![Finding::for_target(
-        FindingCode::Probe(kind),
-        target,
-        format!("UDP to {target}: {message}"),
-    )];
-    if !path {
-        return out;
-    }
-    match tcp {
-        Some(ProbeOutcome::Ok) => out.push(Finding::for_target(
+    let (code, message) = match TransportVerdict::of(
+        Some(udp.path_works()),
+        tcp.map(ProbeReport::path_works),
+    ) {
+        TransportVerdict::UdpBlocked => (
             FindingCode::UdpBlocked,
-            target,
-            format!("UDP to {target} fails ({message}) while TCP works: a filter or conntrack problem on the UDP path"),
-        )),
-        Some(ProbeOutcome::Failed { message: tm, .. }) => out.push(Finding::for_target(
+            format!(
+                "UDP to {target} fails ({}) while TCP works: a filter or conntrack problem on the UDP path",
+                why(Some(udp))
+            ),
+        ),
+        TransportVerdict::TcpBlocked => (
+            FindingCode::TcpBlocked,
+            format!("TCP to {target} fails ({}) while UDP works", why(tcp)),
+        ),
+        TransportVerdict::Unreachable => (
             FindingCode::DnsUnreachable,
-            target,
-            format!("{target} unreachable over UDP ({message}) and TCP ({tm})"),
-        )),
-        None => {}
-    }
+            format!(
+                "{target} unreachable over UDP ({}) and TCP ({})",
+                why(Some(udp)),
+                why(tcp)
+            ),
+        ),
+        _ => return out,
+    };
+    out.push(Finding::for_target(code, target, message));
     out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use dnsprobe::{Failure, ProbeSpec, Transport};
 
     fn t() -> SocketAddr {
         "10.96.0.10:53".parse().unwrap()
     }
 
-    fn failed(kind: &'static str, path: bool) -> ProbeOutcome {
-        ProbeOutcome::Failed {
-            kind,
-            message: format!("{kind} happened"),
-            path,
-        }
+    fn report(failure: Option<Failure>, transport: Transport) -> ProbeReport {
+        let spec = ProbeSpec::new(t());
+        let mut r = ProbeReport::failed(&spec, transport, Failure::Refused);
+        r.failure = failure;
+        r
     }
 
     fn codes(f: &[Finding]) -> Vec<&'static str> {
@@ -217,39 +210,51 @@ mod tests {
 
     #[test]
     fn udp_vs_tcp() {
-        assert!(transport_findings(t(), &ProbeOutcome::Ok, None).is_empty());
+        use Transport::*;
+        let ok = |t| report(None, t);
+        let timeout = |t| {
+            report(
+                Some(Failure::Timeout {
+                    attempts: 1,
+                    timeout: std::time::Duration::from_secs(1),
+                }),
+                t,
+            )
+        };
+        let wrong = report(
+            Some(Failure::WrongAnswer {
+                answered: vec![],
+                expected: vec![],
+                exact: false,
+            }),
+            Udp,
+        );
+        assert!(transport_findings(&ok(Udp), None).is_empty());
         assert_eq!(
-            codes(&transport_findings(
-                t(),
-                &failed("timeout", true),
-                Some(&ProbeOutcome::Ok)
-            )),
+            codes(&transport_findings(&timeout(Udp), Some(&ok(Tcp)))),
             ["timeout", "udp-blocked"]
         );
+        let refused = report(Some(Failure::Refused), Tcp);
         assert_eq!(
             codes(&transport_findings(
-                t(),
-                &failed("refused", true),
-                Some(&failed("refused", true))
+                &report(Some(Failure::Refused), Udp),
+                Some(&refused)
             )),
             ["refused", "dns-unreachable"]
         );
         assert_eq!(
-            codes(&transport_findings(
-                t(),
-                &failed("wrong-answer", false),
-                Some(&ProbeOutcome::Ok)
-            )),
+            codes(&transport_findings(&wrong, Some(&ok(Tcp)))),
             ["wrong-answer"],
             "a wrong answer is the server's, not the path's"
         );
         assert_eq!(
-            codes(&transport_findings(
-                t(),
-                &ProbeOutcome::Ok,
-                Some(&failed("timeout", true))
-            )),
+            codes(&transport_findings(&ok(Udp), Some(&timeout(Tcp)))),
             ["tcp-blocked"]
+        );
+        assert_eq!(
+            codes(&transport_findings(&timeout(Udp), None)),
+            ["timeout"],
+            "without TCP there is nothing to compare"
         );
     }
 

@@ -17,6 +17,11 @@
 //!   node-side veth peer present, up, and bridged or routed, resolv.conf nameservers and glibc's
 //!   limits. Findings carry stable kebab-case codes ([`FindingCode`]).
 //!
+//! - **Sweep** ([`sweep`], [`check`]): probe the DNS targets from the caller's namespace and
+//!   from every selected pod namespace at once (sockets opened inside each, probes by
+//!   [`dnsprobe`] on the caller's runtime), follow a UDP failure with TCP, and diagnose; a
+//!   [`NamespaceBook`] keeps a rotating share per round and what is known between rounds.
+//!
 //! The parsers and the diagnosis rules are pure and portable; the parts that touch the kernel
 //! are Linux-only (`cfg(target_os = "linux")`).
 //!
@@ -50,7 +55,7 @@ mod resolv;
 
 pub use cgroup::{KubeRef, from_path as cgroup_path_ref, parse_cgroup};
 pub use diagnose::{Address, Link, Lookup, NetSnapshot, Route, check_resolv_conf, diagnose_path};
-pub use finding::{Finding, FindingCode, ProbeOutcome, transport_findings};
+pub use finding::{Finding, FindingCode, transport_findings};
 pub use resolv::{GLIBC_MAX_NAMESERVERS, GLIBC_MAX_SEARCH, ResolvConf};
 
 #[cfg(target_os = "linux")]
@@ -60,7 +65,11 @@ mod enumerate;
 #[cfg(target_os = "linux")]
 mod error;
 #[cfg(target_os = "linux")]
+mod rotation;
+#[cfg(target_os = "linux")]
 mod snapshot;
+#[cfg(target_os = "linux")]
+mod sweep;
 
 #[cfg(target_os = "linux")]
 pub use enter::{run_in, run_in_each};
@@ -69,4 +78,8 @@ pub use enumerate::{Namespace, Scan, ScanOptions, identity, scan};
 #[cfg(target_os = "linux")]
 pub use error::NetnsError;
 #[cfg(target_os = "linux")]
+pub use rotation::{KnownNamespace, NamespaceBook, NamespaceSummary};
+#[cfg(target_os = "linux")]
 pub use snapshot::snapshot;
+#[cfg(target_os = "linux")]
+pub use sweep::{NamespaceJson, NsReport, SweepConfig, check, discover, select, sweep};

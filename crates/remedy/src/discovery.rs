@@ -2,7 +2,7 @@
 //! LISTs: the DNS Service and its ClusterIPs and ports, its EndpointSlices, the CoreDNS pods,
 //! and the ClusterIP of `default/kubernetes` (the answer `kubernetes.default.svc` must give).
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
@@ -51,6 +51,36 @@ pub struct EndpointInfo {
     pub node: Option<String>,
     /// The pod behind it.
     pub pod: Option<String>,
+    /// That pod's UID.
+    pub pod_uid: Option<String>,
+}
+
+/// What a DNS target is to the cluster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TargetRole {
+    /// A ClusterIP of the DNS Service.
+    Service,
+    /// A CoreDNS pod's own address.
+    Pod {
+        /// Pod name (from the EndpointSlice's `targetRef`).
+        name: Option<String>,
+        /// Pod UID.
+        uid: Option<String>,
+        /// The node it runs on.
+        node: Option<String>,
+    },
+}
+
+/// One DNS target found by discovery, and which transports to probe it over (both when the
+/// UDP and TCP ports are the same, each on its own port otherwise).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DiscoveredTarget {
+    /// Address and port.
+    pub addr: SocketAddr,
+    /// `None`: UDP and TCP; `Some(t)`: only `t` on this port.
+    pub only: Option<dnsprobe::Transport>,
+    /// What it is.
+    pub role: TargetRole,
 }
 
 /// One CoreDNS pod.
@@ -101,6 +131,84 @@ pub struct Discovered {
     pub endpoints: Vec<EndpointInfo>,
     /// The CoreDNS pods.
     pub pods: Vec<PodInfo>,
+}
+
+impl Discovered {
+    /// The targets to probe: the Service's ClusterIPs on its ports, and every CoreDNS endpoint
+    /// not terminating on the pods' own ports; `port` (`--dns-port`) replaces every port.
+    pub fn targets(&self, port: Option<u16>) -> Vec<DiscoveredTarget> {
+        let mut out = Vec::new();
+        let mut add = |ip: IpAddr, udp: u16, tcp: u16, role: TargetRole| {
+            let (udp, tcp) = port.map_or((udp, tcp), |p| (p, p));
+            if udp == tcp {
+                out.push(DiscoveredTarget {
+                    addr: SocketAddr::new(ip, udp),
+                    only: None,
+                    role,
+                });
+                return;
+            }
+            for (p, t) in [
+                (udp, dnsprobe::Transport::Udp),
+                (tcp, dnsprobe::Transport::Tcp),
+            ] {
+                let role = role.clone();
+                out.push(DiscoveredTarget {
+                    addr: SocketAddr::new(ip, p),
+                    only: Some(t),
+                    role,
+                });
+            }
+        };
+        for ip in &self.service_ips {
+            add(*ip, self.udp_port, self.tcp_port, TargetRole::Service);
+        }
+        let (udp, tcp) = self.endpoint_ports();
+        for e in self.endpoints.iter().filter(|e| !e.terminating) {
+            add(e.ip, udp, tcp, e.role());
+        }
+        out
+    }
+
+    /// The CoreDNS pods that can be reached through a port-forward (those with a pod name), each
+    /// on the pods' DNS port over TCP (the only transport a port-forward carries).
+    pub fn pod_tcp_targets(&self, port: Option<u16>) -> Vec<DiscoveredTarget> {
+        let p = port.unwrap_or(self.endpoint_ports().1);
+        self.endpoints
+            .iter()
+            .filter(|e| !e.terminating && e.pod.is_some())
+            .map(|e| DiscoveredTarget {
+                addr: SocketAddr::new(e.ip, p),
+                only: Some(dnsprobe::Transport::Tcp),
+                role: e.role(),
+            })
+            .collect()
+    }
+
+    /// The pods' own (UDP, TCP) DNS ports: the EndpointSlices', else the Service's.
+    fn endpoint_ports(&self) -> (u16, u16) {
+        let udp = self.endpoint_udp_port.unwrap_or(self.udp_port);
+        let tcp = self
+            .endpoint_tcp_port
+            .or(self.endpoint_udp_port)
+            .unwrap_or(self.tcp_port);
+        (udp, tcp)
+    }
+
+    /// The endpoint at `ip`, if it is a CoreDNS pod's.
+    pub fn endpoint(&self, ip: IpAddr) -> Option<&EndpointInfo> {
+        self.endpoints.iter().find(|e| e.ip == ip)
+    }
+}
+
+impl EndpointInfo {
+    fn role(&self) -> TargetRole {
+        TargetRole::Pod {
+            name: self.pod.clone(),
+            uid: self.pod_uid.clone(),
+            node: self.node.clone(),
+        }
+    }
 }
 
 /// The watches' health: the last error, cleared by the next success.
@@ -284,6 +392,7 @@ impl Discovery {
                             terminating: c.terminating.unwrap_or(false),
                             node: ep.node_name.clone(),
                             pod: ep.target_ref.as_ref().and_then(|r| r.name.clone()),
+                            pod_uid: ep.target_ref.as_ref().and_then(|r| r.uid.clone()),
                         });
                     }
                 }

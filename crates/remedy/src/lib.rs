@@ -45,7 +45,8 @@ mod quantity;
 
 pub use client::{ClusterSource, cluster_source, connect};
 pub use discovery::{
-    ApiHealth, Discovered, Discovery, DiscoveryConfig, EndpointInfo, PodInfo, pod_info,
+    ApiHealth, Discovered, DiscoveredTarget, Discovery, DiscoveryConfig, EndpointInfo, PodInfo,
+    TargetRole, pod_info,
 };
 pub use error::RemedyError;
 pub use execute::{Executor, FIELD_MANAGER, Mode, Outcome};

@@ -9,15 +9,14 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use clap::Parser;
+use dnsprobe::{AnswerExpectation, Thresholds};
 use hc_exporter::{Admin, Metrics, Registry};
+use hc_netns::SweepConfig;
 
-use crate::cli::{Cli, Command as Sub, DemoArgs};
+use crate::agent::{Agent, AgentConfig};
+use crate::cli::DemoArgs;
 use crate::demo_server::{API_IP, DemoServer};
 use crate::exit;
-use crate::run_cmd::Agent;
-use crate::sweep::{SweepConfig, sweep};
-use crate::sweep_cmd::ns_human;
 
 /// Two namespaces made for the demo; removed on drop (also when the demo is interrupted).
 struct DemoNetns {
@@ -70,10 +69,8 @@ fn plain(s: &str) {
     println!("[demo] {s}");
 }
 
-pub(crate) fn run(args: DemoArgs) -> anyhow::Result<u8> {
-    use std::io::IsTerminal;
-    let colour = std::io::stdout().is_terminal()
-        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+pub(crate) fn run(args: DemoArgs) -> exit::Result {
+    let colour = crate::output::colour_stdout();
     let note: fn(&str) = if colour { say } else { plain };
     {
         use tracing_subscriber::layer::SubscriberExt;
@@ -92,10 +89,9 @@ pub(crate) fn run(args: DemoArgs) -> anyhow::Result<u8> {
             .with(only_ours)
             .try_init();
     }
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    runtime.block_on(demo(args, note))
+    crate::runtime()?
+        .block_on(demo(args, note))
+        .map_err(exit::runtime)
 }
 
 async fn demo(args: DemoArgs, note: fn(&str)) -> anyhow::Result<u8> {
@@ -124,30 +120,23 @@ async fn demo(args: DemoArgs, note: fn(&str)) -> anyhow::Result<u8> {
         "Metrics: http://{metrics_at}/metrics, status: http://{metrics_at}/status"
     ));
 
-    // The real agent, configured as `hc-cli run` would be.
+    // The real agent, configured as `hc-cli run --target ADDR --expect 10.96.0.1 --timeout 300ms
+    // --attempts 1 --failure-threshold 2` would be.
     let interval = humantime::format_duration(args.interval).to_string();
-    let parsed = Cli::try_parse_from([
-        "hc-cli",
-        "run",
-        "--target",
-        &target.to_string(),
-        "--expect",
-        &API_IP.to_string(),
-        "--interval",
-        &interval,
-        "--timeout",
-        "300ms",
-        "--attempts",
-        "1",
-        "--failure-threshold",
-        "2",
-        "--remediation",
-        "off",
-    ])?;
-    let Sub::Run(run_args) = parsed.command else {
-        anyhow::bail!("internal: demo arguments")
+    let cfg = AgentConfig {
+        targets: vec![target],
+        probe: dnsprobe::ProbeSpec::new(target)
+            .with_answer(AnswerExpectation::Contains(vec![IpAddr::V4(API_IP)]))
+            .with_timeout(Duration::from_millis(300)),
+        name_given: false,
+        thresholds: Thresholds {
+            failure: 2.try_into()?,
+            ..Thresholds::default()
+        },
+        sweep: None,
+        per_round: 16,
     };
-    let mut agent = Agent::new(&run_args, Some(metrics), None);
+    let mut agent = Agent::new(cfg, Some(metrics), None);
     note(&format!(
         "The checking loop probes it every {interval} over UDP and TCP; a target is down after 2 failed rounds."
     ));
@@ -173,7 +162,7 @@ async fn demo(args: DemoArgs, note: fn(&str)) -> anyhow::Result<u8> {
             note("The fault is repaired: UDP answers again.");
         }
         let started = Instant::now();
-        let report = agent.round(false).await?;
+        let report = agent.round(false).await.map_err(|e| e.error)?;
         admin.publish(agent.status(started.elapsed()));
         let words: Vec<String> = report
             .host
@@ -206,7 +195,7 @@ async fn demo(args: DemoArgs, note: fn(&str)) -> anyhow::Result<u8> {
     let mut swept = None;
     if args.no_netns {
         note("Namespaces skipped (--no-netns).");
-    } else if nix_is_root() {
+    } else if is_root() {
         swept = Some(namespaces(target, note).await?);
     } else {
         note(
@@ -231,7 +220,8 @@ async fn demo(args: DemoArgs, note: fn(&str)) -> anyhow::Result<u8> {
     Ok(exit::HEALTHY)
 }
 
-fn nix_is_root() -> bool {
+/// UID 0, read from /proc/self/status (no libc call: the crate forbids unsafe code).
+fn is_root() -> bool {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
@@ -260,20 +250,16 @@ async fn namespaces(target: SocketAddr, note: fn(&str)) -> anyhow::Result<String
         "Two network namespaces: {} (loopback up, a DNS server inside, resolv.conf right) and {} (loopback down, resolv.conf naming 10.0.0.99). Sweeping them:",
         ns.names[0], ns.names[1]
     ));
-    let cfg = SweepConfig {
-        targets: vec![target],
-        name: dnsprobe::parse_name(dnsprobe::DEFAULT_QUERY_NAME)?,
-        expect: vec![IpAddr::V4(API_IP)],
-        dns_service: vec![IpAddr::V4(Ipv4Addr::LOCALHOST)],
-        netns: ns.names.clone(),
-        netns_glob: None,
-        proc_root: PathBuf::from("/proc"),
-        timeout: Duration::from_millis(500),
-        attempts: 1,
-    };
-    let reports = sweep(&cfg).await?;
+    let mut cfg = SweepConfig::new(vec![target]);
+    cfg.probe = cfg
+        .probe
+        .with_answer(AnswerExpectation::Contains(vec![IpAddr::V4(API_IP)]))
+        .with_timeout(Duration::from_millis(500));
+    cfg.dns_service = vec![IpAddr::V4(Ipv4Addr::LOCALHOST)];
+    cfg.netns = ns.names.clone();
+    let reports = hc_netns::sweep(&cfg).await?;
     for r in &reports {
-        println!("  {}", ns_human(r, false));
+        println!("  {} {r}", crate::output::status_word(r.healthy(), false));
     }
     let bad = reports.iter().filter(|r| !r.healthy()).count();
     Ok(format!(

@@ -1,0 +1,37 @@
+//! `hc-cli sweep`: probe from this namespace and every selected pod namespace at once.
+
+use hc_netns::{NetnsError, NsReport, SweepConfig};
+
+use crate::cli::SweepArgs;
+use crate::exit;
+use crate::output::Out;
+
+pub(crate) fn run(args: SweepArgs) -> exit::Result {
+    let mut cfg = SweepConfig::new(
+        args.targets
+            .iter()
+            .map(|t| t.with_default_port(dnsprobe::DEFAULT_PORT))
+            .collect(),
+    );
+    cfg.probe = crate::cli::probe_template(args.name, &args.expect, args.timeout, 1);
+    cfg.dns_service = args.dns_service;
+    cfg.netns = args.netns;
+    cfg.netns_glob = args.netns_glob;
+    cfg.proc_root = args.proc.proc_root;
+    let reports = crate::runtime()?
+        .block_on(hc_netns::sweep(&cfg))
+        .map_err(|e| match e {
+            // A flag's value is wrong: a --netns name, a --proc-root that is no proc filesystem.
+            NetnsError::UnknownName { .. } | NetnsError::ProcRoot { .. } => exit::usage(e),
+            e => exit::runtime(e),
+        })?;
+    let mut out = Out::new();
+    if args.json {
+        out.json(&reports)?;
+    } else {
+        for r in &reports {
+            out.status(r.healthy(), r)?;
+        }
+    }
+    Ok(exit::status(reports.iter().all(NsReport::healthy)))
+}

@@ -1,0 +1,507 @@
+//! The sweep: probe the DNS targets from this namespace and from pod namespaces, all at once,
+//! follow a UDP failure on the path with TCP, and diagnose what fails.
+//!
+//! Sockets are opened inside each namespace on one dedicated thread ([`crate::run_in_each`]),
+//! then every probe runs concurrently on the caller's runtime (see [`dnsprobe`] for what that
+//! runtime needs), under one in-flight limit shared by all namespaces: they all aim at the same
+//! few servers.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+
+use dnsprobe::socket2::Socket;
+use dnsprobe::{
+    AnswerExpectation, InFlightLimit, JsonReport, Preopened, ProbeReport, ProbeSpec, Prober,
+    Transport, TransportMode,
+};
+use futures_util::future::join_all;
+use serde::Serialize;
+
+use crate::enumerate::{Namespace, ScanOptions, identity, scan};
+use crate::error::NetnsError;
+use crate::finding::{Finding, FindingCode, transport_findings};
+use crate::resolv::ResolvConf;
+use crate::{NetSnapshot, check_resolv_conf, diagnose_path};
+
+/// What to sweep and how.
+///
+/// ```
+/// let cfg = hc_netns::SweepConfig::new(vec!["10.96.0.10:53".parse().unwrap()]);
+/// assert_eq!(cfg.proc_root, std::path::Path::new("/proc"));
+/// assert_eq!(cfg.attempts, 1);
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct SweepConfig {
+    /// The DNS servers every namespace probes.
+    pub targets: Vec<SocketAddr>,
+    /// The query (name, timeout, attempts, expectation); its target is replaced per probe.
+    pub probe: ProbeSpec,
+    /// Addresses a pod's resolv.conf must name; empty: resolv.conf is not checked.
+    pub dns_service: Vec<IpAddr>,
+    /// Namespaces to sweep by name (under /run/netns) or path (`/proc/PID/ns/net`).
+    pub netns: Vec<String>,
+    /// Namespaces to sweep by a glob on their /run/netns name.
+    pub netns_glob: Option<glob::Pattern>,
+    /// The node's proc filesystem.
+    pub proc_root: PathBuf,
+    /// Attempts per probe (one socket is opened ahead for each).
+    pub attempts: u32,
+}
+
+impl SweepConfig {
+    /// A sweep of `targets` from every namespace, with the default query, `/proc`, one attempt.
+    pub fn new(targets: Vec<SocketAddr>) -> Self {
+        SweepConfig {
+            targets,
+            probe: ProbeSpec::new(SocketAddr::from(([0, 0, 0, 0], 53))),
+            dns_service: Vec::new(),
+            netns: Vec::new(),
+            netns_glob: None,
+            proc_root: PathBuf::from("/proc"),
+            attempts: 1,
+        }
+    }
+
+    fn spec(&self, target: SocketAddr, transport: Transport) -> ProbeSpec {
+        let mode = match transport {
+            Transport::Udp => TransportMode::Udp,
+            Transport::Tcp => TransportMode::Tcp,
+        };
+        // Sockets are opened ahead inside each namespace: a truncated reply is reported as such.
+        self.probe
+            .clone()
+            .with_target(target)
+            .with_transport(mode)
+            .with_tcp_fallback(false)
+            .with_attempts(self.attempts)
+    }
+
+    /// The addresses the answer must hold, if any.
+    pub fn expected(&self) -> &[IpAddr] {
+        match &self.probe.expect.answer {
+            AnswerExpectation::Contains(v) | AnswerExpectation::Equals(v) => v,
+            _ => &[],
+        }
+    }
+}
+
+/// One swept namespace. Serializes to the object of `hc-cli sweep --json` (a contract:
+/// `netns`, `healthy`, `probes`, `findings`); `Display` gives its one-line summary.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct NsReport {
+    /// The namespace.
+    pub ns: Namespace,
+    /// The namespace the sweep runs in (the node's, for a hostNetwork agent).
+    pub host: bool,
+    /// The UDP probes, then any TCP follow-ups.
+    pub probes: Vec<ProbeReport>,
+    /// What is wrong, if anything.
+    pub findings: Vec<Finding>,
+}
+
+impl NsReport {
+    /// A report with no probe yet.
+    pub fn new(ns: Namespace, host: bool) -> Self {
+        NsReport {
+            ns,
+            host,
+            probes: Vec::new(),
+            findings: Vec::new(),
+        }
+    }
+
+    /// Every probe passed and there is no finding.
+    pub fn healthy(&self) -> bool {
+        self.findings.is_empty() && self.probes.iter().all(ProbeReport::healthy)
+    }
+}
+
+impl Serialize for NsReport {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct View<'a> {
+            netns: NamespaceJson<'a>,
+            healthy: bool,
+            probes: Vec<JsonReport>,
+            findings: &'a [Finding],
+        }
+        View {
+            netns: NamespaceJson {
+                ns: &self.ns,
+                host: self.host,
+            },
+            healthy: self.healthy(),
+            probes: self.probes.iter().map(JsonReport::from).collect(),
+            findings: &self.findings,
+        }
+        .serialize(s)
+    }
+}
+
+/// A namespace as `hc-cli netns list --json` prints it: its fields, and `host: true` on the
+/// namespace the caller runs in.
+#[derive(Debug, Clone, Serialize)]
+pub struct NamespaceJson<'a> {
+    /// The namespace.
+    #[serde(flatten)]
+    pub ns: &'a Namespace,
+    /// True for the caller's own namespace (absent otherwise).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub host: bool,
+}
+
+/// `OK`/`FAIL` aside, the line `hc-cli sweep` prints: who, then what was answered or what is
+/// wrong. A target's own probe finding is left out when `udp-blocked` or `dns-unreachable`
+/// already says what it found (JSON keeps both).
+impl fmt::Display for NsReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.host {
+            write!(f, "host (netns {})", self.ns.inode)?;
+        } else {
+            f.write_str(&self.ns.label())?;
+        }
+        if let Some(uid) = &self.ns.pod_uid {
+            write!(f, " pod={uid}")?;
+        }
+        if self.healthy() {
+            let ok = self.probes.iter().filter(|p| p.healthy()).count();
+            return write!(f, ": {ok} probes answered");
+        }
+        let summarized = |x: &Finding| {
+            matches!(x.code, FindingCode::Probe(_))
+                && self.findings.iter().any(|g| {
+                    g.target == x.target
+                        && matches!(
+                            g.code,
+                            FindingCode::UdpBlocked | FindingCode::DnsUnreachable
+                        )
+                })
+        };
+        let words: Vec<String> = self
+            .findings
+            .iter()
+            .filter(|x| !summarized(x))
+            .map(ToString::to_string)
+            .collect();
+        write!(f, ": {}", words.join("; "))
+    }
+}
+
+/// Chooses the namespaces to sweep from a scan: `netns` and `netns_glob` when given, else every
+/// namespace found; never `me` (the caller's own). In the scan's order (PIDs, then names).
+pub fn select(
+    cfg: &SweepConfig,
+    found: &[Namespace],
+    me: (u64, u64),
+) -> Result<Vec<Namespace>, NetnsError> {
+    let mut chosen: BTreeMap<(u64, u64), Namespace> = BTreeMap::new();
+    for want in &cfg.netns {
+        let ns = if want.contains('/') {
+            let id = identity(Path::new(want))?;
+            found
+                .iter()
+                .find(|n| (n.dev, n.inode) == id)
+                .cloned()
+                .unwrap_or_else(|| Namespace::at(id, PathBuf::from(want)))
+        } else {
+            found
+                .iter()
+                .find(|n| n.name.as_deref() == Some(want.as_str()))
+                .cloned()
+                .ok_or_else(|| NetnsError::UnknownName { name: want.clone() })?
+        };
+        chosen.insert((ns.dev, ns.inode), ns);
+    }
+    if let Some(g) = &cfg.netns_glob {
+        for n in found
+            .iter()
+            .filter(|n| n.name.as_deref().is_some_and(|name| g.matches(name)))
+        {
+            chosen.insert((n.dev, n.inode), n.clone());
+        }
+    }
+    if cfg.netns.is_empty() && cfg.netns_glob.is_none() {
+        for n in found {
+            chosen.insert((n.dev, n.inode), n.clone());
+        }
+    }
+    chosen.remove(&me);
+    let mut out: Vec<Namespace> = chosen.into_values().collect();
+    out.sort_by_key(|n| (n.pid.is_none(), n.pid, n.name.clone()));
+    Ok(out)
+}
+
+/// The namespace the caller runs in, and the namespaces `cfg` selects. Blocking (it reads the
+/// proc root): call it off the async runtime's threads.
+pub fn discover(cfg: &SweepConfig) -> Result<(Namespace, Vec<Namespace>), NetnsError> {
+    let found = scan(&ScanOptions {
+        proc_root: cfg.proc_root.clone(),
+        ..ScanOptions::default()
+    })?;
+    let self_path = Path::new("/proc/self/ns/net");
+    let me = identity(self_path)?;
+    let pods = select(cfg, &found.namespaces, me)?;
+    let host = found
+        .namespaces
+        .iter()
+        .find(|n| (n.dev, n.inode) == me)
+        .cloned()
+        .unwrap_or_else(|| {
+            let mut n = Namespace::at(me, self_path.to_owned());
+            n.pid = Some(std::process::id());
+            n.process = Some("hc-cli".into());
+            n
+        });
+    Ok((host, pods))
+}
+
+/// Sweeps our own namespace first, then every namespace `cfg` selects.
+pub async fn sweep(cfg: &SweepConfig) -> Result<Vec<NsReport>, NetnsError> {
+    let c = cfg.clone();
+    let (host, pods) = blocking("the namespace scan", move || discover(&c)).await??;
+    Ok(check(cfg, Some(host), pods).await)
+}
+
+async fn blocking<T: Send + 'static>(
+    what: &'static str,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, NetnsError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| NetnsError::Task {
+            what,
+            detail: e.to_string(),
+        })
+}
+
+/// Per target, one entry per attempt: a socket or the error met opening it.
+type NsSockets = Vec<Vec<io::Result<Socket>>>;
+
+fn sockets_for(targets: &[SocketAddr], transport: Transport, attempts: u32) -> NsSockets {
+    targets
+        .iter()
+        .map(|t| {
+            (0..attempts)
+                .map(|_| dnsprobe::new_socket(transport, *t))
+                .collect()
+        })
+        .collect()
+}
+
+/// Opens the sockets inside each namespace, on one dedicated thread.
+async fn open_sockets(
+    paths: Vec<PathBuf>,
+    targets: Vec<Vec<SocketAddr>>,
+    transport: Transport,
+    attempts: u32,
+) -> Vec<Result<NsSockets, NetnsError>> {
+    let n = paths.len();
+    let work = move || {
+        let mut targets = targets.into_iter();
+        crate::run_in_each(&paths, |_| {
+            sockets_for(&targets.next().unwrap_or_default(), transport, attempts)
+        })
+    };
+    blocking("opening sockets in the namespaces", work)
+        .await
+        .unwrap_or_else(|e| (0..n).map(|_| Err(task_error(&e))).collect())
+}
+
+fn task_error(e: &NetnsError) -> NetnsError {
+    NetnsError::Task {
+        what: "opening sockets in the namespaces",
+        detail: e.to_string(),
+    }
+}
+
+/// One namespace's probes: where (`None`: the caller's own namespace) and of which targets.
+type Entry = (Option<PathBuf>, Vec<SocketAddr>);
+
+/// Probes each entry's targets over `transport`, all concurrently: sockets opened inside the
+/// namespace, or our own for the caller's namespace. An `Err` per target when the namespace could
+/// not be entered.
+async fn probe_entries(
+    cfg: &SweepConfig,
+    entries: &[Entry],
+    transport: Transport,
+) -> Vec<Vec<Result<ProbeReport, String>>> {
+    let (paths, targets): (Vec<PathBuf>, Vec<Vec<SocketAddr>>) = entries
+        .iter()
+        .filter_map(|(p, t)| p.clone().map(|p| (p, t.clone())))
+        .unzip();
+    let mut opened = open_sockets(paths, targets, transport, cfg.attempts)
+        .await
+        .into_iter();
+    let limit = InFlightLimit::new(dnsprobe::DEFAULT_MAX_IN_FLIGHT);
+    let specs: Vec<ProbeSpec> = entries
+        .iter()
+        .flat_map(|(_, t)| t.iter().map(|t| cfg.spec(*t, transport)))
+        .collect();
+    let deadline = Prober::new()
+        .with_limit(Some(limit.clone()))
+        .deadline_for(&specs);
+    let until = tokio::time::Instant::now() + deadline;
+    let futures = entries.iter().map(|(path, targets)| {
+        let sockets: Result<NsSockets, String> = match path {
+            None => Ok(sockets_for(targets, transport, cfg.attempts)),
+            Some(_) => opened
+                .next()
+                .unwrap_or_else(|| {
+                    Err(NetnsError::Task {
+                        what: "opening sockets in the namespaces",
+                        detail: "no result for this namespace".into(),
+                    })
+                })
+                .map_err(|e| e.to_string()),
+        };
+        let limit = limit.clone();
+        async move {
+            let sockets = match sockets {
+                Err(e) => return targets.iter().map(|_| Err(e.clone())).collect(),
+                Ok(s) => s,
+            };
+            join_all(targets.iter().zip(sockets).map(|(t, s)| {
+                let prober = Prober::with_sockets(Preopened::from_results(transport, s))
+                    .with_limit(Some(limit.clone()));
+                let spec = cfg.spec(*t, transport);
+                async move { Ok(prober.probe_transport(&spec, transport, Some(until)).await) }
+            }))
+            .await
+        }
+    });
+    join_all(futures).await
+}
+
+/// Probes, follows up and diagnoses `host` (the caller's namespace, when given) and `pods`, all
+/// at once.
+pub async fn check(
+    cfg: &SweepConfig,
+    host: Option<Namespace>,
+    pods: Vec<Namespace>,
+) -> Vec<NsReport> {
+    let mut reports: Vec<NsReport> = host
+        .map(|h| NsReport::new(h, true))
+        .into_iter()
+        .chain(pods.into_iter().map(|n| NsReport::new(n, false)))
+        .collect();
+    let location = |r: &NsReport| (!r.host).then(|| r.ns.path.clone());
+
+    // 1. UDP from everywhere at once.
+    let entries: Vec<Entry> = reports
+        .iter()
+        .map(|r| (location(r), cfg.targets.clone()))
+        .collect();
+    let udp = probe_entries(cfg, &entries, Transport::Udp).await;
+    // 2. TCP where UDP failed on the path.
+    let follow: Vec<(usize, Vec<SocketAddr>)> = udp
+        .iter()
+        .enumerate()
+        .filter_map(|(i, results)| {
+            let failed: Vec<SocketAddr> = results
+                .iter()
+                .filter_map(|r| r.as_ref().ok())
+                .filter(|r| !r.path_works())
+                .map(|r| r.target)
+                .collect();
+            (!failed.is_empty()).then_some((i, failed))
+        })
+        .collect();
+    let tcp_entries: Vec<Entry> = follow
+        .iter()
+        .map(|(i, t)| (location(&reports[*i]), t.clone()))
+        .collect();
+    let tcp = probe_entries(cfg, &tcp_entries, Transport::Tcp).await;
+    let mut tcp_by_ns: BTreeMap<usize, Vec<ProbeReport>> = follow
+        .iter()
+        .zip(tcp)
+        .map(|((i, _), results)| (*i, results.into_iter().filter_map(Result::ok).collect()))
+        .collect();
+
+    // 3. Findings.
+    let mut node: Option<Option<NetSnapshot>> = None;
+    for (i, (report, results)) in reports.iter_mut().zip(udp).enumerate() {
+        let tcp = tcp_by_ns.remove(&i).unwrap_or_default();
+        if let Some(Err(e)) = results.first() {
+            report
+                .findings
+                .push(Finding::new(FindingCode::NetnsUnavailable, e.clone()));
+            continue;
+        }
+        let udp: Vec<ProbeReport> = results.into_iter().filter_map(Result::ok).collect();
+        for u in &udp {
+            let t = tcp.iter().find(|t| t.target == u.target);
+            report.findings.extend(transport_findings(u, t));
+        }
+        if !report.host && !cfg.dns_service.is_empty() {
+            report
+                .findings
+                .extend(resolv_conf_findings(&report.ns, cfg));
+        }
+        let failing: Vec<SocketAddr> = udp
+            .iter()
+            .filter(|u| !u.path_works())
+            .map(|u| u.target)
+            .collect();
+        if !failing.is_empty() {
+            if node.is_none() {
+                node = Some(snapshot(None, vec![]).await.ok());
+            }
+            let node_snap = if report.host {
+                None
+            } else {
+                node.as_ref().and_then(Option::as_ref)
+            };
+            let ips = failing.iter().map(SocketAddr::ip).collect();
+            match snapshot(location(report), ips).await {
+                Ok(snap) => report
+                    .findings
+                    .extend(diagnose_path(&snap, node_snap, &failing)),
+                Err(e) => report
+                    .findings
+                    .push(Finding::new(FindingCode::NetnsUnavailable, e.to_string())),
+            }
+        }
+        report.probes = udp;
+        report.probes.extend(tcp);
+    }
+    reports
+}
+
+/// The resolv.conf a namespace's processes read: a named namespace's `/etc/netns/NAME/` file
+/// when it exists (what `ip netns exec` mounts), else the file in its process's own mount
+/// namespace.
+fn resolv_conf_path(ns: &Namespace, proc_root: &Path) -> PathBuf {
+    if let Some(name) = &ns.name {
+        let p = PathBuf::from("/etc/netns").join(name).join("resolv.conf");
+        if p.exists() || ns.pid.is_none() {
+            return p;
+        }
+    }
+    match ns.pid {
+        Some(pid) => proc_root.join(pid.to_string()).join("root/etc/resolv.conf"),
+        None => PathBuf::from("/etc/resolv.conf"),
+    }
+}
+
+fn resolv_conf_findings(ns: &Namespace, cfg: &SweepConfig) -> Vec<Finding> {
+    let path = resolv_conf_path(ns, &cfg.proc_root);
+    let text = std::fs::read_to_string(&path).map_err(|e| e.to_string());
+    let parsed = text.as_deref().map(ResolvConf::parse);
+    check_resolv_conf(
+        parsed.as_ref().map_err(|e| e.as_str()),
+        &path.display().to_string(),
+        &cfg.dns_service,
+    )
+}
+
+async fn snapshot(path: Option<PathBuf>, targets: Vec<IpAddr>) -> Result<NetSnapshot, NetnsError> {
+    blocking("a network snapshot", move || {
+        crate::snapshot(path.as_deref(), &targets)
+    })
+    .await?
+}
