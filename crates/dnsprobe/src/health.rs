@@ -3,6 +3,7 @@
 
 use std::net::SocketAddr;
 use std::num::NonZeroU32;
+use std::time::SystemTime;
 
 use crate::report::ProbeReport;
 use crate::spec::Transport;
@@ -115,6 +116,8 @@ pub struct TargetHealth {
     pub health: Health,
     /// The last report recorded, if any.
     pub last: Option<ProbeReport>,
+    /// When it was recorded.
+    pub checked: Option<SystemTime>,
 }
 
 /// A change of state, for a log line or an event.
@@ -190,6 +193,7 @@ impl HealthBook {
                     transport,
                     health: Health::default(),
                     last: None,
+                    checked: None,
                 },
             };
             self.entries.push(entry);
@@ -207,6 +211,7 @@ impl HealthBook {
             .find(|e| e.target == report.target && e.transport == report.transport)?;
         let changed = e.health.record(report.healthy(), t);
         e.last = Some(report.clone());
+        e.checked = Some(SystemTime::now());
         changed.map(|state| Transition {
             target: e.target,
             transport: e.transport,

@@ -2,14 +2,15 @@
 //!
 //! Prometheus metrics and the admin HTTP endpoints of a DNS health agent.
 //!
-//! - [`Metrics`]: typed metric families (prefix `coredns_healthcheck_`), created once and
-//!   [registered](Metrics::register) into a prometheus-client [`Registry`], which other tools may
-//!   fill with families of their own.
+//! - [`Metrics`] (the agent's) and [`ControllerMetrics`]: typed metric families (prefix
+//!   `coredns_healthcheck_`), created once and [registered](Metrics::register) into a
+//!   prometheus-client [`Registry`], which other tools may fill with families of their own.
 //! - [`Admin`] and [`AdminServer`]: `GET /metrics` (OpenMetrics text), `/healthz` (200 while the
 //!   process runs), `/readyz` (200 after the first published round, 503 before and during
 //!   shutdown), `/status` (JSON of the last round, 200 when everything is up, 503 otherwise).
 //!   GET and HEAD only; a 2 s header-read timeout.
-//! - [`Status`]: the `/status` document.
+//! - [`Status`]: the agent's `/status` document; [`ControllerStatus`]: the controller's, the
+//!   node x CoreDNS-pod view (its `Display` is `hc-cli status`).
 //!
 //! ```no_run
 //! use hc_exporter::{Admin, Metrics, Registry, DEFAULT_LATENCY_BUCKETS};
@@ -28,15 +29,18 @@
 mod metrics;
 mod server;
 mod status;
+mod view;
 
 pub use metrics::{
-    BucketsError, DEFAULT_LATENCY_BUCKETS, FAMILIES, Metrics, PREFIX, Source, sample_names,
+    ACTIONS, BucketsError, CONTROLLER_FAMILIES, ControllerMetrics, DEFAULT_LATENCY_BUCKETS,
+    FAMILIES, Metrics, PREFIX, RESULTS, Source, VERDICT_KINDS, sample_names,
 };
 pub use server::{Admin, AdminServer, HEADER_READ_TIMEOUT, OPENMETRICS, ServeError};
 pub use status::{
-    ErrorStatus, FindingStatus, KubernetesStatus, NamespaceStatus, PlannedAction, Status,
-    TargetState, TargetStatus,
+    ErrorStatus, FindingStatus, KubernetesStatus, NamespaceStatus, PlannedAction, PodRef, Role,
+    Status, TargetState, TargetStatus, WatchStatus, unix_ms,
 };
+pub use view::{AgentsView, ControllerStatus, PodView, Reach, ServiceView, VerdictView};
 
 /// The prometheus-client registry type families are registered into.
 pub use prometheus_client::registry::Registry;

@@ -24,8 +24,9 @@ pub const DEFAULT_LATENCY_BUCKETS: &[f64] = &[
     0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 4.5, 5.5, 10.0,
 ];
 
-/// Every family this crate registers: (name without the prefix, OpenMetrics type). A test
-/// scrapes a registry with every family set and checks it against this list, so it cannot drift.
+/// Every family the agent ([`Metrics`]) registers: (name without the prefix, OpenMetrics
+/// type). A test scrapes a registry with every family set and checks it against this list, so it
+/// cannot drift.
 pub const FAMILIES: &[(&str, &str)] = &[
     ("dns_queries", "counter"),
     ("dns_query_duration_seconds", "histogram"),
@@ -37,18 +38,34 @@ pub const FAMILIES: &[(&str, &str)] = &[
     ("netns_unhealthy", "gauge"),
     ("netns_findings", "gauge"),
     ("build_info", "gauge"),
+];
+
+/// Every family the controller ([`ControllerMetrics`]) registers, as [`FAMILIES`].
+pub const CONTROLLER_FAMILIES: &[(&str, &str)] = &[
+    ("rounds", "counter"),
+    ("round_duration_seconds", "histogram"),
+    ("build_info", "gauge"),
     ("remediations", "counter"),
+    ("decisions", "counter"),
     ("pod_restarts", "counter"),
     ("oom_kills", "counter"),
     ("memory_limit_bytes", "gauge"),
     ("leader", "gauge"),
+    ("pod_reachable_ratio", "gauge"),
+    ("pod_nodes_reporting", "gauge"),
+    ("service_reachable_ratio", "gauge"),
+    ("nodes_reporting", "gauge"),
+    ("verdicts", "gauge"),
+    ("agent_reads", "counter"),
+    ("watch_up", "gauge"),
 ];
 
-/// The sample names a family of this type exposes (`_total` for counters, `_bucket`, `_sum`,
-/// `_count` for histograms), with the prefix: what PromQL can reference.
+/// The sample names the agent's and the controller's families expose (`_total` for counters,
+/// `_bucket`, `_sum`, `_count` for histograms), with the prefix: what PromQL can reference.
 pub fn sample_names() -> Vec<String> {
     FAMILIES
         .iter()
+        .chain(CONTROLLER_FAMILIES)
         .flat_map(|(name, ty)| {
             let base = format!("{PREFIX}_{name}");
             match *ty {
@@ -157,11 +174,6 @@ pub struct Metrics {
     netns_unhealthy: Gauge,
     netns_findings: Family<CodeLabels, Gauge>,
     build_info: Family<VersionLabels, Gauge>,
-    remediations: Family<RemediationLabels, Counter>,
-    pod_restarts: Counter,
-    oom_kills: Counter,
-    memory_limit: Family<DeploymentLabels, Gauge>,
-    leader: Gauge,
     finding_codes: Mutex<BTreeSet<String>>,
 }
 
@@ -195,11 +207,6 @@ impl Metrics {
             netns_unhealthy: Gauge::default(),
             netns_findings: Family::default(),
             build_info: Family::default(),
-            remediations: Family::default(),
-            pod_restarts: Counter::default(),
-            oom_kills: Counter::default(),
-            memory_limit: Family::default(),
-            leader: Gauge::default(),
             finding_codes: Mutex::new(BTreeSet::new()),
         })
     }
@@ -252,31 +259,6 @@ impl Metrics {
             "build_info",
             "Build information; always 1",
             self.build_info.clone(),
-        );
-        r.register(
-            "remediations",
-            "Remediation actions by action (evict, raise-memory, rollout-restart, report) and result",
-            self.remediations.clone(),
-        );
-        r.register(
-            "pod_restarts",
-            "CoreDNS container restarts observed while running",
-            self.pod_restarts.clone(),
-        );
-        r.register(
-            "oom_kills",
-            "CoreDNS container restarts observed whose last termination was OOMKilled",
-            self.oom_kills.clone(),
-        );
-        r.register(
-            "memory_limit_bytes",
-            "Memory limit of the CoreDNS container, by Deployment",
-            self.memory_limit.clone(),
-        );
-        r.register(
-            "leader",
-            "1 on the replica that holds the remediation Lease",
-            self.leader.clone(),
         );
         self.build_info
             .get_or_create(&VersionLabels {
@@ -364,36 +346,6 @@ impl Metrics {
         });
     }
 
-    /// Counts a remediation action and its result.
-    pub fn remediation(&self, action: &str, result: &str) {
-        self.remediations
-            .get_or_create(&RemediationLabels {
-                action: action.to_owned(),
-                result: result.to_owned(),
-            })
-            .inc();
-    }
-
-    /// Adds observed CoreDNS restarts, and how many of them were OOM kills.
-    pub fn pod_restarts(&self, restarts: u64, oom_kills: u64) {
-        self.pod_restarts.inc_by(restarts);
-        self.oom_kills.inc_by(oom_kills);
-    }
-
-    /// Sets the memory limit of a Deployment's CoreDNS container.
-    pub fn set_memory_limit(&self, deployment: &str, bytes: u64) {
-        self.memory_limit
-            .get_or_create(&DeploymentLabels {
-                deployment: deployment.to_owned(),
-            })
-            .set(i64::try_from(bytes).unwrap_or(i64::MAX));
-    }
-
-    /// Sets `leader`.
-    pub fn set_leader(&self, leader: bool) {
-        self.leader.set(i64::from(leader));
-    }
-
     /// Counts a completed round.
     pub fn round_done(&self, duration: Duration) {
         self.rounds.inc();
@@ -423,6 +375,326 @@ impl Metrics {
             self.netns_findings
                 .get_or_create(&CodeLabels { code: code.clone() })
                 .set(*n as i64);
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct DecisionLabels {
+    verdict: String,
+    action: String,
+    result: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct PodTransportLabels {
+    pod: String,
+    transport: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct PodLabels {
+    pod: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct TransportLabels {
+    transport: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct KindLabels {
+    kind: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct ResultLabels {
+    result: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct WatchLabels {
+    watch: String,
+}
+
+type Ratio = Gauge<f64, std::sync::atomic::AtomicU64>;
+
+/// The verdict kinds, created at 0 so that `increase()` and alerts see the first one.
+pub const VERDICT_KINDS: [&str; 4] = ["pod", "node", "service", "all"];
+/// Actions and results created at 0 for `remediations_total`.
+pub const ACTIONS: [&str; 4] = ["evict", "raise-memory", "rollout-restart", "node-event"];
+/// Results of an action.
+pub const RESULTS: [&str; 5] = ["success", "dry-run", "retry-later", "refused", "error"];
+
+/// The controller's families: the view (per CoreDNS pod, the share of nodes reaching it; nodes
+/// reporting), the verdicts and decisions, the remediation outcomes, the CoreDNS restarts and
+/// memory limits it watches, leadership, its reads of the agents and its watches.
+#[derive(Debug)]
+pub struct ControllerMetrics {
+    rounds: Counter,
+    round_duration: Histogram,
+    build_info: Family<VersionLabels, Gauge>,
+    remediations: Family<RemediationLabels, Counter>,
+    decisions: Family<DecisionLabels, Counter>,
+    pod_restarts: Counter,
+    oom_kills: Counter,
+    memory_limit: Family<DeploymentLabels, Gauge>,
+    leader: Gauge,
+    pod_reachable: Family<PodTransportLabels, Ratio>,
+    pod_nodes: Family<PodLabels, Gauge>,
+    service_reachable: Family<TransportLabels, Ratio>,
+    nodes_reporting: Gauge,
+    verdicts: Family<KindLabels, Gauge>,
+    agent_reads: Family<ResultLabels, Counter>,
+    watch_up: Family<WatchLabels, Gauge>,
+    pods_shown: Mutex<BTreeSet<String>>,
+}
+
+impl Default for ControllerMetrics {
+    fn default() -> Self {
+        ControllerMetrics {
+            rounds: Counter::default(),
+            round_duration: Histogram::new([
+                0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0,
+            ]),
+            build_info: Family::default(),
+            remediations: Family::default(),
+            decisions: Family::default(),
+            pod_restarts: Counter::default(),
+            oom_kills: Counter::default(),
+            memory_limit: Family::default(),
+            leader: Gauge::default(),
+            pod_reachable: Family::default(),
+            pod_nodes: Family::default(),
+            service_reachable: Family::default(),
+            nodes_reporting: Gauge::default(),
+            verdicts: Family::default(),
+            agent_reads: Family::default(),
+            watch_up: Family::default(),
+            pods_shown: Mutex::new(BTreeSet::new()),
+        }
+    }
+}
+
+impl ControllerMetrics {
+    /// Registers every family under [`PREFIX`], sets `build_info{version}`, and creates at 0
+    /// the label sets known up front (verdict kinds, actions and results).
+    pub fn register(self, registry: &mut Registry, version: &str) -> Self {
+        let r = registry.sub_registry_with_prefix(PREFIX);
+        r.register("rounds", "Completed controller rounds", self.rounds.clone());
+        r.register(
+            "round_duration_seconds",
+            "Duration of a controller round",
+            self.round_duration.clone(),
+        );
+        r.register(
+            "build_info",
+            "Build information; always 1",
+            self.build_info.clone(),
+        );
+        r.register(
+            "remediations",
+            "Remediation actions by action (evict, raise-memory, rollout-restart, node-event) and result (success, dry-run, retry-later, refused, error)",
+            self.remediations.clone(),
+        );
+        r.register(
+            "decisions",
+            "Decisions by verdict (pod, node, service, all, oom), action (the action, or report) and result",
+            self.decisions.clone(),
+        );
+        r.register(
+            "pod_restarts",
+            "CoreDNS container restarts observed while running",
+            self.pod_restarts.clone(),
+        );
+        r.register(
+            "oom_kills",
+            "CoreDNS container restarts observed whose last termination was OOMKilled",
+            self.oom_kills.clone(),
+        );
+        r.register(
+            "memory_limit_bytes",
+            "Memory limit of the CoreDNS container, by Deployment",
+            self.memory_limit.clone(),
+        );
+        r.register(
+            "leader",
+            "1 on the controller replica that holds the Lease",
+            self.leader.clone(),
+        );
+        r.register(
+            "pod_reachable_ratio",
+            "Per CoreDNS pod and transport, the share of nodes reporting in the window whose last probe answered",
+            self.pod_reachable.clone(),
+        );
+        r.register(
+            "pod_nodes_reporting",
+            "Per CoreDNS pod, the nodes that reported on it in the window",
+            self.pod_nodes.clone(),
+        );
+        r.register(
+            "service_reachable_ratio",
+            "Per transport, the share of nodes reporting in the window whose last probe of the DNS Service answered",
+            self.service_reachable.clone(),
+        );
+        r.register(
+            "nodes_reporting",
+            "Nodes with an agent report in the window",
+            self.nodes_reporting.clone(),
+        );
+        r.register(
+            "verdicts",
+            "Current verdicts by kind (pod, node, service, all)",
+            self.verdicts.clone(),
+        );
+        r.register(
+            "agent_reads",
+            "Reads of agents' /status by result (ok, error)",
+            self.agent_reads.clone(),
+        );
+        r.register(
+            "watch_up",
+            "1 while a watch of the Kubernetes API is synced and healthy",
+            self.watch_up.clone(),
+        );
+        self.build_info
+            .get_or_create(&VersionLabels {
+                version: version.to_owned(),
+            })
+            .set(1);
+        for kind in VERDICT_KINDS {
+            let _ = self
+                .verdicts
+                .get_or_create(&KindLabels { kind: kind.into() });
+        }
+        for action in ACTIONS {
+            for result in RESULTS {
+                let _ = self.remediations.get_or_create(&RemediationLabels {
+                    action: action.into(),
+                    result: result.into(),
+                });
+            }
+        }
+        for result in ["ok", "error"] {
+            let _ = self.agent_reads.get_or_create(&ResultLabels {
+                result: result.into(),
+            });
+        }
+        self
+    }
+
+    /// Counts a completed round.
+    pub fn round_done(&self, duration: Duration) {
+        self.rounds.inc();
+        self.round_duration.observe(duration.as_secs_f64());
+    }
+
+    /// Counts an action's outcome under its verdict (`remediations_total` for real actions,
+    /// `decisions_total` for every decision, reports included).
+    pub fn decision(&self, verdict: &str, action: &str, result: &str) {
+        if action != "report" {
+            self.remediations
+                .get_or_create(&RemediationLabels {
+                    action: action.into(),
+                    result: result.into(),
+                })
+                .inc();
+        }
+        self.decisions
+            .get_or_create(&DecisionLabels {
+                verdict: verdict.into(),
+                action: action.into(),
+                result: result.into(),
+            })
+            .inc();
+    }
+
+    /// Adds observed CoreDNS restarts, and how many of them were OOM kills.
+    pub fn pod_restarts(&self, restarts: u64, oom_kills: u64) {
+        self.pod_restarts.inc_by(restarts);
+        self.oom_kills.inc_by(oom_kills);
+    }
+
+    /// Sets the memory limit of a Deployment's CoreDNS container.
+    pub fn set_memory_limit(&self, deployment: &str, bytes: u64) {
+        self.memory_limit
+            .get_or_create(&DeploymentLabels {
+                deployment: deployment.to_owned(),
+            })
+            .set(i64::try_from(bytes).unwrap_or(i64::MAX));
+    }
+
+    /// Sets `leader`.
+    pub fn set_leader(&self, leader: bool) {
+        self.leader.set(i64::from(leader));
+    }
+
+    /// Counts one read of an agent's `/status`.
+    pub fn agent_read(&self, ok: bool) {
+        let result = if ok { "ok" } else { "error" };
+        self.agent_reads
+            .get_or_create(&ResultLabels {
+                result: result.into(),
+            })
+            .inc();
+    }
+
+    /// Sets `watch_up` for a watch.
+    pub fn set_watch(&self, watch: &str, up: bool) {
+        self.watch_up
+            .get_or_create(&WatchLabels {
+                watch: watch.into(),
+            })
+            .set(i64::from(up));
+    }
+
+    /// Sets the view's gauges from the controller's status document; pods that went away lose
+    /// their series.
+    pub fn set_view(&self, v: &crate::view::ControllerStatus) {
+        self.nodes_reporting.set(v.agents.reporting as i64);
+        let ratio = |r: &crate::view::Reach| match r.reporting() {
+            0 => f64::NAN,
+            n => r.reaching as f64 / n as f64,
+        };
+        for (t, r) in [("udp", &v.service.udp), ("tcp", &v.service.tcp)] {
+            self.service_reachable
+                .get_or_create(&TransportLabels {
+                    transport: t.into(),
+                })
+                .set(ratio(r));
+        }
+        let mut shown = self.pods_shown.lock().unwrap_or_else(|p| p.into_inner());
+        let now: BTreeSet<String> = v.pods.iter().map(|p| p.name.clone()).collect();
+        for gone in shown.difference(&now) {
+            self.pod_nodes.remove(&PodLabels { pod: gone.clone() });
+            for t in ["udp", "tcp"] {
+                self.pod_reachable.remove(&PodTransportLabels {
+                    pod: gone.clone(),
+                    transport: t.into(),
+                });
+            }
+        }
+        for p in &v.pods {
+            self.pod_nodes
+                .get_or_create(&PodLabels {
+                    pod: p.name.clone(),
+                })
+                .set(p.nodes_reporting as i64);
+            for (t, r) in [("udp", &p.udp), ("tcp", &p.tcp)] {
+                self.pod_reachable
+                    .get_or_create(&PodTransportLabels {
+                        pod: p.name.clone(),
+                        transport: t.into(),
+                    })
+                    .set(ratio(r));
+            }
+        }
+        *shown = now;
+        for kind in VERDICT_KINDS {
+            let n = v.verdicts.iter().filter(|x| x.kind == kind).count();
+            self.verdicts
+                .get_or_create(&KindLabels { kind: kind.into() })
+                .set(n as i64);
         }
     }
 }

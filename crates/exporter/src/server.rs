@@ -46,7 +46,8 @@ struct State {
     registry: Registry,
     ready: AtomicBool,
     shutting_down: AtomicBool,
-    status: RwLock<Option<Status>>,
+    /// The last published document, serialized once: `(healthy, body)`.
+    status: RwLock<Option<(bool, Bytes)>>,
 }
 
 /// The shared state behind the endpoints: the registry, readiness, the last round's status.
@@ -69,9 +70,23 @@ impl Admin {
         }
     }
 
-    /// Publishes the last completed round: `/status` serves it, and `/readyz` turns 200.
+    /// Publishes an agent's last completed round: `/status` serves it, and `/readyz` turns 200.
     pub fn publish(&self, status: Status) {
-        *self.state.status.write().unwrap_or_else(|p| p.into_inner()) = Some(status);
+        self.publish_document(status.healthy(), &status);
+    }
+
+    /// Publishes any status document (the controller's, for one): `/status` serves it with
+    /// `"healthy"` first, 200 when `healthy`, 503 otherwise; `/readyz` turns 200.
+    pub fn publish_document<T: Serialize>(&self, healthy: bool, doc: &T) {
+        #[derive(Serialize)]
+        struct Doc<'a, T> {
+            healthy: bool,
+            #[serde(flatten)]
+            doc: &'a T,
+        }
+        let body = serde_json::to_vec_pretty(&Doc { healthy, doc }).unwrap_or_default();
+        *self.state.status.write().unwrap_or_else(|p| p.into_inner()) =
+            Some((healthy, Bytes::from(body)));
         self.state.ready.store(true, Ordering::SeqCst);
     }
 
@@ -142,25 +157,22 @@ impl Admin {
     }
 
     fn status(&self) -> Response<Full<Bytes>> {
-        #[derive(Serialize)]
-        struct Doc<'a> {
-            healthy: bool,
-            #[serde(flatten)]
-            status: &'a Status,
-        }
-        let guard = self.state.status.read().unwrap_or_else(|p| p.into_inner());
-        let empty = Status::default();
-        let (status, healthy) = match guard.as_ref() {
-            Some(s) => (s, s.healthy()),
-            None => (&empty, false),
-        };
-        let body = serde_json::to_vec_pretty(&Doc { healthy, status }).unwrap_or_default();
+        let (healthy, body) = self
+            .state
+            .status
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+            .unwrap_or_else(|| {
+                let none = r#"{"healthy": false, "round": 0, "message": "no round completed yet"}"#;
+                (false, Bytes::from_static(none.as_bytes()))
+            });
         let code = if healthy {
             StatusCode::OK
         } else {
             StatusCode::SERVICE_UNAVAILABLE
         };
-        let mut r = Response::new(Full::new(Bytes::from(body)));
+        let mut r = Response::new(Full::new(body));
         *r.status_mut() = code;
         r.headers_mut()
             .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));

@@ -1,6 +1,8 @@
-//! The `/status` document: the last round, per target and transport, and per pod namespace.
-//! Built from the books a checker keeps ([`dnsprobe::HealthBook`], [`hc_netns::NamespaceBook`]);
-//! serializable both ways, so a reader (the controller, `hc-cli status`) uses the same types.
+//! The agent's `/status` document: the last round, per target and transport, and per pod
+//! namespace. Built from the books a checker keeps ([`dnsprobe::HealthBook`],
+//! [`hc_netns::NamespaceBook`]); serializable both ways, so its readers (the controller,
+//! `hc-cli status`) use the same types. Field names are a contract (docs/metrics.md): added to,
+//! never renamed.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -8,7 +10,13 @@ use dnsprobe::{HealthBook, HealthState, TargetHealth};
 use hc_netns::{KnownNamespace, NamespaceBook};
 use serde::{Deserialize, Serialize};
 
-/// The last completed round. Field names are a contract (docs/metrics.md).
+/// Milliseconds since the Unix epoch.
+pub fn unix_ms(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// The last completed round of an agent.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Status {
     /// Rounds completed so far (this one included).
@@ -17,36 +25,45 @@ pub struct Status {
     pub finished_unix_ms: u64,
     /// How long it took.
     pub duration_ms: f64,
+    /// The node the agent runs on (`--node-name`, `NODE_NAME`), when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
     /// Every target over every transport.
     pub targets: Vec<TargetStatus>,
     /// Every pod namespace with a known state.
     pub namespaces: Vec<NamespaceStatus>,
-    /// Kubernetes mode only: the API connection, leadership and remediation.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// Kubernetes mode only: the API connection.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kubernetes: Option<KubernetesStatus>,
 }
 
-/// The Kubernetes side of the agent.
+/// The agent's connection to Kubernetes.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KubernetesStatus {
-    /// The watches are healthy.
+    /// Every watch is healthy.
     pub api_reachable: bool,
     /// The last API error, while it lasts.
     pub last_error: Option<String>,
-    /// This replica holds the Lease.
-    pub leader: bool,
-    /// This replica's identity.
-    pub identity: String,
-    /// `off`, `dry-run` or `on`.
-    pub remediation: String,
-    /// The last round's plan: one line per action, with its result.
-    pub last_plan: Vec<PlannedAction>,
+    /// Each watch's own health.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub watches: Vec<WatchStatus>,
 }
 
-/// One planned action and what became of it.
+/// One watch of the Kubernetes API.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WatchStatus {
+    /// What it watches (`kube-dns-service`, `coredns-pods`, ...).
+    pub name: String,
+    /// It has listed once and its last event was not an error.
+    pub healthy: bool,
+    /// Its last error, while it lasts.
+    pub last_error: Option<String>,
+}
+
+/// One action of the controller and what became of it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PlannedAction {
-    /// `evict`, `raise-memory`, `rollout-restart`, `report`.
+    /// `evict`, `raise-memory`, `rollout-restart`, `node-event`, `report`.
     pub action: String,
     /// `success`, `dry-run`, `retry-later`, `refused`, `error`, `reported`.
     pub result: String,
@@ -64,10 +81,9 @@ impl Status {
     ) -> Status {
         Status {
             round,
-            finished_unix_ms: SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map_or(0, |d| d.as_millis() as u64),
+            finished_unix_ms: unix_ms(SystemTime::now()),
             duration_ms: duration.as_micros() as f64 / 1000.0,
+            node: None,
             targets: targets.entries().iter().map(TargetStatus::from).collect(),
             namespaces: namespaces.known().map(NamespaceStatus::from).collect(),
             kubernetes: None,
@@ -81,59 +97,6 @@ impl Status {
     }
 }
 
-impl From<HealthState> for TargetState {
-    fn from(s: HealthState) -> Self {
-        match s {
-            HealthState::Unknown => TargetState::Unknown,
-            HealthState::Up => TargetState::Up,
-            HealthState::Down => TargetState::Down,
-        }
-    }
-}
-
-impl From<&TargetHealth> for TargetStatus {
-    fn from(t: &TargetHealth) -> Self {
-        let last = t.last.as_ref();
-        TargetStatus {
-            target: t.target.to_string(),
-            transport: t.transport.as_str().to_owned(),
-            state: t.health.state.into(),
-            last_error: last.and_then(|r| r.failure.as_ref()).map(|f| ErrorStatus {
-                kind: f.kind().as_str().to_owned(),
-                message: f.to_string(),
-            }),
-            rtt_ms: last
-                .and_then(|r| r.rtt)
-                .map(|d| d.as_micros() as f64 / 1000.0),
-            consecutive_failures: t.health.consecutive_failures,
-            consecutive_successes: t.health.consecutive_successes,
-        }
-    }
-}
-
-impl From<&KnownNamespace> for NamespaceStatus {
-    fn from(k: &KnownNamespace) -> Self {
-        let r = &k.report;
-        NamespaceStatus {
-            inode: r.ns.inode,
-            name: r.ns.name.clone(),
-            pid: r.ns.pid,
-            pod_uid: r.ns.pod_uid.clone(),
-            healthy: r.healthy(),
-            findings: r
-                .findings
-                .iter()
-                .map(|f| FindingStatus {
-                    code: f.code.as_str().to_owned(),
-                    message: f.message.clone(),
-                    target: f.target.map(|t| t.to_string()),
-                })
-                .collect(),
-            checked_round: k.round,
-        }
-    }
-}
-
 /// Up or down after thresholds, or not known yet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -144,6 +107,39 @@ pub enum TargetState {
     Up,
     /// Failing.
     Down,
+}
+
+impl From<HealthState> for TargetState {
+    fn from(s: HealthState) -> Self {
+        match s {
+            HealthState::Unknown => TargetState::Unknown,
+            HealthState::Up => TargetState::Up,
+            HealthState::Down => TargetState::Down,
+        }
+    }
+}
+
+/// What a target is to the cluster.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// A ClusterIP of the DNS Service.
+    Service,
+    /// A CoreDNS pod's own address.
+    Pod,
+    /// Given on the command line.
+    Static,
+}
+
+/// The CoreDNS pod behind a target (from the EndpointSlice's `targetRef`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PodRef {
+    /// Pod name.
+    pub name: Option<String>,
+    /// Pod UID: the controller keys its view by it.
+    pub uid: Option<String>,
+    /// The node the pod runs on.
+    pub node: Option<String>,
 }
 
 /// One target over one transport.
@@ -163,6 +159,42 @@ pub struct TargetStatus {
     pub consecutive_failures: u32,
     /// Consecutive successful rounds.
     pub consecutive_successes: u32,
+    /// What the target is (Kubernetes mode).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<Role>,
+    /// The CoreDNS pod behind it (role `pod`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod: Option<PodRef>,
+    /// The last probe's result: `ok`, or its failure kind.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_result: Option<String>,
+    /// When it was last probed, milliseconds since the Unix epoch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checked_unix_ms: Option<u64>,
+}
+
+impl From<&TargetHealth> for TargetStatus {
+    fn from(t: &TargetHealth) -> Self {
+        let last = t.last.as_ref();
+        TargetStatus {
+            target: t.target.to_string(),
+            transport: t.transport.as_str().to_owned(),
+            state: t.health.state.into(),
+            last_error: last.and_then(|r| r.failure.as_ref()).map(|f| ErrorStatus {
+                kind: f.kind().as_str().to_owned(),
+                message: f.to_string(),
+            }),
+            rtt_ms: last
+                .and_then(|r| r.rtt)
+                .map(|d| d.as_micros() as f64 / 1000.0),
+            consecutive_failures: t.health.consecutive_failures,
+            consecutive_successes: t.health.consecutive_successes,
+            role: None,
+            pod: None,
+            last_result: last.map(|r| r.result_label().to_owned()),
+            checked_unix_ms: t.checked.map(unix_ms),
+        }
+    }
 }
 
 /// A failure: kind and plain words.
@@ -193,6 +225,29 @@ pub struct NamespaceStatus {
     pub checked_round: u64,
 }
 
+impl From<&KnownNamespace> for NamespaceStatus {
+    fn from(k: &KnownNamespace) -> Self {
+        let r = &k.report;
+        NamespaceStatus {
+            inode: r.ns.inode,
+            name: r.ns.name.clone(),
+            pid: r.ns.pid,
+            pod_uid: r.ns.pod_uid.clone(),
+            healthy: r.healthy(),
+            findings: r
+                .findings
+                .iter()
+                .map(|f| FindingStatus {
+                    code: f.code.as_str().to_owned(),
+                    message: f.message.clone(),
+                    target: f.target.map(|t| t.to_string()),
+                })
+                .collect(),
+            checked_round: k.round,
+        }
+    }
+}
+
 /// One finding.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FindingStatus {
@@ -201,6 +256,44 @@ pub struct FindingStatus {
     /// In plain words.
     pub message: String,
     /// The target concerned.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_agent_status_reads_back_and_old_documents_still_parse() {
+        let s = Status {
+            round: 3,
+            node: Some("node-1".into()),
+            targets: vec![TargetStatus {
+                target: "10.244.0.5:53".into(),
+                transport: "udp".into(),
+                state: TargetState::Down,
+                last_error: None,
+                rtt_ms: None,
+                consecutive_failures: 3,
+                consecutive_successes: 0,
+                role: Some(Role::Pod),
+                pod: Some(PodRef {
+                    name: Some("coredns-a".into()),
+                    uid: Some("u-1".into()),
+                    node: Some("node-2".into()),
+                }),
+                last_result: Some("timeout".into()),
+                checked_unix_ms: Some(1_795_000_000_000),
+            }],
+            ..Status::default()
+        };
+        let text = serde_json::to_string(&s).unwrap();
+        assert_eq!(serde_json::from_str::<Status>(&text).unwrap(), s);
+        // A document without the fields added later.
+        let old = r#"{"round":1,"finished_unix_ms":1,"duration_ms":0.5,"targets":[{"target":"10.96.0.10:53","transport":"udp","state":"up","last_error":null,"rtt_ms":0.4,"consecutive_failures":0,"consecutive_successes":1}],"namespaces":[]}"#;
+        let s: Status = serde_json::from_str(old).unwrap();
+        assert_eq!(s.targets[0].role, None);
+        assert!(s.healthy());
+    }
 }

@@ -5,8 +5,8 @@
 use std::time::Duration;
 
 use hc_exporter::{
-    Admin, DEFAULT_LATENCY_BUCKETS, ErrorStatus, Metrics, Registry, Source, Status, TargetState,
-    TargetStatus,
+    Admin, ControllerMetrics, ControllerStatus, DEFAULT_LATENCY_BUCKETS, ErrorStatus, Metrics,
+    PodView, Reach, Registry, Source, Status, TargetState, TargetStatus, VerdictView,
 };
 use hc_testkit::{HttpResponse, http};
 
@@ -28,6 +28,10 @@ fn target(state: TargetState) -> TargetStatus {
         rtt_ms: None,
         consecutive_failures: 0,
         consecutive_successes: 0,
+        role: None,
+        pod: None,
+        last_result: None,
+        checked_unix_ms: None,
     }
 }
 
@@ -166,32 +170,7 @@ async fn endpoints() {
             .contains("coredns_healthcheck_round_duration_seconds_count 1")
     );
 
-    // The remediation families.
-    metrics.remediation("evict", "success");
-    metrics.pod_restarts(2, 1);
-    metrics.set_memory_limit("coredns", 170 << 20);
-    metrics.set_leader(true);
     let r = get(addr, "GET", "/metrics").await;
-    let scrape = prometheus_parse::Scrape::parse(r.body.lines().map(|l| Ok(l.to_owned()))).unwrap();
-    let has = |name: &str, want: f64| {
-        scrape.samples.iter().any(|s| {
-            s.metric == name
-                && matches!(s.value, prometheus_parse::Value::Counter(v) | prometheus_parse::Value::Gauge(v) | prometheus_parse::Value::Untyped(v) if v == want)
-        })
-    };
-    assert!(
-        has("coredns_healthcheck_remediations_total", 1.0),
-        "{}",
-        r.body
-    );
-    assert!(has("coredns_healthcheck_pod_restarts_total", 2.0));
-    assert!(has("coredns_healthcheck_oom_kills_total", 1.0));
-    assert!(has(
-        "coredns_healthcheck_memory_limit_bytes",
-        (170u64 << 20) as f64
-    ));
-    assert!(has("coredns_healthcheck_leader", 1.0));
-
     // With every family set, the scrape's families are exactly the documented list.
     let mut typed: Vec<(String, String)> = r
         .body
@@ -261,4 +240,103 @@ fn bad_buckets_are_refused() {
     assert!(Metrics::new(&[0.1, 0.05]).is_err());
     assert!(Metrics::new(&[0.0, 1.0]).is_err());
     assert!(Metrics::new(&[0.001, f64::INFINITY]).is_err());
+}
+
+fn families(body: &str) -> Vec<(String, String)> {
+    let mut typed: Vec<(String, String)> = body
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE coredns_healthcheck_"))
+        .map(|l| {
+            let mut w = l.split_whitespace();
+            (w.next().unwrap().to_owned(), w.next().unwrap().to_owned())
+        })
+        .collect();
+    typed.sort();
+    typed
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_controller_serves_its_families_and_its_view() {
+    let mut registry = Registry::default();
+    let metrics = ControllerMetrics::default().register(&mut registry, "9.9.9");
+    let admin = Admin::new(registry);
+    let server = admin.bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let addr = server.local_addr().unwrap();
+    tokio::spawn(server.run());
+
+    // Created at 0 before anything happens, so that increase() sees the first event.
+    let r = get(addr, "GET", "/metrics").await;
+    assert!(
+        r.body.contains(
+            r#"coredns_healthcheck_remediations_total{action="evict",result="success"} 0"#
+        ),
+        "{}",
+        r.body
+    );
+    assert!(
+        r.body
+            .contains(r#"coredns_healthcheck_verdicts{kind="pod"} 0"#)
+    );
+
+    metrics.decision("pod", "evict", "success");
+    metrics.decision("service", "report", "reported");
+    metrics.pod_restarts(2, 1);
+    metrics.set_memory_limit("coredns", 170 << 20);
+    metrics.set_leader(true);
+    metrics.agent_read(true);
+    metrics.set_watch("coredns-pods", true);
+    metrics.round_done(Duration::from_millis(4));
+    let reach = |reaching, failing| Reach { reaching, failing };
+    let view = ControllerStatus {
+        round: 1,
+        pods: vec![PodView {
+            name: "coredns-a".into(),
+            uid: "u".into(),
+            ip: None,
+            node: None,
+            udp: reach(1, 3),
+            tcp: reach(4, 0),
+            nodes_reporting: 4,
+        }],
+        verdicts: vec![VerdictView {
+            kind: "pod".into(),
+            subject: "coredns-a".into(),
+            message: "m".into(),
+        }],
+        ..ControllerStatus::default()
+    };
+    metrics.set_view(&view);
+    admin.publish_document(view.healthy(), &view);
+
+    let r = get(addr, "GET", "/metrics").await;
+    for line in [
+        r#"coredns_healthcheck_remediations_total{action="evict",result="success"} 1"#,
+        r#"coredns_healthcheck_decisions_total{verdict="service",action="report",result="reported"} 1"#,
+        "coredns_healthcheck_pod_restarts_total 2",
+        "coredns_healthcheck_oom_kills_total 1",
+        r#"coredns_healthcheck_pod_reachable_ratio{pod="coredns-a",transport="udp"} 0.25"#,
+        r#"coredns_healthcheck_pod_nodes_reporting{pod="coredns-a"} 4"#,
+        r#"coredns_healthcheck_verdicts{kind="pod"} 1"#,
+        "coredns_healthcheck_leader 1",
+    ] {
+        assert!(r.body.contains(line), "missing {line}:\n{}", r.body);
+    }
+    let mut want: Vec<(String, String)> = hc_exporter::CONTROLLER_FAMILIES
+        .iter()
+        .map(|(n, t)| (n.to_string(), t.to_string()))
+        .collect();
+    want.sort();
+    assert_eq!(
+        families(&r.body),
+        want,
+        "CONTROLLER_FAMILIES matches what is registered"
+    );
+
+    let r = get(addr, "GET", "/status").await;
+    assert_eq!(r.status, 503, "a verdict is not healthy");
+    let v: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+    assert_eq!(v["healthy"], false);
+    assert_eq!(v["pods"][0]["udp"]["failing"], 3);
+    let back: ControllerStatus = serde_json::from_str(&r.body).unwrap();
+    assert_eq!(back, view);
 }

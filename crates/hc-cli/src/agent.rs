@@ -1,6 +1,6 @@
 //! The agent's round, shared by `run` and `demo`: composition only. Probing is `dnsprobe`'s, the
 //! sweep and its rotation `hc_netns`'s, the thresholds `dnsprobe::HealthBook`'s, metrics and the
-//! status document `hc_exporter`'s, Kubernetes `hc_remedy`'s (through `crate::cluster`).
+//! status document `hc_exporter`'s, Kubernetes `hc_remedy`'s (through `crate::kube`).
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -14,8 +14,8 @@ use hc_netns::{Namespace, NamespaceBook, NetnsError, NsReport, SweepConfig};
 use hc_remedy::Discovered;
 use tracing::{info, warn};
 
-use crate::cluster::Cluster;
 use crate::exit;
+use crate::kube::Kube;
 
 /// What the agent probes and how.
 #[derive(Debug, Clone)]
@@ -42,8 +42,10 @@ pub(crate) struct Round {
 pub(crate) struct Agent {
     cfg: AgentConfig,
     specs: Vec<ProbeSpec>,
-    pub(crate) cluster: Option<Cluster>,
+    pub(crate) cluster: Option<Kube>,
     kube_status: Option<KubernetesStatus>,
+    /// What discovery knew at the start of the last round.
+    discovered: Option<Discovered>,
     health: HealthBook,
     namespaces: NamespaceBook,
     round: u64,
@@ -53,17 +55,14 @@ pub(crate) struct Agent {
 }
 
 impl Agent {
-    pub(crate) fn new(
-        cfg: AgentConfig,
-        metrics: Option<Metrics>,
-        cluster: Option<Cluster>,
-    ) -> Agent {
+    pub(crate) fn new(cfg: AgentConfig, metrics: Option<Metrics>, cluster: Option<Kube>) -> Agent {
         let mut agent = Agent {
             health: HealthBook::new(cfg.thresholds),
             cfg,
             specs: Vec::new(),
             cluster,
             kube_status: None,
+            discovered: None,
             namespaces: NamespaceBook::default(),
             round: 0,
             metrics,
@@ -129,7 +128,7 @@ impl Agent {
     /// round's share of the rotation.
     pub(crate) async fn round(&mut self, all_namespaces: bool) -> exit::Result<Round> {
         let started = Instant::now();
-        let discovered = self.cluster.as_ref().map(Cluster::snapshot);
+        let discovered = self.cluster.as_ref().map(Kube::snapshot);
         self.refresh(discovered.as_ref());
         let (host, swept) = tokio::join!(
             self.host_probes(discovered.as_ref()),
@@ -143,11 +142,12 @@ impl Agent {
         self.round += 1;
         self.record_host(&host);
         self.record_namespaces(&present, &namespaces);
-        if let (Some(c), Some(d)) = (&mut self.cluster, &discovered) {
-            self.kube_status = Some(c.after_round(d, &host, self.metrics.as_ref()).await);
+        if let Some(c) = &mut self.cluster {
+            self.kube_status = Some(c.status().await);
             let unhealthy = self.namespaces.summary().unhealthy;
             c.update_node_condition(&self.health, unhealthy).await;
         }
+        self.discovered = discovered;
         if let Some(m) = &self.metrics {
             m.round_done(started.elapsed());
         }
@@ -253,6 +253,10 @@ impl Agent {
     /// The `/status` document of the last round.
     pub(crate) fn status(&self, duration: Duration) -> Status {
         let mut s = Status::new(self.round, duration, &self.health, &self.namespaces);
+        if let (Some(c), Some(d)) = (&self.cluster, &self.discovered) {
+            c.annotate(d, &mut s.targets);
+            s.node = c.node.clone();
+        }
         s.kubernetes = self.kube_status.clone();
         s
     }

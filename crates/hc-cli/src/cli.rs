@@ -41,6 +41,18 @@ pub(crate) enum Command {
     #[command(after_help = RUN_EXAMPLES, after_long_help = RUN_LONG)]
     Run(Box<RunArgs>),
 
+    /// Decide in one place: read a sample of agents' status, build the node x CoreDNS-pod view,
+    /// classify by quorum, and (on the Lease holder) repair CoreDNS when the fault is CoreDNS's.
+    #[cfg(target_os = "linux")]
+    #[command(after_long_help = CONTROLLER_LONG)]
+    Controller(Box<ControllerArgs>),
+
+    /// The cluster view for a person: per CoreDNS pod how many nodes reach it over UDP and TCP,
+    /// the nodes that reach none, the Service path, the verdicts and the last action.
+    #[cfg(target_os = "linux")]
+    #[command(after_help = STATUS_EXAMPLES)]
+    Status(StatusArgs),
+
     /// Watch the whole product work on this machine: a DNS server on loopback, the checking loop
     /// against it, a scripted UDP outage and its recovery, metrics; as root also a namespace
     /// sweep with a diagnosis. Ends by itself; no cluster, nothing left behind.
@@ -223,8 +235,19 @@ pub(crate) enum RemediationMode {
     Off,
     /// Plan, log and export the plan; change nothing.
     DryRun,
-    /// Act (on the Lease holder only).
+    /// Act (the Lease holder only).
     On,
+}
+
+#[cfg(target_os = "linux")]
+impl From<RemediationMode> for hc_remedy::Mode {
+    fn from(m: RemediationMode) -> Self {
+        match m {
+            RemediationMode::Off => hc_remedy::Mode::Off,
+            RemediationMode::DryRun => hc_remedy::Mode::DryRun,
+            RemediationMode::On => hc_remedy::Mode::On,
+        }
+    }
 }
 
 /// `--via`.
@@ -240,71 +263,26 @@ pub(crate) enum Via {
     PortForward,
 }
 
-/// Kubernetes mode: discovery, leader election and remediation.
+/// Kubernetes mode of the agent: read-only discovery, and the node's own condition.
 #[cfg(target_os = "linux")]
 #[derive(Debug, Args)]
 #[command(next_help_heading = "Kubernetes (on with --kubeconfig, KUBECONFIG, or inside a pod)")]
 pub(crate) struct KubeArgs {
-    /// Kubeconfig to use outside the cluster (KUBECONFIG is read too; ~/.kube/config never implicitly).
-    #[arg(long, value_name = "PATH", env = "HC_KUBECONFIG")]
-    pub(crate) kubeconfig: Option<std::path::PathBuf>,
-
-    /// Namespace of CoreDNS, its Service and the Lease.
-    #[arg(long, env = "HC_NAMESPACE", default_value = "kube-system")]
-    pub(crate) namespace: String,
+    #[command(flatten)]
+    pub(crate) api: ApiArgs,
 
     /// The CoreDNS Service.
     #[arg(long, env = "HC_SERVICE", default_value = "kube-dns")]
     pub(crate) service: String,
 
-    /// Label selector of the CoreDNS pods.
-    #[arg(long, env = "HC_SELECTOR", default_value = "k8s-app=kube-dns")]
-    pub(crate) selector: String,
-
     /// The cluster domain: the query is kubernetes.default.svc.<cluster-domain>.
-    #[arg(long, env = "HC_CLUSTER_DOMAIN", default_value = "cluster.local")]
+    #[arg(long, env = "HC_CLUSTER_DOMAIN", default_value = "cluster.local", value_parser = parse_domain_arg)]
     pub(crate) cluster_domain: String,
 
     /// DNS port for UDP and TCP, replacing the discovered ones (the Service's `dns`/`dns-tcp`
     /// ports and the pods'). `--udp-port` and HC_UDP_PORT are old names of it.
     #[arg(long, alias = "udp-port", env = "HC_DNS_PORT", value_parser = clap::value_parser!(u16).range(1..))]
     pub(crate) dns_port: Option<u16>,
-
-    /// The Lease that elects the one replica that remediates.
-    #[arg(long, env = "HC_LEASE_NAME", default_value = "coredns-healthcheck")]
-    pub(crate) lease_name: String,
-
-    /// This replica's name in the Lease and in Events. [default: $POD_NAME, else the hostname]
-    #[arg(long, env = "HC_IDENTITY")]
-    pub(crate) identity: Option<String>,
-
-    /// off: no plan; dry-run: log and export the plan, change nothing; on: act (Lease holder only).
-    #[arg(long, value_enum, env = "HC_REMEDIATION", default_value = "dry-run")]
-    pub(crate) remediation: RemediationMode,
-
-    /// Memory limit cap for raises (Kubernetes quantity).
-    #[arg(long, value_name = "QUANTITY", env = "HC_MAX_MEMORY", default_value = "1Gi", value_parser = parse_memory_arg)]
-    pub(crate) max_memory: u64,
-
-    /// Memory limit growth factor (the new limit is max(old x factor, old + 100Mi)).
-    #[arg(long, env = "HC_MEMORY_FACTOR", default_value_t = 2.0, value_parser = parse_factor_arg)]
-    pub(crate) memory_factor: f64,
-
-    /// Time between two remediation actions.
-    #[arg(long, value_name = "DURATION", env = "HC_COOLDOWN", default_value = "60s", value_parser = humantime::parse_duration)]
-    pub(crate) cooldown: Duration,
-
-    /// Never act on a pod younger than this.
-    #[arg(long, value_name = "DURATION", env = "HC_GRACE_PERIOD", default_value = "60s", value_parser = humantime::parse_duration)]
-    pub(crate) grace_period: Duration,
-
-    /// Remediation actions allowed per rolling hour.
-    #[arg(long, env = "HC_MAX_ACTIONS_PER_HOUR", default_value_t = 6, value_parser = clap::value_parser!(u32).range(1..))]
-    pub(crate) max_actions_per_hour: u32,
-
-    /// When every CoreDNS pod fails from this agent, allow a rollout restart (at most one per hour).
-    #[arg(long, env = "HC_ROLLOUT_RESTART", action = clap::ArgAction::SetTrue, value_parser = clap::builder::BoolishValueParser::new())]
-    pub(crate) rollout_restart: bool,
 
     /// How to reach the targets: direct (as addressed); probe-pod (a short-lived pod in the
     /// cluster runs `hc-cli probe --json` against them); port-forward (each CoreDNS pod over TCP
@@ -329,13 +307,249 @@ pub(crate) struct KubeArgs {
     #[arg(long, env = "HC_NODE_CONDITION", action = clap::ArgAction::SetTrue, value_parser = clap::builder::BoolishValueParser::new())]
     pub(crate) node_condition: bool,
 
-    /// This agent's Node, for --node-condition. [default: $NODE_NAME]
+    /// This agent's Node: its reports say where they come from. [default: $NODE_NAME]
     #[arg(long, env = "HC_NODE_NAME")]
     pub(crate) node_name: Option<String>,
+
+    #[command(flatten)]
+    pub(crate) moved: MovedToController,
+}
+
+/// The API connection, shared by `run`, `controller` and `status`.
+#[cfg(target_os = "linux")]
+#[derive(Debug, Args)]
+pub(crate) struct ApiArgs {
+    /// Kubeconfig to use outside the cluster (KUBECONFIG is read too; ~/.kube/config never implicitly).
+    #[arg(long, value_name = "PATH", env = "HC_KUBECONFIG")]
+    pub(crate) kubeconfig: Option<std::path::PathBuf>,
+
+    /// Namespace of CoreDNS and its Service (and of the controller's Lease).
+    #[arg(long, env = "HC_NAMESPACE", default_value = "kube-system")]
+    pub(crate) namespace: String,
+}
+
+/// Flags of `run` from before the controller: accepted, with a warning, so that old manifests
+/// keep starting; remediation is `hc-cli controller`'s now.
+#[cfg(target_os = "linux")]
+#[derive(Debug, Args)]
+pub(crate) struct MovedToController {
+    #[arg(long, env = "HC_REMEDIATION", hide = true)]
+    pub(crate) remediation: Option<String>,
+    #[arg(long, env = "HC_SELECTOR", hide = true)]
+    pub(crate) selector: Option<String>,
+    #[arg(long, env = "HC_LEASE_NAME", hide = true)]
+    pub(crate) lease_name: Option<String>,
+    #[arg(long, env = "HC_IDENTITY", hide = true)]
+    pub(crate) identity: Option<String>,
+    #[arg(long, env = "HC_MAX_MEMORY", hide = true)]
+    pub(crate) max_memory: Option<String>,
+    #[arg(long, env = "HC_MEMORY_FACTOR", hide = true)]
+    pub(crate) memory_factor: Option<String>,
+    #[arg(long, env = "HC_COOLDOWN", hide = true)]
+    pub(crate) cooldown: Option<String>,
+    #[arg(long, env = "HC_GRACE_PERIOD", hide = true)]
+    pub(crate) grace_period: Option<String>,
+    #[arg(long, env = "HC_MAX_ACTIONS_PER_HOUR", hide = true)]
+    pub(crate) max_actions_per_hour: Option<String>,
+    #[arg(long, env = "HC_ROLLOUT_RESTART", hide = true, num_args = 0..=1, default_missing_value = "true")]
+    pub(crate) rollout_restart: Option<String>,
+    #[arg(long, env = "HC_DELETE_PODS", hide = true, num_args = 0..=1, default_missing_value = "true")]
+    pub(crate) delete_pods: Option<String>,
+}
+
+#[cfg(target_os = "linux")]
+impl MovedToController {
+    /// The flags given, by name.
+    pub(crate) fn given(&self) -> Vec<&'static str> {
+        let all = [
+            ("--remediation", &self.remediation),
+            ("--selector", &self.selector),
+            ("--lease-name", &self.lease_name),
+            ("--identity", &self.identity),
+            ("--max-memory", &self.max_memory),
+            ("--memory-factor", &self.memory_factor),
+            ("--cooldown", &self.cooldown),
+            ("--grace-period", &self.grace_period),
+            ("--max-actions-per-hour", &self.max_actions_per_hour),
+            ("--rollout-restart", &self.rollout_restart),
+            ("--delete-pods", &self.delete_pods),
+        ];
+        all.into_iter()
+            .filter(|(_, v)| v.is_some())
+            .map(|(n, _)| n)
+            .collect()
+    }
+}
+
+#[cfg(target_os = "linux")]
+const CONTROLLER_LONG: &str = "\
+Examples:
+  # In the cluster (deploy/base): two replicas, one Lease, dry-run
+  hc-cli controller
+
+  # From a laptop, watching only
+  hc-cli controller --kubeconfig ~/.kube/config --remediation off --metrics-addr 127.0.0.1:9891
+
+Every --interval it reads the /status of at most --sample agents (rotating over every node),
+keeps what each node last saw of each CoreDNS pod (by UID) and of the Service for --window, and
+classifies by --quorum: a pod most nodes cannot reach while they reach its peers (evicted, after
+--confirm-rounds rounds); a node that reaches no pod (an Event on the Node); the Service failing
+while the pods answer (reported); every pod failing (reported; a rollout restart only with
+--rollout-restart). Memory is raised only for an OOMKilled container that finished within the
+last 10 minutes. One disruption at a time; the cooldown, the hourly budget and what was set are
+kept on the Lease, so a restart or a new leader continues them.
+
+Endpoints on --metrics-addr: /metrics, /healthz, /readyz, /status (the view as JSON; 200 when
+healthy, 503 otherwise). Exit status: 0 after SIGTERM/SIGINT, 2 bad usage, 3 run-time error.";
+
+/// Arguments of `hc-cli controller`.
+#[cfg(target_os = "linux")]
+#[derive(Debug, Args)]
+pub(crate) struct ControllerArgs {
+    #[command(flatten)]
+    pub(crate) api: ApiArgs,
+
+    /// Label selector of the CoreDNS pods (and of their Deployment).
+    #[arg(long, env = "HC_SELECTOR", default_value = "k8s-app=kube-dns")]
+    pub(crate) selector: String,
+
+    /// Namespace of the agent pods. [default: --namespace]
+    #[arg(long, env = "HC_AGENT_NAMESPACE")]
+    pub(crate) agent_namespace: Option<String>,
+
+    /// Label selector of the agent pods.
+    #[arg(
+        long,
+        env = "HC_AGENT_SELECTOR",
+        default_value = "app.kubernetes.io/name=coredns-healthcheck,app.kubernetes.io/component=agent"
+    )]
+    pub(crate) agent_selector: String,
+
+    /// The agents' admin port.
+    #[arg(long, env = "HC_AGENT_PORT", default_value_t = 9890, value_parser = clap::value_parser!(u16).range(1..))]
+    pub(crate) agent_port: u16,
+
+    /// Agents read per round at most (all when there are fewer).
+    #[arg(long, env = "HC_SAMPLE", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub(crate) sample: u32,
+
+    /// The share of reporting nodes that must agree on a verdict.
+    #[arg(long, env = "HC_QUORUM", default_value_t = 0.6, value_parser = parse_quorum_arg)]
+    pub(crate) quorum: f64,
+
+    /// Time between rounds.
+    #[arg(long, value_name = "DURATION", env = "HC_INTERVAL", default_value = "15s", value_parser = parse_duration_arg)]
+    pub(crate) interval: Duration,
+
+    /// How long a node's result counts.
+    #[arg(long, value_name = "DURATION", env = "HC_WINDOW", default_value = "2m", value_parser = parse_duration_arg)]
+    pub(crate) window: Duration,
+
+    /// Consecutive rounds a pod verdict must hold before an eviction.
+    #[arg(long, env = "HC_CONFIRM_ROUNDS", default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub(crate) confirm_rounds: u32,
+
+    /// off: watch and report only; dry-run: plan, log and export, change nothing; on: act.
+    #[arg(long, value_enum, env = "HC_REMEDIATION", default_value = "dry-run")]
+    pub(crate) remediation: RemediationMode,
+
+    /// The Lease that elects the one replica that decides.
+    #[arg(long, env = "HC_LEASE_NAME", default_value = "coredns-healthcheck")]
+    pub(crate) lease_name: String,
+
+    /// This replica's name in the Lease and in Events. [default: $POD_NAME, else the hostname]
+    #[arg(long, env = "HC_IDENTITY")]
+    pub(crate) identity: Option<String>,
+
+    /// Memory limit cap for raises (Kubernetes quantity).
+    #[arg(long, value_name = "QUANTITY", env = "HC_MAX_MEMORY", default_value = "1Gi", value_parser = parse_memory_arg)]
+    pub(crate) max_memory: u64,
+
+    /// Memory limit growth factor (the new limit is max(old x factor, old + 100Mi)).
+    #[arg(long, env = "HC_MEMORY_FACTOR", default_value_t = 2.0, value_parser = parse_factor_arg)]
+    pub(crate) memory_factor: f64,
+
+    /// Time between two actions.
+    #[arg(long, value_name = "DURATION", env = "HC_COOLDOWN", default_value = "60s", value_parser = humantime::parse_duration)]
+    pub(crate) cooldown: Duration,
+
+    /// Never act on a pod younger than this.
+    #[arg(long, value_name = "DURATION", env = "HC_GRACE_PERIOD", default_value = "60s", value_parser = humantime::parse_duration)]
+    pub(crate) grace_period: Duration,
+
+    /// Actions allowed per rolling hour.
+    #[arg(long, env = "HC_MAX_ACTIONS_PER_HOUR", default_value_t = 6, value_parser = clap::value_parser!(u32).range(1..))]
+    pub(crate) max_actions_per_hour: u32,
+
+    /// When every CoreDNS pod fails from most nodes, allow a rollout restart (at most one per hour).
+    #[arg(long, env = "HC_ROLLOUT_RESTART", action = clap::ArgAction::SetTrue, value_parser = clap::builder::BoolishValueParser::new())]
+    pub(crate) rollout_restart: bool,
 
     /// Delete sick pods instead of evicting them (ignores PodDisruptionBudgets).
     #[arg(long, env = "HC_DELETE_PODS", action = clap::ArgAction::SetTrue, value_parser = clap::builder::BoolishValueParser::new())]
     pub(crate) delete_pods: bool,
+
+    /// Where to serve /metrics, /healthz, /readyz and /status.
+    #[arg(
+        long,
+        value_name = "ADDR",
+        env = "HC_METRICS_ADDR",
+        default_value = "0.0.0.0:9891"
+    )]
+    pub(crate) metrics_addr: std::net::SocketAddr,
+
+    /// Log format.
+    #[arg(long, value_enum, env = "HC_LOG_FORMAT", default_value = "text")]
+    pub(crate) log_format: LogFormat,
+}
+
+#[cfg(target_os = "linux")]
+const STATUS_EXAMPLES: &str = "\
+Examples:
+  hc-cli status --kubeconfig ~/.kube/config          # through the API server's service proxy
+  hc-cli status --controller http://127.0.0.1:9891   # e.g. after kubectl port-forward
+  hc-cli status --json
+
+Exit status: 0 healthy, 1 not healthy, 2 bad usage, 3 the controller cannot be read.";
+
+/// Arguments of `hc-cli status`.
+#[cfg(target_os = "linux")]
+#[derive(Debug, Args)]
+pub(crate) struct StatusArgs {
+    #[command(flatten)]
+    pub(crate) api: ApiArgs,
+
+    /// Read the controller at this address instead (http://IP:PORT).
+    #[arg(long, value_name = "URL", env = "HC_CONTROLLER", value_parser = parse_controller_arg)]
+    pub(crate) controller: Option<std::net::SocketAddr>,
+
+    /// The controller's Service and port (read through the API server's proxy).
+    #[arg(
+        long,
+        env = "HC_CONTROLLER_SERVICE",
+        default_value = "coredns-healthcheck-controller:9891"
+    )]
+    pub(crate) controller_service: String,
+
+    /// Print the controller's JSON as it is.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+#[cfg(target_os = "linux")]
+fn parse_controller_arg(s: &str) -> Result<std::net::SocketAddr, String> {
+    let hostport = s.strip_prefix("http://").unwrap_or(s).trim_end_matches('/');
+    hostport.parse().map_err(|_| {
+        format!("expected http://IP:PORT (an address: this tool does not use the cluster DNS it checks), got {s:?}")
+    })
+}
+
+#[cfg(target_os = "linux")]
+fn parse_quorum_arg(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(q) if q > 0.5 && q <= 1.0 => Ok(q),
+        _ => Err("must be a share above 0.5 and at most 1, e.g. 0.6".into()),
+    }
 }
 
 #[cfg(target_os = "linux")]
@@ -353,6 +567,15 @@ fn parse_factor_arg(s: &str) -> Result<f64, String> {
         Ok(f) if f > 1.0 && f <= 10.0 => Ok(f),
         _ => Err("must be a number above 1 and at most 10, e.g. 2".into()),
     }
+}
+
+/// A DNS domain (`cluster.local`): the query name must stay valid with it.
+#[cfg(target_os = "linux")]
+fn parse_domain_arg(s: &str) -> Result<String, String> {
+    let d = s.trim().trim_end_matches('.');
+    dnsprobe::parse_name(&format!("kubernetes.default.svc.{d}"))
+        .map(|_| d.to_owned())
+        .map_err(|e| format!("not a DNS domain: {e}"))
 }
 
 /// `hc-cli netns ...`

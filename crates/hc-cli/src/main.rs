@@ -6,13 +6,15 @@
 #[cfg(target_os = "linux")]
 mod agent;
 mod cli;
-#[cfg(target_os = "linux")]
-mod cluster;
 mod cmd;
 #[cfg(target_os = "linux")]
 mod demo_server;
 mod exit;
+#[cfg(target_os = "linux")]
+mod kube;
 mod output;
+#[cfg(target_os = "linux")]
+mod service;
 
 use std::process::ExitCode;
 

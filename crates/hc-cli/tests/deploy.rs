@@ -8,12 +8,13 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 
 use common::Agent;
-use k8s_openapi::api::apps::v1::DaemonSet;
-use k8s_openapi::api::rbac::v1::Role;
+use hc_testkit::{Attributes, Rbac};
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment};
+use k8s_openapi::api::rbac::v1::PolicyRule;
 use serde_json::Value;
 
 const KUSTOMIZATIONS: &[&str] = &[
@@ -24,25 +25,11 @@ const KUSTOMIZATIONS: &[&str] = &[
 ];
 
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+    common::root()
 }
 
 fn render(dir: &str) -> (String, Vec<Value>) {
-    let out = Command::new("kubectl")
-        .args(["kustomize", &root().join(dir).display().to_string()])
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run kubectl ({e}): these tests need kubectl (the client) to render the kustomizations"));
-    assert!(
-        out.status.success(),
-        "{dir} does not render: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let yaml = String::from_utf8(out.stdout).unwrap();
-    let docs = serde_norway::Deserializer::from_str(&yaml)
-        .map(|d| serde::Deserialize::deserialize(d).unwrap())
-        .filter(|v: &Value| !v.is_null())
-        .collect();
-    (yaml, docs)
+    common::render(dir)
 }
 
 fn validate(yaml: &str) -> std::process::Output {
@@ -164,17 +151,14 @@ fn the_daemonset_has_least_privilege() {
                 from_field("POD_NAME") && from_field("NODE_NAME"),
                 "downward API"
             );
-            let mode = env
-                .iter()
-                .find(|e| e.name == "HC_REMEDIATION")
-                .and_then(|e| e.value.clone())
-                .unwrap();
-            let want = if dir.ends_with("remediate") {
-                "on"
-            } else {
-                "dry-run"
-            };
-            assert_eq!(mode, want, "{dir}: remediation");
+            assert!(
+                !env.iter().any(|e| e.name == "HC_REMEDIATION"),
+                "{dir}: the agent does not remediate"
+            );
+            assert_eq!(
+                pod.service_account_name.as_deref(),
+                Some("coredns-healthcheck")
+            );
             assert_eq!(
                 c.liveness_probe
                     .as_ref()
@@ -207,63 +191,190 @@ fn the_daemonset_has_least_privilege() {
 }
 
 #[test]
-fn rbac_grants_only_what_each_feature_needs() {
-    // (api group, resource) -> verbs allowed, and whether resourceNames are required.
-    let allowed: &[(&str, &str, &[&str], bool)] = &[
-        ("", "pods", &["get", "list", "watch"], false),
-        ("", "pods/eviction", &["create"], false),
-        ("", "services", &["list", "watch"], false),
-        (
-            "discovery.k8s.io",
-            "endpointslices",
-            &["list", "watch"],
-            false,
-        ),
-        ("apps", "deployments", &["get", "patch"], true),
-        ("coordination.k8s.io", "leases", &["get", "update"], true),
-        ("coordination.k8s.io", "leases", &["create"], false),
-        ("events.k8s.io", "events", &["create", "patch"], false),
-    ];
+fn the_controller_has_least_privilege() {
     for dir in KUSTOMIZATIONS {
         let (_, docs) = render(dir);
-        let cluster_roles = of_kind(&docs, "ClusterRole");
-        if dir.ends_with("node-condition") {
-            // The one cluster-wide grant, and only there: patch nodes/status.
-            let cr: k8s_openapi::api::rbac::v1::ClusterRole =
-                serde_json::from_value(cluster_roles[0].clone()).unwrap();
-            let rules = cr.rules.unwrap();
-            assert_eq!(rules.len(), 1);
-            assert_eq!(
-                rules[0].resources.as_deref(),
-                Some(&["nodes/status".to_owned()][..])
-            );
-            assert_eq!(rules[0].verbs, vec!["patch"]);
+        let d: Deployment = serde_json::from_value(
+            of_kind(&docs, "Deployment")
+                .into_iter()
+                .find(|d| d["metadata"]["name"] == "coredns-healthcheck-controller")
+                .unwrap()
+                .clone(),
+        )
+        .unwrap();
+        let spec = d.spec.unwrap();
+        assert_eq!(spec.replicas, Some(2), "{dir}: two replicas, one Lease");
+        let pod = spec.template.spec.unwrap();
+        assert_eq!(
+            pod.service_account_name.as_deref(),
+            Some("coredns-healthcheck-controller")
+        );
+        assert!(pod.host_network.is_none_or(|h| !h) && pod.host_pid.is_none_or(|h| !h));
+        assert!(
+            pod.volumes
+                .unwrap_or_default()
+                .iter()
+                .all(|v| v.host_path.is_none()),
+            "{dir}: no host path"
+        );
+        assert_eq!(pod.security_context.unwrap().run_as_non_root, Some(true));
+        let c = &pod.containers[0];
+        let sc = c.security_context.clone().unwrap();
+        assert_eq!(sc.read_only_root_filesystem, Some(true));
+        assert_eq!(sc.allow_privilege_escalation, Some(false));
+        let caps = sc.capabilities.unwrap();
+        assert_eq!(caps.drop.unwrap_or_default(), vec!["ALL"]);
+        assert!(
+            caps.add.unwrap_or_default().is_empty(),
+            "{dir}: no capability"
+        );
+        assert_eq!(c.args.as_ref().unwrap()[0], "controller");
+        let mode = c
+            .env
+            .iter()
+            .flatten()
+            .find(|e| e.name == "HC_REMEDIATION")
+            .and_then(|e| e.value.clone());
+        let want = if dir.ends_with("remediate") {
+            "on"
         } else {
+            "dry-run"
+        };
+        assert_eq!(mode.as_deref(), Some(want), "{dir}: remediation");
+        let pdb = of_kind(&docs, "PodDisruptionBudget");
+        assert_eq!(pdb.len(), 1, "{dir}");
+        assert_eq!(pdb[0]["spec"]["minAvailable"], 1);
+        assert_eq!(
+            pdb[0]["spec"]["selector"]["matchLabels"],
+            serde_json::to_value(&spec.selector.match_labels).unwrap()
+        );
+    }
+}
+
+/// (verb, group, resource, namespace, name) asked by a service account.
+fn asks(
+    verb: &str,
+    group: &str,
+    resource: &str,
+    ns: Option<&str>,
+    name: Option<&str>,
+) -> Attributes {
+    Attributes {
+        verb: verb.into(),
+        group: group.into(),
+        resource: resource.into(),
+        namespace: ns.map(Into::into),
+        name: name.map(Into::into),
+    }
+}
+
+#[test]
+fn rbac_grants_only_what_each_component_needs() {
+    const AGENT: &str = "system:serviceaccount:kube-system:coredns-healthcheck";
+    const CONTROLLER: &str = "system:serviceaccount:kube-system:coredns-healthcheck-controller";
+    let ks = Some("kube-system");
+    for dir in KUSTOMIZATIONS {
+        let (_, docs) = render(dir);
+        let rbac = Rbac::new(&docs);
+        let can = |who: &str, a: Attributes| rbac.allows(who, &a);
+        // The agent: read-only watches of what it probes, nothing else.
+        assert!(can(
+            AGENT,
+            asks("watch", "", "services", ks, Some("kube-dns"))
+        ));
+        assert!(can(
+            AGENT,
+            asks("list", "discovery.k8s.io", "endpointslices", ks, None)
+        ));
+        assert!(can(
+            AGENT,
+            asks("watch", "", "services", Some("default"), Some("kubernetes"))
+        ));
+        for denied in [
+            asks("get", "", "services", ks, Some("kube-dns")),
+            asks("list", "", "pods", ks, None),
+            asks("create", "", "pods/eviction", ks, Some("coredns-a")),
+            asks("patch", "apps", "deployments", ks, Some("coredns")),
+            asks(
+                "get",
+                "coordination.k8s.io",
+                "leases",
+                ks,
+                Some("coredns-healthcheck"),
+            ),
+            asks("create", "coordination.k8s.io", "leases", ks, None),
+            asks("create", "events.k8s.io", "events", ks, None),
+        ] {
             assert!(
-                cluster_roles.is_empty(),
-                "{dir}: no cluster-wide role (node condition is off)"
+                !can(AGENT, denied.clone()),
+                "{dir}: the agent may {denied:?}"
             );
         }
-        for role in of_kind(&docs, "Role") {
-            let role: Role = serde_json::from_value(role.clone()).unwrap();
-            for rule in role.rules.unwrap_or_default() {
-                for group in rule.api_groups.clone().unwrap_or_default() {
-                    for res in rule.resources.clone().unwrap_or_default() {
-                        let ok = allowed.iter().any(|(g, r, verbs, names)| {
-                            *g == group
-                                && *r == res
-                                && rule.verbs.iter().all(|v| verbs.contains(&v.as_str()))
-                                && (!names
-                                    || rule.resource_names.as_ref().is_some_and(|n| !n.is_empty()))
-                        });
-                        assert!(
-                            ok,
-                            "{dir}: {group}/{res} {:?} (resourceNames {:?}) is not in the allowed list",
-                            rule.verbs, rule.resource_names
-                        );
-                        assert!(!rule.verbs.iter().any(|v| v == "*"), "no wildcard verbs");
-                    }
-                }
+        assert_eq!(
+            can(
+                AGENT,
+                asks("patch", "", "nodes/status", None, Some("node-1"))
+            ),
+            dir.ends_with("node-condition"),
+            "{dir}: nodes/status only with the node condition"
+        );
+        // The controller: what it watches, evicts, patches, elects and records; by name where
+        // RBAC allows it.
+        for allowed in [
+            asks("watch", "", "pods", ks, None),
+            asks("create", "", "pods/eviction", ks, Some("coredns-a")),
+            asks("watch", "apps", "deployments", ks, None),
+            asks("patch", "apps", "deployments", ks, Some("coredns")),
+            asks("get", "apps", "deployments", ks, Some("coredns")),
+            asks(
+                "update",
+                "coordination.k8s.io",
+                "leases",
+                ks,
+                Some("coredns-healthcheck"),
+            ),
+            asks("create", "coordination.k8s.io", "leases", ks, None),
+            asks("create", "events.k8s.io", "events", ks, None),
+            asks("create", "events.k8s.io", "events", Some("default"), None),
+        ] {
+            assert!(
+                can(CONTROLLER, allowed.clone()),
+                "{dir}: the controller may not {allowed:?}"
+            );
+        }
+        for denied in [
+            asks("patch", "apps", "deployments", ks, Some("kube-proxy")),
+            asks("get", "apps", "deployments", ks, Some("kube-proxy")),
+            asks(
+                "update",
+                "coordination.k8s.io",
+                "leases",
+                ks,
+                Some("kube-scheduler"),
+            ),
+            asks("delete", "", "pods", ks, Some("coredns-a")),
+            asks("create", "", "pods/eviction", Some("default"), Some("web")),
+            asks("get", "", "services", ks, Some("kube-dns")),
+            asks("list", "", "secrets", ks, None),
+            asks("patch", "", "nodes/status", None, Some("node-1")),
+        ] {
+            assert!(
+                !can(CONTROLLER, denied.clone()),
+                "{dir}: the controller may {denied:?}"
+            );
+        }
+        // No wildcard anywhere.
+        for r in of_kind(&docs, "Role")
+            .into_iter()
+            .chain(of_kind(&docs, "ClusterRole"))
+        {
+            let rules: Vec<PolicyRule> = serde_json::from_value(r["rules"].clone()).unwrap();
+            for rule in rules {
+                assert!(!rule.verbs.iter().any(|v| v == "*"), "{dir}: wildcard verb");
+                assert!(
+                    !rule.resources.unwrap_or_default().iter().any(|v| v == "*"),
+                    "{dir}: wildcard resource"
+                );
             }
         }
     }

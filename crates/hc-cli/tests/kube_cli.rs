@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use common::{Agent, BIN, ip};
-use hc_testkit::{FakeApi, Lab, install_coredns, oom_killed};
+use hc_testkit::{FakeApi, Lab, install_coredns};
 use serde_json::Value;
 
 /// A lab with two DNS pods, and a fake API server inside its node namespace that describes them.
@@ -45,9 +45,11 @@ impl Cluster {
 
     fn agent(&self, extra: &[&str]) -> Agent {
         let k = self.kubeconfig.display().to_string();
-        let mut args = vec![
-            "--kubeconfig",
-            &k,
+        let mut args = vec![];
+        if !extra.contains(&"--kubeconfig") {
+            args.extend(["--kubeconfig", &k]);
+        }
+        args.extend([
             "--interval",
             "150ms",
             "--timeout",
@@ -56,9 +58,7 @@ impl Cluster {
             "1",
             "--failure-threshold",
             "2",
-            "--grace-period",
-            "0s",
-        ];
+        ]);
         args.extend_from_slice(extra);
         Agent::start(Some(&self.lab.node), &args)
     }
@@ -80,13 +80,6 @@ impl Cluster {
             .args(extra)
             .output()
             .unwrap()
-    }
-
-    fn deployment_memory(&self) -> Value {
-        self.api
-            .get("apis/apps/v1/namespaces/kube-system/deployments/coredns")
-            .unwrap()["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]["memory"]
-            .clone()
     }
 }
 
@@ -145,204 +138,71 @@ fn discovery_finds_the_service_the_pods_and_the_expected_answer() {
     assert_eq!(o.status.code(), Some(1));
     let v: Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["targets"][0]["error"]["kind"], "wrong-answer");
-    // Watches, not polling: the pods were listed once per watch start.
-    assert!(
-        c.api
-            .requests()
-            .iter()
-            .any(|r| r.contains("labelSelector=k8s-app%3Dkube-dns")
-                || r.contains("labelSelector=k8s-app=kube-dns"))
-    );
-}
-
-#[test]
-fn a_pod_that_drops_udp_is_evicted_exactly_once_within_the_cooldown() {
-    let c = Cluster::new("170Mi");
-    c.lab.drop_udp_at_dns_pod(0);
-    let a = c.agent(&["--remediation", "on", "--identity", "agent-1"]);
-    a.wait_for("the sick pod evicted", |_| !c.api.evictions().is_empty());
-    assert_eq!(c.api.evictions(), vec!["kube-system/coredns-a"]);
-    // More rounds, still failing (the endpoint stays in the fake's slice): no second eviction.
-    a.wait_rounds(5);
-    assert_eq!(
-        c.api.evictions(),
-        vec!["kube-system/coredns-a"],
-        "exactly once within the cooldown"
-    );
-    assert_eq!(
-        a.metric(
-            "coredns_healthcheck_remediations_total",
-            &[("action", "evict"), ("result", "success")]
-        ),
-        Some(1.0)
-    );
-    assert_eq!(a.metric("coredns_healthcheck_leader", &[]), Some(1.0));
-    let events = c.api.list("apis/events.k8s.io/v1", "kube-system", "events");
-    let ev = events
-        .iter()
-        .find(|e| e["reason"] == "DNSPodEvicted")
-        .expect("an Event for the eviction");
-    assert_eq!(ev["regarding"]["name"], "coredns-a");
-    assert!(
-        ev["note"].as_str().unwrap().contains("10.244.0.2"),
-        "the evidence: {}",
-        ev["note"]
-    );
-    let s = status(&a);
-    assert_eq!(s["kubernetes"]["leader"], true);
-    assert_eq!(s["kubernetes"]["remediation"], "on");
-}
-
-#[test]
-fn a_pdb_refusal_is_retried_later() {
-    let c = Cluster::new("170Mi");
-    c.api.refuse_evictions(2);
-    c.lab.drop_udp_at_dns_pod(0);
-    let a = c.agent(&["--remediation", "on"]);
-    a.wait_for("evicted after the refusals", |_| {
-        !c.api.evictions().is_empty()
-    });
-    assert_eq!(c.api.evictions(), vec!["kube-system/coredns-a"]);
-    assert_eq!(c.api.eviction_attempts(), 3);
-    assert_eq!(
-        a.metric(
-            "coredns_healthcheck_remediations_total",
-            &[("action", "evict"), ("result", "retry-later")]
-        ),
-        Some(2.0)
-    );
-}
-
-#[test]
-fn dry_run_plans_and_changes_nothing() {
-    let c = Cluster::new("170Mi");
-    c.lab.drop_udp_at_dns_pod(0);
-    let a = c.agent(&[]); // dry-run is the default
-    a.wait_for("a dry-run eviction planned", |a| {
-        a.metric(
-            "coredns_healthcheck_remediations_total",
-            &[("action", "evict"), ("result", "dry-run")],
-        )
-        .is_some()
-    });
-    let s = status(&a);
-    assert_eq!(s["kubernetes"]["remediation"], "dry-run");
-    assert_eq!(c.api.eviction_attempts(), 0);
-    assert!(
-        c.api
-            .list("apis/events.k8s.io/v1", "kube-system", "events")
-            .is_empty(),
-        "no Events in dry-run"
-    );
-    assert!(
-        c.api
-            .requests()
-            .iter()
-            .all(|r| !r.starts_with("PATCH apis/apps") && !r.contains("eviction"))
-    );
-}
-
-#[test]
-fn an_oom_killed_pod_doubles_the_limit_once() {
-    let c = Cluster::new("170Mi");
-    c.api.put(
-        "api/v1/namespaces/kube-system/pods/coredns-a",
-        oom_killed(
-            hc_testkit::coredns_pod("coredns-a", ip("10.244.0.2"), "170Mi"),
-            3,
-        ),
-    );
-    let a = c.agent(&["--remediation", "on"]);
-    a.wait_for("the limit raised", |_| c.deployment_memory() == "340Mi");
-    a.wait_rounds(5);
-    assert_eq!(
-        c.deployment_memory(),
-        "340Mi",
-        "raised once: the OOM pod still runs the old limit"
-    );
-    assert_eq!(
-        a.metric(
-            "coredns_healthcheck_remediations_total",
-            &[("action", "raise-memory"), ("result", "success")]
-        ),
-        Some(1.0)
-    );
-    assert!(
-        c.api
-            .requests()
-            .iter()
-            .any(|r| r.starts_with("PATCH") && r.contains("fieldManager=coredns-healthcheck"))
-    );
-}
-
-#[test]
-fn the_memory_cap_holds() {
-    let c = Cluster::new("800Mi");
-    c.api.put(
-        "api/v1/namespaces/kube-system/pods/coredns-a",
-        oom_killed(
-            hc_testkit::coredns_pod("coredns-a", ip("10.244.0.2"), "800Mi"),
-            1,
-        ),
-    );
-    let a = c.agent(&["--remediation", "on", "--max-memory", "1Gi"]);
-    a.wait_for("raised to the cap", |_| c.deployment_memory() == "1Gi");
-    // Now the pod is OOMKilled at the cap: reported, not raised.
-    c.api.put(
-        "api/v1/namespaces/kube-system/pods/coredns-a",
-        oom_killed(
-            hc_testkit::coredns_pod("coredns-a", ip("10.244.0.2"), "1Gi"),
-            2,
-        ),
-    );
-    a.wait_for("the cap reported", |a| {
-        status(a)["kubernetes"]["last_plan"]
-            .as_array()
-            .is_some_and(|p| {
-                p.iter().any(|x| {
-                    x["description"]
-                        .as_str()
-                        .unwrap_or("")
-                        .starts_with("memory-cap-reached")
-                })
-            })
-    });
-    assert_eq!(c.deployment_memory(), "1Gi");
-}
-
-#[test]
-fn two_agents_one_lease_only_one_acts() {
-    let c = Cluster::new("170Mi");
-    c.lab.drop_udp_at_dns_pod(0);
-    let a = c.agent(&["--remediation", "on", "--identity", "agent-a"]);
-    let b = c.agent(&["--remediation", "on", "--identity", "agent-b"]);
-    a.wait_for("an eviction", |_| !c.api.evictions().is_empty());
-    a.wait_rounds(5);
-    assert_eq!(c.api.evictions().len(), 1);
-    let leaders = [&a, &b]
-        .iter()
-        .filter(|x| x.metric("coredns_healthcheck_leader", &[]) == Some(1.0))
-        .count();
-    assert_eq!(leaders, 1, "exactly one leader");
-    let lease = c
+    // Read-only watches of the Service, its EndpointSlices and default/kubernetes; no pods.
+    let verbs: std::collections::BTreeSet<(String, String)> = c
         .api
-        .get("apis/coordination.k8s.io/v1/namespaces/kube-system/leases/coredns-healthcheck")
-        .unwrap();
-    let holder = lease["spec"]["holderIdentity"].as_str().unwrap();
-    let acted = if a.metric("coredns_healthcheck_leader", &[]) == Some(1.0) {
-        "agent-a"
-    } else {
-        "agent-b"
-    };
-    assert_eq!(holder, acted);
-    // Both probe and export.
-    assert!(b.metric("coredns_healthcheck_rounds_total", &[]).unwrap() >= 1.0);
+        .audit()
+        .into_iter()
+        .map(|e| (e.verb, e.resource))
+        .collect();
+    for (verb, res) in &verbs {
+        assert!(
+            ["list", "watch"].contains(&verb.as_str())
+                && ["services", "endpointslices"].contains(&res.as_str()),
+            "the agent asked for {verb} {res}"
+        );
+    }
 }
 
 #[test]
-fn api_down_probing_goes_on() {
+fn the_agent_status_names_each_coredns_pod_and_its_node() {
     let c = Cluster::new("170Mi");
-    let a = c.agent(&[]);
+    let a = c.agent(&["--node-name", "node-7"]);
+    a.wait_for("a round with the pods", |a| {
+        status(a)["targets"]
+            .as_array()
+            .is_some_and(|t| t.len() == 6)
+    });
+    let s = status(&a);
+    assert_eq!(s["node"], "node-7");
+    for t in s["targets"].as_array().unwrap() {
+        match t["target"].as_str().unwrap() {
+            "10.96.0.10:53" => assert_eq!(t["role"], "service"),
+            "10.244.0.2:53" => {
+                assert_eq!(t["role"], "pod");
+                assert_eq!(t["pod"]["name"], "coredns-a");
+                assert_eq!(t["pod"]["uid"], hc_testkit::pod_uid("coredns-a"));
+                assert_eq!(t["pod"]["node"], "node-1");
+            }
+            "10.244.0.3:53" => assert_eq!(t["pod"]["name"], "coredns-b"),
+            other => panic!("unexpected target {other}"),
+        }
+        assert_eq!(t["last_result"], "ok");
+        assert!(t["checked_unix_ms"].as_u64().unwrap() > 1_700_000_000_000);
+    }
+}
+
+#[test]
+fn flags_that_moved_to_the_controller_are_accepted_with_a_warning() {
+    let c = Cluster::new("170Mi");
+    let o = c.once(&["--remediation", "on", "--lease-name", "x", "--delete-pods"]);
+    Agent::assert_exit(&o, 0);
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        e.contains("--remediation, --lease-name, --delete-pods") && e.contains("hc-cli controller"),
+        "{e}"
+    );
+}
+
+#[test]
+fn api_down_probing_goes_on_within_the_shipped_rbac() {
+    let c = Cluster::new("170Mi");
+    // The agent's own service account, and only what the rendered manifests grant it.
+    c.api.enforce_rbac(&common::rendered("deploy/base"));
+    let sa = std::env::temp_dir().join(format!("{}.kubeconfig", hc_testkit::unique_name("hcsa")));
+    c.api
+        .write_kubeconfig_for(&sa, "kube-system", "coredns-healthcheck");
+    let a = c.agent(&["--kubeconfig", &sa.display().to_string()]);
     a.wait_for("reachable", |a| {
         status(a)["kubernetes"]["api_reachable"] == true
     });
@@ -373,6 +233,15 @@ fn api_down_probing_goes_on() {
     a.wait_for("reachable again", |a| {
         status(a)["kubernetes"]["api_reachable"] == true
     });
+    let _ = std::fs::remove_file(sa);
+    // Nothing the shipped Role does not grant, before, during or after the outage.
+    let denied: Vec<_> = c
+        .api
+        .audit()
+        .into_iter()
+        .filter(|e| e.code == 403)
+        .collect();
+    assert!(denied.is_empty(), "{denied:?}");
 }
 
 /// A stand-in kubelet for probe pods: runs the pod's `hc-cli` arguments inside the lab's node

@@ -64,6 +64,32 @@ struct Shared {
     logs: Mutex<BTreeMap<(String, String), String>>,
     forbidden: Mutex<Vec<(String, String)>>,
     dial_netns: Mutex<Option<String>>,
+    /// RBAC to enforce, once [`FakeApi::enforce_rbac`] was called.
+    rbac: Mutex<Option<crate::rbac::Rbac>>,
+    /// Bearer token -> user.
+    tokens: Mutex<BTreeMap<String, String>>,
+    audit: Mutex<Vec<AuditEntry>>,
+}
+
+/// The user of the token in [`FakeApi::write_kubeconfig`]: allowed everything, like a cluster
+/// admin.
+pub const ADMIN: &str = "admin";
+
+/// One request as the API server's audit log would record it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditEntry {
+    /// `system:serviceaccount:NS:NAME`, or [`ADMIN`].
+    pub user: String,
+    /// `get`, `list`, `watch`, `create`, `update`, `patch`, `delete`.
+    pub verb: String,
+    /// `pods`, `pods/eviction`, `leases`, ...
+    pub resource: String,
+    /// The namespace, if any.
+    pub namespace: Option<String>,
+    /// The name, if any.
+    pub name: Option<String>,
+    /// The HTTP status answered.
+    pub code: u16,
 }
 
 /// The fake API server; stops on drop.
@@ -258,6 +284,12 @@ impl FakeApi {
             logs: Mutex::new(BTreeMap::new()),
             forbidden: Mutex::new(Vec::new()),
             dial_netns: Mutex::new(None),
+            rbac: Mutex::new(None),
+            tokens: Mutex::new(BTreeMap::from([(
+                "fake-token".to_owned(),
+                ADMIN.to_owned(),
+            )])),
+            audit: Mutex::new(Vec::new()),
         });
         let s = shared.clone();
         let background = crate::background::Background::spawn(move || async move {
@@ -298,6 +330,34 @@ impl FakeApi {
             self.addr
         );
         std::fs::write(path, cfg).unwrap();
+    }
+
+    /// From now on, answers 403 to any request of a service account that the RBAC objects
+    /// among `objects` (the rendered manifests) do not grant. The admin token of
+    /// [`FakeApi::write_kubeconfig`] is still allowed everything.
+    pub fn enforce_rbac(&self, objects: &[Value]) {
+        *self.shared.rbac.lock().unwrap() = Some(crate::rbac::Rbac::new(objects));
+    }
+
+    /// A kubeconfig for service account `namespace/name` (a token of its own), written to `path`.
+    pub fn write_kubeconfig_for(&self, path: &std::path::Path, namespace: &str, name: &str) {
+        let user = format!("system:serviceaccount:{namespace}:{name}");
+        let token = format!("token-{namespace}-{name}");
+        self.shared
+            .tokens
+            .lock()
+            .unwrap()
+            .insert(token.clone(), user);
+        let cfg = format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: fake\n  cluster:\n    server: http://{}\ncontexts:\n- name: fake\n  context:\n    cluster: fake\n    user: sa\n    namespace: {namespace}\ncurrent-context: fake\nusers:\n- name: sa\n  user:\n    token: {token}\n",
+            self.addr
+        );
+        std::fs::write(path, cfg).unwrap();
+    }
+
+    /// Every request so far, with its user, verb and answer.
+    pub fn audit(&self) -> Vec<AuditEntry> {
+        self.shared.audit.lock().unwrap().clone()
     }
 
     /// Creates or replaces an object at `path` (`api/v1/namespaces/NS/pods/NAME`, ...).
@@ -393,7 +453,117 @@ impl FakeApi {
     }
 }
 
+/// The request's user (from its bearer token) and its RBAC attributes.
+fn attributes(req: &Request<Incoming>, s: &Shared) -> (String, crate::rbac::Attributes) {
+    let token = req
+        .headers()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    let user = s
+        .tokens
+        .lock()
+        .unwrap()
+        .get(token)
+        .cloned()
+        .unwrap_or_else(|| "system:anonymous".into());
+    let path = req.uri().path();
+    let q = query(req.uri().query());
+    let (t, proxy) = match path.split_once("/proxy") {
+        Some((before, _)) if before.contains("/services/") => (parse_path(before), true),
+        _ => (parse_path(path), false),
+    };
+    let t = t.unwrap_or(Target {
+        prefix: String::new(),
+        namespace: None,
+        resource: path.to_owned(),
+        name: None,
+        sub: None,
+    });
+    let group = t
+        .prefix
+        .strip_prefix("apis/")
+        .and_then(|g| g.split('/').next())
+        .unwrap_or("")
+        .to_owned();
+    let sub = if proxy {
+        Some("proxy".to_owned())
+    } else {
+        t.sub.clone()
+    };
+    let watch = q.get("watch").is_some_and(|w| w == "true" || w == "1");
+    let verb = match (req.method().as_str(), &t.name, watch) {
+        ("GET", _, true) => "watch",
+        ("GET", None, false) => "list",
+        ("GET", Some(_), _) => "get",
+        ("POST", ..) => "create",
+        ("PUT", ..) => "update",
+        ("PATCH", ..) => "patch",
+        ("DELETE", ..) => "delete",
+        (m, ..) => m,
+    };
+    let by_field = q
+        .get("fieldSelector")
+        .and_then(|f| f.strip_prefix("metadata.name="))
+        .map(str::to_owned);
+    let attrs = crate::rbac::Attributes {
+        verb: verb.into(),
+        group,
+        resource: match sub {
+            Some(sub) => format!("{}/{sub}", t.resource),
+            None => t.resource.clone(),
+        },
+        namespace: t.namespace.clone(),
+        name: t.name.clone().or(by_field),
+    };
+    (user, attrs)
+}
+
 async fn handle(s: Arc<Shared>, req: Request<Incoming>) -> Response<Body> {
+    let (user, attrs) = attributes(&req, &s);
+    let denied = user != ADMIN
+        && s.rbac
+            .lock()
+            .unwrap()
+            .as_ref()
+            .is_some_and(|r| !r.allows(&user, &attrs));
+    let r = if denied {
+        let ns = attrs
+            .namespace
+            .as_deref()
+            .map(|n| format!(" in the namespace \"{n}\""))
+            .unwrap_or_default();
+        status(
+            403,
+            "Forbidden",
+            &format!(
+                "{} \"{}\" is forbidden: User \"{user}\" cannot {} resource \"{}\" in API group \"{}\"{ns}",
+                attrs.resource,
+                attrs.name.as_deref().unwrap_or(""),
+                attrs.verb,
+                attrs.resource,
+                attrs.group
+            ),
+        )
+    } else {
+        serve(s.clone(), req).await
+    };
+    s.audit.lock().unwrap().push(AuditEntry {
+        user,
+        verb: attrs.verb,
+        resource: attrs.resource,
+        namespace: attrs.namespace,
+        name: attrs.name,
+        code: r.status().as_u16(),
+    });
+    r
+}
+
+async fn serve(s: Arc<Shared>, req: Request<Incoming>) -> Response<Body> {
+    if req.uri().path().contains("/proxy") && req.uri().path().contains("/services/") {
+        return service_proxy(s, req).await;
+    }
     if req.uri().path().ends_with("/portforward") && !s.down.load(Ordering::SeqCst) {
         s.requests
             .lock()
@@ -546,6 +716,23 @@ async fn handle(s: Arc<Shared>, req: Request<Incoming>) -> Response<Body> {
             let Some(pod) = store.objects.get(&key).cloned() else {
                 return status(404, "NotFound", &format!("pods \"{name}\" not found"));
             };
+            let want = serde_json::from_slice::<Value>(&body).ok().and_then(|b| {
+                b["deleteOptions"]["preconditions"]["uid"]
+                    .as_str()
+                    .map(str::to_owned)
+            });
+            if let Some(uid) = want
+                && pod["metadata"]["uid"].as_str() != Some(uid.as_str())
+            {
+                return status(
+                    409,
+                    "Conflict",
+                    &format!(
+                        "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
+                        pod["metadata"]["uid"]
+                    ),
+                );
+            }
             s.write(&mut store, "DELETED", key, pod);
             s.evictions.lock().unwrap().push(format!("{ns}/{name}"));
             ok_json(
@@ -833,7 +1020,7 @@ fn watch(s: Arc<Shared>, t: Target, q: BTreeMap<String, String>) -> Response<Bod
         .get("timeoutSeconds")
         .and_then(|v| v.parse().ok())
         .unwrap_or(60u64)
-        .min(60);
+        .min(600);
     let ns = t.namespace.clone();
     let relevant = move |c: &Change| {
         c.key.0 == t.prefix
@@ -892,4 +1079,79 @@ fn watch(s: Arc<Shared>, t: Target, q: BTreeMap<String, String>) -> Response<Bod
     r.headers_mut()
         .insert("content-type", "application/json".parse().unwrap());
     r
+}
+
+/// `GET /api/v1/namespaces/NS/services/NAME:PORT/proxy/PATH`: a GET of PATH at the Service's
+/// ClusterIP and PORT (the test makes the "ClusterIP" an address the component under test
+/// listens on), dialed like a port-forward, the answer relayed with its status.
+async fn service_proxy(s: Arc<Shared>, req: Request<Incoming>) -> Response<Body> {
+    let path = req.uri().path().to_owned();
+    let Some((before, rest)) = path.split_once("/proxy") else {
+        return status(404, "NotFound", "bad proxy path");
+    };
+    let Some(t) = parse_path(before) else {
+        return status(404, "NotFound", "bad proxy path");
+    };
+    let (name, port) = match t.name.as_deref().and_then(|n| n.split_once(':')) {
+        Some((n, p)) => (n.to_owned(), p.parse::<u16>().unwrap_or(80)),
+        None => (t.name.clone().unwrap_or_default(), 80),
+    };
+    let key = (
+        t.prefix.clone(),
+        t.namespace.clone().unwrap_or_default(),
+        "services".to_owned(),
+        name.clone(),
+    );
+    let Some(ip) = s
+        .store
+        .lock()
+        .unwrap()
+        .objects
+        .get(&key)
+        .and_then(|svc| svc["spec"]["clusterIP"].as_str().map(str::to_owned))
+    else {
+        return status(404, "NotFound", &format!("services \"{name}\" not found"));
+    };
+    let netns = s.dial_netns.lock().unwrap().clone();
+    let stream = match dial_pod(netns, &ip, port).await {
+        Ok(st) => st,
+        Err(e) => {
+            return status(
+                503,
+                "ServiceUnavailable",
+                &format!("error trying to reach service: {e}"),
+            );
+        }
+    };
+    let Ok((mut send, conn)) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await
+    else {
+        return status(503, "ServiceUnavailable", "error trying to reach service");
+    };
+    tokio::spawn(conn);
+    let target = if rest.is_empty() { "/" } else { rest };
+    let Ok(upstream) = Request::get(target)
+        .header("host", format!("{ip}:{port}"))
+        .body(http_body_util::Empty::<Bytes>::new())
+    else {
+        return status(400, "BadRequest", "bad proxy target");
+    };
+    match send.send_request(upstream).await {
+        Ok(resp) => {
+            let code = resp.status();
+            let body = resp
+                .into_body()
+                .collect()
+                .await
+                .map(|b| b.to_bytes())
+                .unwrap_or_default();
+            let mut r = Response::new(Full::new(body).boxed_unsync());
+            *r.status_mut() = code;
+            r
+        }
+        Err(e) => status(
+            503,
+            "ServiceUnavailable",
+            &format!("error trying to reach service: {e}"),
+        ),
+    }
 }

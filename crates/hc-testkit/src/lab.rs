@@ -25,6 +25,78 @@ pub struct LabPod {
 }
 
 impl LabPod {
+    /// A pod namespace `name` on a veth whose node side `host_veth` is enslaved to the bridge
+    /// `br0` of `node` (hairpin on), with `addr`/`prefix`, a default route via `gateway`, and a
+    /// resolv.conf naming the DNS VIP.
+    pub(crate) fn attach(
+        node: &Netns,
+        name: &str,
+        host_veth: &str,
+        (addr, prefix): (Ipv4Addr, u8),
+        gateway: Ipv4Addr,
+    ) -> LabPod {
+        let ns = Netns::new_named(name);
+        let n = node.name();
+        ip(&[
+            "-n",
+            n,
+            "link",
+            "add",
+            host_veth,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "eth0",
+            "netns",
+            ns.name(),
+        ]);
+        ip(&["-n", n, "link", "set", host_veth, "master", "br0"]);
+        ip(&[
+            "-n",
+            n,
+            "link",
+            "set",
+            host_veth,
+            "type",
+            "bridge_slave",
+            "hairpin",
+            "on",
+        ]);
+        ip(&["-n", n, "link", "set", host_veth, "up"]);
+        ip(&[
+            "-n",
+            ns.name(),
+            "addr",
+            "add",
+            &format!("{addr}/{prefix}"),
+            "dev",
+            "eth0",
+        ]);
+        ip(&["-n", ns.name(), "link", "set", "eth0", "up"]);
+        ip(&[
+            "-n",
+            ns.name(),
+            "route",
+            "add",
+            "default",
+            "via",
+            &gateway.to_string(),
+        ]);
+        let resolv_dir = PathBuf::from("/etc/netns").join(ns.name());
+        std::fs::create_dir_all(&resolv_dir).unwrap();
+        let pod = LabPod {
+            ns,
+            ip: addr,
+            host_veth: host_veth.to_owned(),
+            resolv_dir,
+        };
+        pod.write_resolv_conf(&format!(
+            "search default.svc.cluster.local svc.cluster.local cluster.local\nnameserver {LAB_DNS_VIP}\noptions ndots:5\n"
+        ));
+        pod
+    }
+
     /// Rewrites the pod's resolv.conf (`/etc/netns/<ns>/resolv.conf`).
     pub fn write_resolv_conf(&self, text: &str) {
         let mut f = std::fs::File::create(self.resolv_dir.join("resolv.conf")).unwrap();
@@ -72,7 +144,8 @@ pub struct Lab {
     prefix: String,
 }
 
-fn nft(ns: &Netns, script: &str) {
+/// Runs an nftables script in `ns`, panicking with nft's stderr on failure.
+pub(crate) fn nft(ns: &Netns, script: &str) {
     let mut child = ns
         .command("nft")
         .args(["-f", "-"])
@@ -144,67 +217,14 @@ impl Lab {
     }
 
     fn add_pod(&self, suffix: &str, addr: Ipv4Addr) -> LabPod {
-        let ns = Netns::new_named(&format!("{}-{suffix}", self.prefix));
-        let n = self.node.name();
-        let host_veth = format!("v{suffix}");
-        ip(&[
-            "-n",
-            n,
-            "link",
-            "add",
-            &host_veth,
-            "type",
-            "veth",
-            "peer",
-            "name",
-            "eth0",
-            "netns",
-            ns.name(),
-        ]);
-        ip(&["-n", n, "link", "set", &host_veth, "master", "br0"]);
-        ip(&[
-            "-n",
-            n,
-            "link",
-            "set",
-            &host_veth,
-            "type",
-            "bridge_slave",
-            "hairpin",
-            "on",
-        ]);
-        ip(&["-n", n, "link", "set", &host_veth, "up"]);
-        ip(&[
-            "-n",
-            ns.name(),
-            "addr",
-            "add",
-            &format!("{addr}/16"),
-            "dev",
-            "eth0",
-        ]);
-        ip(&["-n", ns.name(), "link", "set", "eth0", "up"]);
-        ip(&[
-            "-n",
-            ns.name(),
-            "route",
-            "add",
-            "default",
-            "via",
-            &LAB_GATEWAY.to_string(),
-        ]);
-        let resolv_dir = PathBuf::from("/etc/netns").join(ns.name());
-        std::fs::create_dir_all(&resolv_dir).unwrap();
-        let pod = LabPod {
-            ns,
-            ip: addr,
-            host_veth,
-            resolv_dir,
-        };
-        pod.write_resolv_conf(&format!(
-            "search default.svc.cluster.local svc.cluster.local cluster.local\nnameserver {LAB_DNS_VIP}\noptions ndots:5\n"
-        ));
-        pod
+        let name = format!("{}-{suffix}", self.prefix);
+        LabPod::attach(
+            &self.node,
+            &name,
+            &format!("v{suffix}"),
+            (addr, 16),
+            LAB_GATEWAY,
+        )
     }
 
     fn install_service(&self) {

@@ -11,6 +11,8 @@
 
 mod background;
 mod cluster;
+#[cfg(target_os = "linux")]
+mod cluster_lab;
 mod dnsmasq;
 mod fakeapi;
 mod http;
@@ -18,16 +20,25 @@ mod http;
 mod lab;
 #[cfg(target_os = "linux")]
 mod netns;
+mod rbac;
 mod scripted;
 
-pub use cluster::{coredns_pod, install_coredns, oom_killed};
+#[cfg(target_os = "linux")]
+pub use cluster::install_cluster;
+pub use cluster::{
+    agent_pod, coredns_pod, coredns_pod_on, endpoint_slice, install_coredns, oom_killed,
+    oom_killed_at, pod_uid, rfc3339,
+};
+#[cfg(target_os = "linux")]
+pub use cluster_lab::{ClusterDnsPod, ClusterLab, LabNode, UNDERLAY_GATEWAY};
 pub use dnsmasq::Dnsmasq;
-pub use fakeapi::FakeApi;
+pub use fakeapi::{ADMIN, AuditEntry, FakeApi};
 pub use http::{HttpResponse, http, metric_value};
 #[cfg(target_os = "linux")]
 pub use lab::{LAB_API_IP, LAB_DNS_VIP, LAB_GATEWAY, Lab, LabDnsPod, LabPod};
 #[cfg(target_os = "linux")]
 pub use netns::{Netns, ip};
+pub use rbac::{Attributes, Rbac};
 pub use scripted::{Behaviour, ScriptedServer};
 
 use std::net::{IpAddr, SocketAddr, TcpListener, UdpSocket};

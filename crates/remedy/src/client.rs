@@ -69,6 +69,52 @@ pub async fn connect(source: &ClusterSource) -> Result<Client, RemedyError> {
     })
 }
 
+/// `GET /api/v1/namespaces/NS/services/SERVICE/proxy/PATH` through the API server's service
+/// proxy (`service` is `name:port`): how a person outside the cluster reads the controller.
+/// Returns the HTTP status and the body (at most `limit` bytes). Needs `get` on
+/// `services/proxy`.
+pub async fn service_proxy_get(
+    client: &Client,
+    namespace: &str,
+    service: &str,
+    path: &str,
+    limit: usize,
+) -> Result<(u16, Vec<u8>), RemedyError> {
+    use http_body_util::BodyExt;
+    let what = format!("GET services/{service}/proxy{path} in {namespace}");
+    let err = |detail: String| RemedyError::Config {
+        source_name: what.clone(),
+        detail,
+    };
+    let uri = format!("/api/v1/namespaces/{namespace}/services/{service}/proxy{path}");
+    let req = kube::client::Body::empty();
+    let req = http_request(&uri, req).map_err(|e| err(e.to_string()))?;
+    let resp = client.send(req).await.map_err(|source| RemedyError::Api {
+        what: what.clone(),
+        source,
+    })?;
+    let status = resp.status().as_u16();
+    let mut body = resp.into_body();
+    let mut out = Vec::new();
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| err(e.to_string()))?;
+        if let Some(data) = frame.data_ref() {
+            if out.len() + data.len() > limit {
+                return Err(err(format!("the answer is larger than {limit} bytes")));
+            }
+            out.extend_from_slice(data);
+        }
+    }
+    Ok((status, out))
+}
+
+fn http_request(
+    uri: &str,
+    body: kube::client::Body,
+) -> Result<http::Request<kube::client::Body>, http::Error> {
+    http::Request::get(uri).body(body)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,19 +1,18 @@
-//! Finding CoreDNS and keeping it current with watches (kube's reflector), never periodic
-//! LISTs: the DNS Service and its ClusterIPs and ports, its EndpointSlices, the CoreDNS pods,
-//! and the ClusterIP of `default/kubernetes` (the answer `kubernetes.default.svc` must give).
+//! Finding CoreDNS's addresses and keeping them current with watches (kube's reflector), never
+//! periodic LISTs: the DNS Service and its ClusterIPs and ports, its EndpointSlices (each
+//! CoreDNS pod's address, name, UID and node), and the ClusterIP of `default/kubernetes` (the
+//! answer `kubernetes.default.svc` must give). Read-only: what an agent on every node needs.
 
 use std::net::{IpAddr, SocketAddr};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use futures_util::StreamExt;
 use k8s_openapi::api::core::v1::{Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
-use kube::runtime::reflector::{self, Store};
-use kube::runtime::{WatchStreamExt, watcher};
-use kube::{Api, Client, Resource};
+use kube::runtime::watcher;
+use kube::{Api, Client};
 
 use crate::quantity::parse_quantity;
+use crate::watch::{WatchHealth, Watched};
 
 /// What to watch.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,8 +21,6 @@ pub struct DiscoveryConfig {
     pub namespace: String,
     /// Its Service (`kube-dns`).
     pub service: String,
-    /// Label selector of its pods (`k8s-app=kube-dns`).
-    pub selector: String,
 }
 
 impl Default for DiscoveryConfig {
@@ -31,7 +28,6 @@ impl Default for DiscoveryConfig {
         DiscoveryConfig {
             namespace: "kube-system".into(),
             service: "kube-dns".into(),
-            selector: "k8s-app=kube-dns".into(),
         }
     }
 }
@@ -83,11 +79,15 @@ pub struct DiscoveredTarget {
     pub role: TargetRole,
 }
 
-/// One CoreDNS pod.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One CoreDNS pod, as the controller needs it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PodInfo {
     /// Name.
     pub name: String,
+    /// UID: what the controller keys its view and history by.
+    pub uid: String,
+    /// `Pending`, `Running`, ...
+    pub phase: Option<String>,
     /// Pod IP.
     pub ip: Option<IpAddr>,
     /// Node.
@@ -102,6 +102,8 @@ pub struct PodInfo {
     pub restarts: u32,
     /// Reason of the DNS container's last termination.
     pub last_termination: Option<String>,
+    /// When that termination finished.
+    pub last_termination_at: Option<SystemTime>,
     /// The DNS container's name (the first container).
     pub container: Option<String>,
     /// Its memory limit, bytes.
@@ -129,8 +131,6 @@ pub struct Discovered {
     pub endpoint_tcp_port: Option<u16>,
     /// Endpoints of the DNS Service.
     pub endpoints: Vec<EndpointInfo>,
-    /// The CoreDNS pods.
-    pub pods: Vec<PodInfo>,
 }
 
 impl Discovered {
@@ -211,123 +211,65 @@ impl EndpointInfo {
     }
 }
 
-/// The watches' health: the last error, cleared by the next success.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ApiHealth {
-    /// The last watch error, while it lasts.
-    pub last_error: Option<String>,
-}
-
-/// Running watches and their stores.
+/// Running watches: the DNS Service, `default/kubernetes`, the Service's EndpointSlices.
 pub struct Discovery {
-    client: Client,
-    cfg: DiscoveryConfig,
-    service: Store<Service>,
-    api_service: Store<Service>,
-    slices: Store<EndpointSlice>,
-    pods: Store<Pod>,
-    health: Arc<Mutex<ApiHealth>>,
-    tasks: Vec<tokio::task::JoinHandle<()>>,
+    service: Watched<Service>,
+    api_service: Watched<Service>,
+    slices: Watched<EndpointSlice>,
 }
 
-fn spawn_reflector<K>(
-    api: Api<K>,
-    config: watcher::Config,
-    health: Arc<Mutex<ApiHealth>>,
-) -> (Store<K>, tokio::task::JoinHandle<()>)
-where
-    K: Resource + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + Sync + 'static,
-    K::DynamicType: Default + Eq + std::hash::Hash + Clone,
-{
-    let (reader, writer) = reflector::store();
-    let stream = reflector::reflector(writer, watcher(api, config).default_backoff());
-    let task = tokio::spawn(async move {
-        let mut stream = std::pin::pin!(stream);
-        while let Some(ev) = stream.next().await {
-            let mut h = health.lock().unwrap_or_else(|p| p.into_inner());
-            match ev {
-                Ok(_) => h.last_error = None,
-                Err(e) => h.last_error = Some(e.to_string()),
-            }
-        }
-    });
-    (reader, task)
-}
+/// How often a watch showing an error is rechecked.
+const RECHECK: Duration = Duration::from_secs(10);
 
 impl Discovery {
-    /// Starts the four watches on the caller's runtime.
+    /// Starts the three watches on the caller's runtime.
     pub fn start(client: Client, cfg: &DiscoveryConfig) -> Discovery {
-        let health = Arc::new(Mutex::new(ApiHealth::default()));
-        let client_for_checks = client.clone();
         let ns = &cfg.namespace;
-        let (service, t1) = spawn_reflector(
-            Api::<Service>::namespaced(client.clone(), ns),
-            watcher::Config::default().fields(&format!("metadata.name={}", cfg.service)),
-            health.clone(),
-        );
-        let (api_service, t2) = spawn_reflector(
-            Api::<Service>::namespaced(client.clone(), "default"),
-            watcher::Config::default().fields("metadata.name=kubernetes"),
-            health.clone(),
-        );
-        let (slices, t3) = spawn_reflector(
-            Api::<EndpointSlice>::namespaced(client.clone(), ns),
-            watcher::Config::default()
-                .labels(&format!("kubernetes.io/service-name={}", cfg.service)),
-            health.clone(),
-        );
-        let (pods, t4) = spawn_reflector(
-            Api::<Pod>::namespaced(client, ns),
-            watcher::Config::default().labels(&cfg.selector),
-            health.clone(),
-        );
         Discovery {
-            client: client_for_checks,
-            cfg: cfg.clone(),
-            service,
-            api_service,
-            slices,
-            pods,
-            health,
-            tasks: vec![t1, t2, t3, t4],
+            service: Watched::spawn(
+                "dns-service",
+                Api::namespaced(client.clone(), ns),
+                watcher::Config::default().fields(&format!("metadata.name={}", cfg.service)),
+            ),
+            api_service: Watched::spawn(
+                "kubernetes-service",
+                Api::namespaced(client.clone(), "default"),
+                watcher::Config::default().fields("metadata.name=kubernetes"),
+            ),
+            slices: Watched::spawn(
+                "dns-endpointslices",
+                Api::namespaced(client, ns),
+                watcher::Config::default()
+                    .labels(&format!("kubernetes.io/service-name={}", cfg.service)),
+            ),
         }
     }
 
     /// Waits until every watch has listed once, at most `timeout`; false if it timed out.
     pub async fn wait_ready(&self, timeout: Duration) -> bool {
         let all = async {
-            let _ = self.service.wait_until_ready().await;
-            let _ = self.api_service.wait_until_ready().await;
-            let _ = self.slices.wait_until_ready().await;
-            let _ = self.pods.wait_until_ready().await;
+            self.service.wait_synced(timeout).await
+                & self.api_service.wait_synced(timeout).await
+                & self.slices.wait_synced(timeout).await
         };
-        tokio::time::timeout(timeout, all).await.is_ok()
+        tokio::time::timeout(timeout, all).await.unwrap_or(false)
     }
 
-    /// After a watch error, checks whether the API answers again with one GET of the DNS
-    /// Service, and clears the error if it does. A watch that resumes from its last
-    /// resourceVersion delivers no event until something changes, so its stream alone cannot
-    /// tell that the API is back. Call it sparingly (the agent: at most every 10 s, and only
-    /// while an error is shown).
+    /// Each watch's name and health.
+    pub fn health(&self) -> Vec<(&'static str, WatchHealth)> {
+        vec![
+            (self.service.name(), self.service.health()),
+            (self.api_service.name(), self.api_service.health()),
+            (self.slices.name(), self.slices.health()),
+        ]
+    }
+
+    /// Rechecks the watches that show an error (at most every 10 s each): see
+    /// [`Watched::recheck`].
     pub async fn recheck(&self) {
-        if self.health().last_error.is_none() {
-            return;
-        }
-        let api = Api::<Service>::namespaced(self.client.clone(), &self.cfg.namespace);
-        let result = api.get_opt(&self.cfg.service).await;
-        let mut h = self.health.lock().unwrap_or_else(|p| p.into_inner());
-        match result {
-            Ok(_) => h.last_error = None,
-            Err(e) => h.last_error = Some(e.to_string()),
-        }
-    }
-
-    /// The watches' health.
-    pub fn health(&self) -> ApiHealth {
-        self.health
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        self.service.recheck(RECHECK).await;
+        self.api_service.recheck(RECHECK).await;
+        self.slices.recheck(RECHECK).await;
     }
 
     /// What is known now.
@@ -400,25 +342,13 @@ impl Discovery {
         }
         d.endpoints.sort_by_key(|e| e.ip);
         d.endpoints.dedup_by_key(|e| e.ip);
-        d.pods = self.pods.state().iter().map(|p| pod_info(p)).collect();
-        d.pods.sort_by(|a, b| a.name.cmp(&b.name));
         d
     }
 }
 
 impl std::fmt::Debug for Discovery {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Discovery")
-            .field("cfg", &self.cfg)
-            .finish_non_exhaustive()
-    }
-}
-
-impl Drop for Discovery {
-    fn drop(&mut self) {
-        for t in &self.tasks {
-            t.abort();
-        }
+        f.debug_struct("Discovery").finish_non_exhaustive()
     }
 }
 
@@ -453,8 +383,13 @@ pub fn pod_info(p: &Pod) -> PodInfo {
                 .rsplit_once('-')
                 .map_or(r.name.clone(), |(d, _)| d.to_owned()),
         });
+    let terminated = cs
+        .as_ref()
+        .and_then(|c| c.last_state.as_ref()?.terminated.clone());
     PodInfo {
         name: meta.name.clone().unwrap_or_default(),
+        uid: meta.uid.clone().unwrap_or_default(),
+        phase: status.phase.clone(),
         ip: status.pod_ip.as_ref().and_then(|i| i.parse().ok()),
         node: spec.node_name.clone(),
         started: status.start_time.map(|t| SystemTime::from(t.0)),
@@ -465,9 +400,10 @@ pub fn pod_info(p: &Pod) -> PodInfo {
             .iter()
             .any(|c| c.type_ == "Ready" && c.status == "True"),
         restarts: cs.as_ref().map_or(0, |c| c.restart_count.max(0) as u32),
-        last_termination: cs
-            .as_ref()
-            .and_then(|c| c.last_state.as_ref()?.terminated.as_ref()?.reason.clone()),
+        last_termination: terminated.as_ref().and_then(|t| t.reason.clone()),
+        last_termination_at: terminated
+            .and_then(|t| t.finished_at)
+            .map(|t| SystemTime::from(t.0)),
         container: container.map(|c| c.name.clone()),
         memory_limit: container
             .and_then(|c| {

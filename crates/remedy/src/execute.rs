@@ -5,12 +5,12 @@ use std::time::SystemTime;
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ObjectReference, Pod};
-use kube::api::{EvictParams, Patch, PatchParams};
+use kube::api::{DeleteParams, Patch, PatchParams, Preconditions};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::{Api, Client};
 use serde_json::json;
 
-use crate::plan::{Action, DeploymentObservation};
+use crate::plan::Action;
 use crate::quantity::{format_quantity, parse_quantity};
 
 /// The field manager of our patches.
@@ -23,7 +23,7 @@ pub enum Mode {
     Off,
     /// Plan, log and export; change nothing.
     DryRun,
-    /// Plan and act (Lease holder only).
+    /// Plan and act (the Lease holder only).
     On,
 }
 
@@ -124,49 +124,6 @@ impl Executor {
         }
     }
 
-    /// The Deployment as the planner needs it.
-    pub async fn observe_deployment(
-        &self,
-        name: &str,
-        container: &str,
-    ) -> Option<DeploymentObservation> {
-        let d = Api::<Deployment>::namespaced(self.client.clone(), &self.namespace)
-            .get_opt(name)
-            .await
-            .ok()??;
-        let addon_managed = d
-            .metadata
-            .labels
-            .as_ref()
-            .and_then(|l| l.get("addonmanager.kubernetes.io/mode"))
-            .is_some_and(|m| m == "Reconcile");
-        let c = d
-            .spec?
-            .template
-            .spec?
-            .containers
-            .into_iter()
-            .find(|c| c.name == container)?;
-        let res = c.resources.unwrap_or_default();
-        let get = |m: &Option<
-            std::collections::BTreeMap<
-                String,
-                k8s_openapi::apimachinery::pkg::api::resource::Quantity,
-            >,
-        >| {
-            m.as_ref()
-                .and_then(|m| m.get("memory"))
-                .and_then(|q| parse_quantity(&q.0))
-        };
-        Some(DeploymentObservation {
-            name: name.into(),
-            container: container.into(),
-            memory_limit: get(&res.limits),
-            memory_request: get(&res.requests),
-            addon_managed,
-        })
-    }
-
     /// Carries out `action` (or, in dry-run, does not), and records an Event for it.
     pub async fn execute(&self, action: &Action) -> Outcome {
         if matches!(action, Action::Report { .. }) {
@@ -176,7 +133,7 @@ impl Executor {
             return Outcome::DryRun;
         }
         let outcome = match action {
-            Action::Evict { pod, .. } => self.evict(pod).await,
+            Action::Evict { pod, uid, .. } => self.evict(pod, uid).await,
             Action::RaiseMemory {
                 deployment,
                 container,
@@ -189,18 +146,43 @@ impl Executor {
                     .await
             }
             Action::RolloutRestart { deployment, .. } => self.restart(deployment).await,
-            Action::Report { .. } => Outcome::Reported,
+            // The Event is the action.
+            Action::NodeEvent { .. } => Outcome::Success,
+            _ => Outcome::Reported,
         };
         self.event(action, &outcome).await;
         outcome
     }
 
-    async fn evict(&self, pod: &str) -> Outcome {
+    async fn evict(&self, pod: &str, uid: &str) -> Outcome {
         let api = Api::<Pod>::namespaced(self.client.clone(), &self.namespace);
+        // Only this pod: a replacement with the same name is not evicted (409).
+        let dp = DeleteParams {
+            preconditions: Some(Preconditions {
+                uid: Some(uid.to_owned()),
+                resource_version: None,
+            }),
+            ..DeleteParams::default()
+        };
         let r = if self.delete_pods {
-            api.delete(pod, &Default::default()).await.map(|_| ())
+            api.delete(pod, &dp).await.map(|_| ())
         } else {
-            api.evict(pod, &EvictParams::default()).await.map(|_| ())
+            // A policy/v1 Eviction written out: kube's `Api::evict` names the field
+            // `delete_options`, which an API server drops as unknown, and with it the precondition.
+            let eviction = json!({
+                "apiVersion": "policy/v1",
+                "kind": "Eviction",
+                "metadata": {"name": pod, "namespace": self.namespace},
+                "deleteOptions": {"preconditions": {"uid": uid}},
+            });
+            api.create_subresource::<_, serde_json::Value>(
+                "eviction",
+                pod,
+                &Default::default(),
+                &eviction,
+            )
+            .await
+            .map(|_| ())
         };
         r.map_or_else(api_error, |()| Outcome::Success)
     }
@@ -292,8 +274,20 @@ impl Executor {
     }
 
     async fn event(&self, action: &Action, outcome: &Outcome) {
+        let mut namespace = Some(self.namespace.clone());
         let (kind, name, api_version, reason, verb) = match action {
             Action::Evict { pod, .. } => ("Pod", pod.clone(), "v1", "DNSPodEvicted", "Evict"),
+            Action::NodeEvent { node, .. } => {
+                // Cluster-scoped: the Event goes to `default`.
+                namespace = None;
+                (
+                    "Node",
+                    node.clone(),
+                    "v1",
+                    "ClusterDNSUnreachable",
+                    "Diagnose",
+                )
+            }
             Action::RaiseMemory { deployment, .. } => (
                 "Deployment",
                 deployment.clone(),
@@ -308,9 +302,12 @@ impl Executor {
                 "DNSRolloutRestarted",
                 "RolloutRestart",
             ),
-            Action::Report { .. } => return,
+            _ => return,
         };
         let (type_, reason) = match outcome {
+            Outcome::Success if matches!(action, Action::NodeEvent { .. }) => {
+                (EventType::Warning, reason.to_owned())
+            }
             Outcome::Success => (EventType::Normal, reason.to_owned()),
             _ => (EventType::Warning, format!("{reason}Failed")),
         };
@@ -325,7 +322,7 @@ impl Executor {
             api_version: Some(api_version.into()),
             kind: Some(kind.into()),
             name: Some(name),
-            namespace: Some(self.namespace.clone()),
+            namespace,
             ..ObjectReference::default()
         };
         let ev = Event {

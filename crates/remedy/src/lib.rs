@@ -1,39 +1,60 @@
 //! # hc_remedy
 //!
-//! Discover CoreDNS through the Kubernetes API and repair it safely.
+//! Kubernetes for a cluster-DNS checker: find CoreDNS from every node with read-only watches,
+//! and decide in one place, by quorum, whether and how to repair it — safely.
 //!
+//! **On every node** (the agent):
 //! - [`cluster_source`] / [`connect`]: in-cluster inside a pod, a kubeconfig outside; Kubernetes
 //!   mode only when one of them is explicitly present.
-//! - [`Discovery`]: watches (kube's reflector) on the DNS Service, its EndpointSlices, the
-//!   CoreDNS pods and `default/kubernetes`; [`Discovery::snapshot`] gives targets, ports, the
-//!   expected answer, and each pod's restarts, last termination reason and memory limit.
-//! - [`plan`]: a pure function from observations, history and [`Policy`] to [`Action`]s, with
-//!   every safety rule (one disruption in flight, grace period, cooldown, hourly budget, never
-//!   evict when every pod fails from this agent, memory capped and never lowered).
-//! - [`Executor`]: the Eviction API (429 from a PodDisruptionBudget is "retry later"), a
-//!   test-and-set JSON patch of the Deployment's memory with our own field manager, a rollout
-//!   restart annotation, an Event for every action; [`Mode`] `off`/`dry-run`/`on`.
-//! - [`Elector`]: Lease-based leader election (15 s / 10 s / 2 s); only the holder acts.
-//! - [`run_probe_pod`]: a short-lived pod that probes from inside the cluster, for machines that
-//!   cannot reach the pod network; always deleted.
+//! - [`Discovery`]: watches on the DNS Service, its EndpointSlices and `default/kubernetes`;
+//!   [`Discovered::targets`] gives the addresses and ports to probe and each CoreDNS pod's name,
+//!   UID and node. Each watch keeps its own health ([`Watched`]).
+//! - [`node_verdict`] and [`set_node_condition`]: the node's own `ClusterDNSReachable` condition.
+//!
+//! **In one place** (the controller, a Deployment with a Lease):
+//! - [`Controller`]: reads a rotating sample of agents' `/status` ([`agents_of`],
+//!   [`read_status`]), folds them into a node x CoreDNS-pod [`View`] over a sliding window,
+//!   [`classify`]s it by quorum into pod / node / service / all [`Verdict`]s.
+//! - [`plan`]: a pure function from verdicts, the pods, their Deployments, the [`History`] and
+//!   the [`Policy`] to [`Action`]s, with every safety rule (one disruption in flight, grace
+//!   period, cooldown, hourly budget, memory only on a fresh OOM kill, capped, never lowered).
+//! - [`Elector`]: Lease election (15 s / 10 s / 2 s) where only a write renews, the [`History`]
+//!   kept on the Lease, and a compare-and-swap commit before every action.
+//! - [`Executor`]: the Eviction API with the pod's UID as a precondition (a 429 from a
+//!   PodDisruptionBudget is "retry later"), a test-and-set JSON patch of the Deployment's memory,
+//!   a rollout restart, an Event for every action; [`Mode`] `off`/`dry-run`/`on`.
+//!
+//! And [`run_probe_pod`] / [`port_forward`]: probing from a machine outside the pod network.
 //!
 //! ```
 //! use std::time::{Duration, SystemTime};
-//! use hc_remedy::{plan, History, Observations, PodObservation, Policy};
+//! use hc_remedy::{plan, History, Inputs, PodInfo, Policy, Verdict};
 //!
-//! let pod = |name: &str, failures| PodObservation {
+//! let pod = |name: &str| PodInfo {
 //!     name: name.into(),
-//!     age: Some(Duration::from_secs(600)),
-//!     consecutive_failures: failures,
-//!     answering: failures == 0,
-//!     ..PodObservation::default()
+//!     uid: format!("uid-{name}"),
+//!     phase: Some("Running".into()),
+//!     ip: Some("10.244.0.5".parse().unwrap()),
+//!     ready: true,
+//!     started: Some(SystemTime::now() - Duration::from_secs(600)),
+//!     ..PodInfo::default()
 //! };
-//! let obs = Observations { pods: vec![pod("coredns-a", 3), pod("coredns-b", 0)], deployment: None };
-//! let actions = plan(&obs, &History::default(), &Policy::default(), SystemTime::now());
-//! assert_eq!(actions[0].kind().as_str(), "evict");
+//! let verdicts = [Verdict::Pod { uid: "uid-a".into(), name: "a".into(), failing: 5, reporting: 6 }];
+//! let actions = plan(&Inputs {
+//!     verdicts: &verdicts,
+//!     pods: &[pod("a"), pod("b")],
+//!     deployments: &[],
+//!     history: &History::default(),
+//!     policy: &Policy::default(),
+//!     now: SystemTime::now(),
+//! });
+//! assert_eq!(actions[0].1.kind().as_str(), "evict");
 //! ```
 
+mod agents;
+mod classify;
 mod client;
+mod controller;
 mod discovery;
 mod error;
 mod execute;
@@ -42,22 +63,30 @@ mod node_condition;
 mod plan;
 mod probe_pod;
 mod quantity;
+mod view;
+mod watch;
 
-pub use client::{ClusterSource, cluster_source, connect};
+pub use agents::{
+    AgentRef, MAX_STATUS_BYTES, ReadError, Sampler, agents_of, http_get, read_all, read_status,
+};
+pub use classify::{Quorum, Verdict, classify};
+pub use client::{ClusterSource, cluster_source, connect, service_proxy_get};
+pub use controller::{Controller, ControllerConfig, deployment_info};
 pub use discovery::{
-    ApiHealth, Discovered, DiscoveredTarget, Discovery, DiscoveryConfig, EndpointInfo, PodInfo,
-    TargetRole, pod_info,
+    Discovered, DiscoveredTarget, Discovery, DiscoveryConfig, EndpointInfo, PodInfo, TargetRole,
+    pod_info,
 };
 pub use error::RemedyError;
 pub use execute::{Executor, FIELD_MANAGER, Mode, Outcome};
-pub use lease::{Decision, Elector, LeaseConfig, decide};
-pub use node_condition::{NODE_CONDITION, set_node_condition};
+pub use lease::{Decision, Elector, HISTORY_ANNOTATION, LeaseConfig, LeaseError, decide};
+pub use node_condition::{NODE_CONDITION, NodeVerdict, node_verdict, set_node_condition};
 pub use plan::{
-    Action, ActionKind, DeploymentObservation, Done, History, Observations, PodObservation, Policy,
-    next_memory, plan,
+    Action, ActionKind, DeploymentInfo, Done, History, Inputs, Policy, next_memory, plan,
 };
 pub use probe_pod::{PortForward, ProbePodConfig, ProbePodError, port_forward, run_probe_pod};
 pub use quantity::{format_quantity, parse_quantity};
+pub use view::View;
+pub use watch::{WatchHealth, Watched};
 
 /// The Kubernetes client type.
 pub use kube::Client;

@@ -42,3 +42,71 @@ pub async fn set_node_condition(
         .await
         .map(|_| ())
 }
+
+/// The condition a node's own results call for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeVerdict {
+    /// `True`: cluster DNS is reachable from this node.
+    pub reachable: bool,
+    /// `DNSReachable`, `UDPBlocked`, `DNSUnreachable` or `PodNamespacesCannotResolve`.
+    pub reason: &'static str,
+    /// In plain words.
+    pub message: String,
+}
+
+/// The condition from the node's targets (after thresholds) and the number of its pod
+/// namespaces that cannot resolve: False while any target is down (`UDPBlocked` when every down
+/// target is down over UDP only, its TCP up), or while pod namespaces cannot resolve.
+///
+/// ```
+/// use dnsprobe::{Failure, HealthBook, ProbeReport, ProbeSpec, Thresholds, Transport};
+///
+/// let spec = ProbeSpec::new("10.96.0.10:53".parse().unwrap());
+/// let mut book = HealthBook::new(Thresholds::default());
+/// book.track([(spec.target, Transport::Udp)]);
+/// assert!(hc_remedy::node_verdict(&book, 0).reachable);
+/// assert_eq!(hc_remedy::node_verdict(&book, 2).reason, "PodNamespacesCannotResolve");
+/// for _ in 0..3 {
+///     book.record(&ProbeReport::failed(&spec, Transport::Udp, Failure::Refused));
+/// }
+/// assert_eq!(hc_remedy::node_verdict(&book, 0).reason, "DNSUnreachable");
+/// ```
+pub fn node_verdict(health: &dnsprobe::HealthBook, unhealthy_netns: usize) -> NodeVerdict {
+    let down: Vec<&dnsprobe::TargetHealth> = health
+        .entries()
+        .iter()
+        .filter(|e| e.health.state == dnsprobe::HealthState::Down)
+        .collect();
+    if !down.is_empty() {
+        let udp_only = down
+            .iter()
+            .all(|e| health.verdict(e.target) == dnsprobe::TransportVerdict::UdpBlocked);
+        let list: Vec<String> = down
+            .iter()
+            .map(|e| format!("{} over {}", e.target, e.transport))
+            .collect();
+        return NodeVerdict {
+            reachable: false,
+            reason: if udp_only {
+                "UDPBlocked"
+            } else {
+                "DNSUnreachable"
+            },
+            message: format!("cluster DNS fails from this node: {}", list.join(", ")),
+        };
+    }
+    if unhealthy_netns > 0 {
+        return NodeVerdict {
+            reachable: false,
+            reason: "PodNamespacesCannotResolve",
+            message: format!(
+                "{unhealthy_netns} pod network namespaces on this node cannot resolve"
+            ),
+        };
+    }
+    NodeVerdict {
+        reachable: true,
+        reason: "DNSReachable",
+        message: "every cluster DNS target answers over UDP and TCP".to_owned(),
+    }
+}

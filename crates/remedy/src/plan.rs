@@ -1,40 +1,44 @@
-//! The planner: a pure function from what was observed to what to do, with every safety rule.
+//! The planner: from verdicts, the cluster's state and the history of what was done, to what to
+//! do. Pure, so every safety rule is a table test; the history is the controller's, kept on
+//! its Lease so a restart or a new leader continues it.
 //!
-//! The ladder, in order:
-//! 1. Every CoreDNS pod failing from this agent is not evidence against CoreDNS — the agent's own
-//!    path (node, veth, conntrack) may be the fault. No eviction; a report; a rollout restart only
-//!    when explicitly enabled, at most once per interval (default 1 h).
-//! 2. A pod whose last termination was `OOMKilled`, or pods evicted R times (default 2) within a
-//!    window (default 10 min) and failing again: raise the memory limit of the owning Deployment's
-//!    container to max(old x factor, old + step), capped, never lowered; the request too if it
-//!    would exceed the new limit. Not when an addon manager reconciles the Deployment, nor when
-//!    our last patch was reverted: those are reported instead of fought.
-//! 3. A pod that failed N consecutive rounds (default 3) while another pod answers: evict it.
+//! The ladder:
+//! 1. **memory**: a CoreDNS container `OOMKilled` that finished within the last 10 minutes, once
+//!    per kill: raise the limit of the Deployment that owns that pod to max(old x factor,
+//!    old + step), capped, never lowered. Never without OOM evidence; refused when the pods
+//!    span several Deployments, when an addon manager reconciles it, or when our last raise was
+//!    reverted.
+//! 2. **all** pods failing from most nodes: a report; a rollout restart only when opted in, at
+//!    most once per interval.
+//! 3. **pod**: evict the pod most nodes fail to reach (the Eviction API with its UID as a
+//!    precondition, so a replacement is never hit).
 //!
-//! Gates on every disruptive action: never more than one disruption in flight (no pod
-//! terminating, none younger than the grace period); never a pod younger than the grace period or
-//! already terminating; a cooldown since the last action; a maximum of actions per hour.
+//! Node and service verdicts are reported, never "fixed" by touching CoreDNS.
+//!
+//! Gates on every disruptive action: one disruption in flight (a pod terminating, pending,
+//! unready, without an IP or younger than the grace period; a Deployment with fewer available
+//! replicas than desired), a cooldown since the last action, a maximum per rolling hour.
 
-use std::net::IpAddr;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use serde::{Deserialize, Serialize};
+
+use crate::classify::Verdict;
+use crate::discovery::PodInfo;
 use crate::quantity::format_quantity;
 
 /// The rules' parameters.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct Policy {
-    /// Consecutive failed rounds before a pod is evicted.
-    pub fail_rounds: u32,
-    /// Evictions within `eviction_window` after which a failing pod gets more memory instead.
-    pub evictions_before_memory: usize,
-    /// See `evictions_before_memory`.
-    pub eviction_window: Duration,
     /// Memory growth factor.
     pub memory_factor: f64,
     /// Minimum memory step, bytes.
     pub memory_step: u64,
     /// Memory limit cap, bytes.
     pub memory_cap: u64,
+    /// An OOM kill older than this is not evidence any more.
+    pub oom_window: Duration,
     /// Allow a rollout restart when every pod fails.
     pub rollout_restart: bool,
     /// At most one rollout restart per this interval.
@@ -50,12 +54,10 @@ pub struct Policy {
 impl Default for Policy {
     fn default() -> Self {
         Policy {
-            fail_rounds: 3,
-            evictions_before_memory: 2,
-            eviction_window: Duration::from_secs(600),
             memory_factor: 2.0,
             memory_step: 100 << 20,
             memory_cap: 1 << 30,
+            oom_window: Duration::from_secs(600),
             rollout_restart: false,
             rollout_restart_interval: Duration::from_secs(3600),
             grace_period: Duration::from_secs(60),
@@ -65,61 +67,28 @@ impl Default for Policy {
     }
 }
 
-/// One CoreDNS pod, as observed.
+/// A Deployment of CoreDNS pods, as the planner needs it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct PodObservation {
-    /// Pod name.
-    pub name: String,
-    /// Pod IP.
-    pub ip: Option<IpAddr>,
-    /// Node.
-    pub node: Option<String>,
-    /// Time since it started; `None` when not started.
-    pub age: Option<Duration>,
-    /// Has a deletion timestamp.
-    pub terminating: bool,
-    /// Ready condition.
-    pub ready: bool,
-    /// Container restarts.
-    pub restarts: u32,
-    /// Reason of the DNS container's last termination (`OOMKilled`, `Error`, ...).
-    pub last_termination: Option<String>,
-    /// Memory limit of its DNS container, bytes.
-    pub memory_limit: Option<u64>,
-    /// Owning Deployment.
-    pub deployment: Option<String>,
-    /// Rounds in a row this pod failed from the agent.
-    pub consecutive_failures: u32,
-    /// Its last probe succeeded.
-    pub answering: bool,
-}
-
-/// The owning Deployment, as observed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DeploymentObservation {
+pub struct DeploymentInfo {
     /// Name.
     pub name: String,
-    /// The DNS container's name.
+    /// The DNS container's name (the first container).
     pub container: String,
-    /// Its memory limit, bytes.
+    /// `spec.replicas`.
+    pub desired: u32,
+    /// `status.availableReplicas`.
+    pub available: u32,
+    /// The container's memory limit, bytes.
     pub memory_limit: Option<u64>,
-    /// Its memory request, bytes.
+    /// The container's memory request, bytes.
     pub memory_request: Option<u64>,
     /// Labelled `addonmanager.kubernetes.io/mode: Reconcile`.
     pub addon_managed: bool,
 }
 
-/// Everything the planner looks at.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Observations {
-    /// The CoreDNS pods.
-    pub pods: Vec<PodObservation>,
-    /// Their Deployment, when known.
-    pub deployment: Option<DeploymentObservation>,
-}
-
 /// The kind of an action: a stable label (`remediations_total{action}`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum ActionKind {
     /// Evict a pod.
     Evict,
@@ -127,29 +96,43 @@ pub enum ActionKind {
     RaiseMemory,
     /// Restart the Deployment's pods.
     RolloutRestart,
+    /// Record an Event on a Node.
+    NodeEvent,
     /// Say something; change nothing.
     Report,
 }
 
 impl ActionKind {
-    /// `evict`, `raise-memory`, `rollout-restart`, `report`.
+    /// `evict`, `raise-memory`, `rollout-restart`, `node-event`, `report`.
     pub fn as_str(self) -> &'static str {
         match self {
             ActionKind::Evict => "evict",
             ActionKind::RaiseMemory => "raise-memory",
             ActionKind::RolloutRestart => "rollout-restart",
+            ActionKind::NodeEvent => "node-event",
             ActionKind::Report => "report",
         }
+    }
+
+    /// Evictions, raises and restarts: what the gates and the budget apply to.
+    pub fn disruptive(self) -> bool {
+        matches!(
+            self,
+            ActionKind::Evict | ActionKind::RaiseMemory | ActionKind::RolloutRestart
+        )
     }
 }
 
 /// What to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Action {
-    /// Evict `pod` through the Eviction API.
+    /// Evict `pod` through the Eviction API, only if its UID is still `uid`.
     Evict {
         /// Pod name.
         pod: String,
+        /// Its UID (the eviction's precondition).
+        uid: String,
         /// Why, with the evidence.
         reason: String,
     },
@@ -165,6 +148,9 @@ pub enum Action {
         to: u64,
         /// New request, when the current one would exceed the new limit.
         request_to: Option<u64>,
+        /// The OOM kill this answers (`<pod uid>/<finished at, ms>`), remembered so a kill is
+        /// answered once.
+        oom: String,
         /// Why, with the evidence.
         reason: String,
     },
@@ -175,11 +161,19 @@ pub enum Action {
         /// Why.
         reason: String,
     },
+    /// Record a Warning Event on a Node that reaches no CoreDNS pod.
+    NodeEvent {
+        /// The node.
+        node: String,
+        /// Why, with the evidence.
+        reason: String,
+    },
     /// A finding that changes nothing.
     Report {
-        /// Stable code: `all-pods-failing`, `pod-too-young`, `cooldown`, `disruption-in-flight`,
-        /// `action-budget-exhausted`, `memory-cap-reached`, `addon-managed`, `patch-reverted`,
-        /// `no-memory-limit`.
+        /// Stable code: `all-pods-failing`, `service-path`, `pod-too-young`, `cooldown`,
+        /// `disruption-in-flight`, `action-budget-exhausted`, `memory-cap-reached`,
+        /// `addon-managed`, `patch-reverted`, `no-memory-limit`, `no-deployment`,
+        /// `several-deployments`.
         code: &'static str,
         /// In plain words.
         message: String,
@@ -193,14 +187,27 @@ impl Action {
             Action::Evict { .. } => ActionKind::Evict,
             Action::RaiseMemory { .. } => ActionKind::RaiseMemory,
             Action::RolloutRestart { .. } => ActionKind::RolloutRestart,
+            Action::NodeEvent { .. } => ActionKind::NodeEvent,
             Action::Report { .. } => ActionKind::Report,
         }
     }
 
-    /// One line for logs and `/status`.
+    /// What it acts on: the pod's UID, the Deployment, the node; the code of a report.
+    pub fn subject(&self) -> &str {
+        match self {
+            Action::Evict { uid, .. } => uid,
+            Action::RaiseMemory { deployment, .. } | Action::RolloutRestart { deployment, .. } => {
+                deployment
+            }
+            Action::NodeEvent { node, .. } => node,
+            Action::Report { code, .. } => code,
+        }
+    }
+
+    /// One line for logs, Events and `/status`.
     pub fn describe(&self) -> String {
         match self {
-            Action::Evict { pod, reason } => format!("evict pod {pod}: {reason}"),
+            Action::Evict { pod, reason, .. } => format!("evict pod {pod}: {reason}"),
             Action::RaiseMemory {
                 deployment,
                 container,
@@ -208,6 +215,7 @@ impl Action {
                 to,
                 request_to,
                 reason,
+                ..
             } => format!(
                 "raise memory of {deployment}/{container} from {} to {}{}: {reason}",
                 format_quantity(*from),
@@ -219,37 +227,111 @@ impl Action {
             Action::RolloutRestart { deployment, reason } => {
                 format!("rollout restart of {deployment}: {reason}")
             }
+            Action::NodeEvent { node, reason } => format!("event on node {node}: {reason}"),
             Action::Report { code, message } => format!("{code}: {message}"),
         }
     }
 }
 
-/// An action carried out earlier.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// An action carried out.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Done {
-    /// When.
-    pub at: SystemTime,
+    /// When, milliseconds since the Unix epoch.
+    pub at_unix_ms: u64,
     /// What kind.
     pub kind: ActionKind,
-    /// The pod concerned, for evictions.
-    pub pod: Option<String>,
+    /// On what: the pod's UID, the Deployment.
+    pub subject: String,
 }
 
-/// What was done before.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// What the controller did: kept on its Lease (an annotation), so a restarted controller or a
+/// new leader continues the cooldown, the hourly budget, what it set, and the OOM kills it
+/// already answered. Dry-run records nothing here.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct History {
-    /// Disruptive actions carried out (evictions, memory raises, restarts), oldest first.
+    /// Disruptive actions carried out, oldest first (a day at most).
+    #[serde(default)]
     pub done: Vec<Done>,
     /// The last memory limit we set, and on which Deployment.
+    #[serde(default)]
     pub memory_set: Option<(String, u64)>,
+    /// OOM kills answered (`<pod uid>/<finished at, ms>`), the last 50.
+    #[serde(default)]
+    pub oom_answered: Vec<String>,
+}
+
+fn ms(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+fn ago(now: SystemTime, at_ms: u64) -> Duration {
+    Duration::from_millis(ms(now).saturating_sub(at_ms))
 }
 
 impl History {
+    /// Records `action`, carried out at `now`; forgets what is more than a day old.
+    pub fn record(&mut self, action: &Action, now: SystemTime) {
+        if !action.kind().disruptive() {
+            return;
+        }
+        self.done.push(Done {
+            at_unix_ms: ms(now),
+            kind: action.kind(),
+            subject: action.subject().to_owned(),
+        });
+        if let Action::RaiseMemory {
+            deployment,
+            to,
+            oom,
+            ..
+        } = action
+        {
+            self.memory_set = Some((deployment.clone(), *to));
+            self.oom_answered.push(oom.clone());
+            let extra = self.oom_answered.len().saturating_sub(50);
+            self.oom_answered.drain(..extra);
+        }
+        self.done
+            .retain(|d| ago(now, d.at_unix_ms) < Duration::from_secs(86_400));
+    }
+
+    /// Forgets `action` again (it could not be carried out after all).
+    pub fn forget(&mut self, action: &Action) {
+        if let Some(i) = self
+            .done
+            .iter()
+            .rposition(|d| d.kind == action.kind() && d.subject == action.subject())
+        {
+            self.done.remove(i);
+        }
+        if let Action::RaiseMemory { oom, .. } = action {
+            self.oom_answered.retain(|k| k != oom);
+        }
+    }
+
     fn since(&self, now: SystemTime, within: Duration) -> impl Iterator<Item = &Done> {
         self.done
             .iter()
-            .filter(move |d| now.duration_since(d.at).unwrap_or_default() < within)
+            .filter(move |d| ago(now, d.at_unix_ms) < within)
     }
+}
+
+/// What the planner looks at.
+#[derive(Debug, Clone, Copy)]
+pub struct Inputs<'a> {
+    /// This round's verdicts (pod verdicts only once confirmed).
+    pub verdicts: &'a [Verdict],
+    /// The CoreDNS pods.
+    pub pods: &'a [PodInfo],
+    /// The Deployments owning them.
+    pub deployments: &'a [DeploymentInfo],
+    /// What was done before.
+    pub history: &'a History,
+    /// The rules.
+    pub policy: &'a Policy,
+    /// Now.
+    pub now: SystemTime,
 }
 
 /// The next memory limit: max(old x factor, old + step), capped; `None` at or above the cap.
@@ -273,220 +355,266 @@ fn report(code: &'static str, message: impl Into<String>) -> Action {
 }
 
 /// Why a disruption must wait, if it must.
-fn gate(obs: &Observations, hist: &History, p: &Policy, now: SystemTime) -> Option<Action> {
-    if let Some(t) = obs.pods.iter().find(|x| x.terminating) {
-        return Some(report(
-            "disruption-in-flight",
-            format!("pod {} is terminating: one disruption at a time", t.name),
-        ));
-    }
-    if let Some(y) = obs
-        .pods
+fn gate(i: &Inputs<'_>) -> Option<Action> {
+    let p = i.policy;
+    let age = |x: &PodInfo| {
+        x.started
+            .map(|s| i.now.duration_since(s).unwrap_or_default())
+    };
+    let unsettled = i.pods.iter().find_map(|x| {
+        let why = if x.terminating {
+            "is terminating"
+        } else if x.phase.as_deref() != Some("Running") {
+            "is not running yet"
+        } else if x.ip.is_none() {
+            "has no IP yet"
+        } else if !x.ready {
+            "is not ready"
+        } else if age(x).is_none_or(|a| a < p.grace_period) {
+            "is younger than the grace period"
+        } else {
+            return None;
+        };
+        Some(format!("pod {} {why}", x.name))
+    });
+    let short = i
+        .deployments
         .iter()
-        .find(|x| x.age.is_none_or(|a| a < p.grace_period))
-    {
+        .find(|d| d.available < d.desired)
+        .map(|d| {
+            format!(
+                "Deployment {} has {} of {} replicas available",
+                d.name, d.available, d.desired
+            )
+        });
+    if let Some(why) = unsettled.or(short) {
         return Some(report(
             "disruption-in-flight",
-            format!(
-                "pod {} is younger than the grace period ({}s): a replacement is starting",
-                y.name,
-                p.grace_period.as_secs()
-            ),
+            format!("{why}: one disruption at a time"),
         ));
     }
-    if let Some(last) = hist.done.last()
-        && now.duration_since(last.at).unwrap_or_default() < p.cooldown
+    if let Some(last) = i.history.done.last()
+        && ago(i.now, last.at_unix_ms) < p.cooldown
     {
+        let since = ago(i.now, last.at_unix_ms).as_secs();
         return Some(report(
             "cooldown",
             format!(
-                "last action {}s ago; cooldown {}s",
-                now.duration_since(last.at).unwrap_or_default().as_secs(),
+                "last action {since}s ago; cooldown {}s",
                 p.cooldown.as_secs()
             ),
         ));
     }
-    let hour = hist.since(now, Duration::from_secs(3600)).count();
-    if hour >= p.max_actions_per_hour {
-        return Some(report(
+    let hour = i.history.since(i.now, Duration::from_secs(3600)).count();
+    (hour >= p.max_actions_per_hour).then(|| {
+        report(
             "action-budget-exhausted",
             format!(
                 "{hour} actions in the last hour (maximum {})",
                 p.max_actions_per_hour
             ),
-        ));
-    }
-    None
+        )
+    })
 }
 
-/// Plans this round's actions. At most one disruptive action; reports say why nothing (else)
-/// was done.
-pub fn plan(obs: &Observations, hist: &History, p: &Policy, now: SystemTime) -> Vec<Action> {
+/// Plans this round: at most one disruptive action, and reports that say why nothing (else)
+/// was done. Each action comes with the verdict it answers (`oom` for a memory raise).
+pub fn plan(i: &Inputs<'_>) -> Vec<(&'static str, Action)> {
     let mut out = Vec::new();
-    let live: Vec<&PodObservation> = obs.pods.iter().filter(|x| !x.terminating).collect();
-    if live.is_empty() {
-        return out;
+    if let Some(a) = memory(i) {
+        let disruptive = a.kind().disruptive();
+        out.push(("oom", a));
+        if disruptive {
+            return out;
+        }
     }
-    let failing: Vec<&PodObservation> = live
-        .iter()
-        .copied()
-        .filter(|x| x.consecutive_failures >= p.fail_rounds)
-        .collect();
+    for v in i.verdicts {
+        match v {
+            Verdict::Node { node, .. } => out.push((
+                "node",
+                Action::NodeEvent {
+                    node: node.clone(),
+                    reason: v.to_string(),
+                },
+            )),
+            Verdict::Service { .. } => out.push(("service", report("service-path", v.to_string()))),
+            Verdict::All { .. } => {
+                out.push(("all", report("all-pods-failing", v.to_string())));
+                if let Some(a) = restart(i) {
+                    out.push(("all", a));
+                }
+            }
+            Verdict::Pod { .. } => {}
+        }
+    }
+    if let Some(a) = evict(i) {
+        out.push(("pod", a));
+    }
+    out
+}
 
-    // 1. Everything failing: maybe this node's path.
-    if !failing.is_empty() && failing.len() == live.len() {
-        out.push(report(
-            "all-pods-failing",
+fn restart(i: &Inputs<'_>) -> Option<Action> {
+    let p = i.policy;
+    if !p.rollout_restart {
+        return None;
+    }
+    let [d] = i.deployments else {
+        return Some(report(
+            "several-deployments",
+            "rollout restart skipped: the CoreDNS pods are not owned by exactly one Deployment",
+        ));
+    };
+    if i.history
+        .since(i.now, p.rollout_restart_interval)
+        .any(|x| x.kind == ActionKind::RolloutRestart)
+    {
+        return Some(report(
+            "cooldown",
             format!(
-                "all {} CoreDNS pods fail from this agent: the fault may be this node's path, not CoreDNS; no eviction",
-                live.len()
+                "a rollout restart happened less than {}s ago",
+                p.rollout_restart_interval.as_secs()
             ),
         ));
-        if p.rollout_restart
-            && let Some(d) = &obs.deployment
-        {
-            let recent = hist
-                .since(now, p.rollout_restart_interval)
-                .any(|x| x.kind == ActionKind::RolloutRestart);
-            if recent {
-                out.push(report(
-                    "cooldown",
-                    format!(
-                        "a rollout restart happened less than {}s ago",
-                        p.rollout_restart_interval.as_secs()
-                    ),
-                ));
-            } else if let Some(wait) = gate(obs, hist, p, now) {
-                out.push(wait);
-            } else {
-                out.push(Action::RolloutRestart {
-                    deployment: d.name.clone(),
-                    reason: format!(
-                        "all {} pods failed {}+ rounds and rollout restarts are enabled",
-                        live.len(),
-                        p.fail_rounds
-                    ),
-                });
-            }
-        }
-        return out;
     }
+    Some(gate(i).unwrap_or_else(|| Action::RolloutRestart {
+        deployment: d.name.clone(),
+        reason: "every CoreDNS pod fails from most nodes and rollout restarts are enabled".into(),
+    }))
+}
 
-    // 2. Memory.
-    let reverted = match (&hist.memory_set, &obs.deployment) {
-        (Some((name, set)), Some(d))
-            if *name == d.name && d.memory_limit.is_some_and(|l| l < *set) =>
-        {
-            out.push(report(
-                "patch-reverted",
-                format!(
-                    "the memory limit we set on {} ({}) was changed back to {}: not fighting whoever manages it",
-                    d.name,
-                    format_quantity(*set),
-                    d.memory_limit.map(format_quantity).unwrap_or_default()
-                ),
-            ));
-            true
-        }
-        _ => false,
-    };
-    let oom: Vec<&&PodObservation> = live
+fn evict(i: &Inputs<'_>) -> Option<Action> {
+    let worst = i
+        .verdicts
         .iter()
-        .filter(|x| x.last_termination.as_deref() == Some("OOMKilled"))
-        // A pod still on an older, lower limit than the Deployment's: the raise already happened.
-        .filter(|x| {
-            let dep = obs.deployment.as_ref().and_then(|d| d.memory_limit);
-            !(x.memory_limit.is_some() && dep.is_some() && x.memory_limit < dep)
+        .filter_map(|v| match v {
+            Verdict::Pod {
+                uid,
+                failing,
+                reporting,
+                ..
+            } => Some((uid, *failing as f64 / (*reporting).max(1) as f64, v)),
+            _ => None,
         })
-        .collect();
-    let evictions = hist
-        .since(now, p.eviction_window)
-        .filter(|x| x.kind == ActionKind::Evict)
-        .count();
-    let repeated = evictions >= p.evictions_before_memory && !failing.is_empty();
-    if (!oom.is_empty() || repeated) && !reverted {
-        let why = match oom.first() {
-            Some(x) => format!("pod {} was OOMKilled (restarts: {})", x.name, x.restarts),
-            None => format!(
-                "{evictions} evictions in the last {}s and pod {} fails again",
-                p.eviction_window.as_secs(),
-                failing[0].name
-            ),
-        };
-        match &obs.deployment {
-            None => out.push(report("no-deployment", format!("{why}, but no owning Deployment is known"))),
-            Some(d) if d.addon_managed => out.push(report(
-                "addon-managed",
-                format!("{why}, but {} is reconciled by the addon manager (addonmanager.kubernetes.io/mode: Reconcile): raise its memory there", d.name),
-            )),
-            Some(d) => match d.memory_limit {
-                None => out.push(report("no-memory-limit", format!("{why}, but {} sets no memory limit", d.name))),
-                Some(old) => match next_memory(old, p) {
-                    None => out.push(report(
-                        "memory-cap-reached",
-                        format!("{why}, but the limit {} is at the cap {}", format_quantity(old), format_quantity(p.memory_cap)),
-                    )),
-                    Some(to) => match gate(obs, hist, p, now) {
-                        Some(wait) => out.push(wait),
-                        None => out.push(Action::RaiseMemory {
-                            deployment: d.name.clone(),
-                            container: d.container.clone(),
-                            from: old,
-                            to,
-                            request_to: d.memory_request.filter(|r| *r > to).map(|_| to),
-                            reason: why,
-                        }),
-                    },
-                },
-            },
-        }
-        return out;
-    }
-
-    // 3. Evict the worst failing pod, when another answers.
-    if failing.is_empty() {
-        return out;
-    }
-    let mut candidates: Vec<&&PodObservation> = failing
-        .iter()
-        .filter(|x| x.age.is_some_and(|a| a >= p.grace_period))
-        .collect();
-    if candidates.is_empty() {
-        out.push(report(
+        .max_by(|a, b| a.1.total_cmp(&b.1))?;
+    let (uid, _, verdict) = worst;
+    let Some(pod) = i.pods.iter().find(|p| &p.uid == uid) else {
+        return Some(report(
+            "disruption-in-flight",
+            format!("pod {uid} is gone already"),
+        ));
+    };
+    if pod
+        .started
+        .is_none_or(|s| i.now.duration_since(s).unwrap_or_default() < i.policy.grace_period)
+    {
+        return Some(report(
             "pod-too-young",
             format!(
                 "pod {} fails but is younger than the grace period",
-                failing[0].name
+                pod.name
             ),
         ));
-        return out;
     }
-    candidates.sort_by_key(|x| std::cmp::Reverse(x.consecutive_failures));
-    let worst = candidates[0];
-    match gate(obs, hist, p, now) {
-        Some(wait) => out.push(wait),
-        None => {
-            let answering: Vec<&str> = live
-                .iter()
-                .filter(|x| x.answering)
-                .map(|x| x.name.as_str())
-                .collect();
-            out.push(Action::Evict {
-                pod: worst.name.clone(),
-                reason: format!(
-                    "failed {} consecutive rounds from this agent ({}) while {} answer{}",
-                    worst.consecutive_failures,
-                    worst
-                        .ip
-                        .map(|i| i.to_string())
-                        .unwrap_or_else(|| "no IP".into()),
-                    answering.join(", "),
-                    if answering.len() == 1 { "s" } else { "" }
-                ),
-            });
-        }
+    Some(gate(i).unwrap_or_else(|| Action::Evict {
+        pod: pod.name.clone(),
+        uid: pod.uid.clone(),
+        reason: verdict.to_string(),
+    }))
+}
+
+/// The memory step: a fresh OOM kill not answered yet.
+fn memory(i: &Inputs<'_>) -> Option<Action> {
+    let p = i.policy;
+    let (pod, at) = i.pods.iter().find_map(|x| {
+        let at = x.last_termination_at?;
+        let fresh = x.last_termination.as_deref() == Some("OOMKilled")
+            && i.now.duration_since(at).unwrap_or_default() <= p.oom_window;
+        let key = format!("{}/{}", x.uid, ms(at));
+        (fresh && !i.history.oom_answered.contains(&key)).then_some((x, key))
+    })?;
+    let why = format!(
+        "pod {} was OOMKilled {}s ago (restarts: {})",
+        pod.name,
+        pod.last_termination_at.map_or(0, |t| i
+            .now
+            .duration_since(t)
+            .unwrap_or_default()
+            .as_secs()),
+        pod.restarts
+    );
+    let owners: std::collections::BTreeSet<&str> = i
+        .pods
+        .iter()
+        .filter_map(|x| x.deployment.as_deref())
+        .collect();
+    if owners.len() > 1 {
+        return Some(report(
+            "several-deployments",
+            format!(
+                "{why}, but the CoreDNS pods belong to {} Deployments ({}): refusing to guess which to raise",
+                owners.len(),
+                owners.into_iter().collect::<Vec<_>>().join(", ")
+            ),
+        ));
     }
-    out
+    let Some(d) = i
+        .deployments
+        .iter()
+        .find(|d| Some(d.name.as_str()) == pod.deployment.as_deref())
+    else {
+        return Some(report(
+            "no-deployment",
+            format!("{why}, but no owning Deployment is known"),
+        ));
+    };
+    if d.addon_managed {
+        return Some(report(
+            "addon-managed",
+            format!(
+                "{why}, but {} is reconciled by the addon manager (addonmanager.kubernetes.io/mode: Reconcile): raise its memory there",
+                d.name
+            ),
+        ));
+    }
+    let Some(old) = d.memory_limit else {
+        return Some(report(
+            "no-memory-limit",
+            format!("{why}, but {} sets no memory limit", d.name),
+        ));
+    };
+    if let Some((name, set)) = &i.history.memory_set
+        && *name == d.name
+        && old < *set
+    {
+        return Some(report(
+            "patch-reverted",
+            format!(
+                "{why}, but the memory limit we set on {} ({}) was changed back to {}: not fighting whoever manages it",
+                d.name,
+                format_quantity(*set),
+                format_quantity(old)
+            ),
+        ));
+    }
+    let Some(to) = next_memory(old, p) else {
+        return Some(report(
+            "memory-cap-reached",
+            format!(
+                "{why}, but the limit {} is at the cap {}",
+                format_quantity(old),
+                format_quantity(p.memory_cap)
+            ),
+        ));
+    };
+    Some(gate(i).unwrap_or_else(|| Action::RaiseMemory {
+        deployment: d.name.clone(),
+        container: d.container.clone(),
+        from: old,
+        to,
+        request_to: d.memory_request.filter(|r| *r > to).map(|_| to),
+        oom: at,
+        reason: why,
+    }))
 }
 
 #[cfg(test)]
@@ -496,277 +624,305 @@ mod tests {
     const MI: u64 = 1 << 20;
 
     fn now() -> SystemTime {
-        SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000)
+        UNIX_EPOCH + Duration::from_secs(1_800_000_000)
     }
 
-    fn pod(name: &str, failures: u32) -> PodObservation {
-        PodObservation {
+    fn pod(name: &str) -> PodInfo {
+        PodInfo {
             name: name.into(),
-            ip: Some(format!("10.244.0.{}", name.len()).parse().unwrap()),
-            age: Some(Duration::from_secs(3600)),
+            uid: format!("uid-{name}"),
+            phase: Some("Running".into()),
+            ip: Some("10.244.0.2".parse().unwrap()),
+            started: Some(now() - Duration::from_secs(3600)),
             ready: true,
             memory_limit: Some(170 * MI),
             deployment: Some("coredns".into()),
-            consecutive_failures: failures,
-            answering: failures == 0,
-            ..PodObservation::default()
+            container: Some("coredns".into()),
+            ..PodInfo::default()
         }
     }
 
-    fn obs(pods: Vec<PodObservation>) -> Observations {
-        Observations {
-            pods,
-            deployment: Some(DeploymentObservation {
-                name: "coredns".into(),
-                container: "coredns".into(),
-                memory_limit: Some(170 * MI),
-                memory_request: Some(70 * MI),
-                addon_managed: false,
-            }),
+    fn deployment() -> DeploymentInfo {
+        DeploymentInfo {
+            name: "coredns".into(),
+            container: "coredns".into(),
+            desired: 2,
+            available: 2,
+            memory_limit: Some(170 * MI),
+            memory_request: Some(70 * MI),
+            addon_managed: false,
         }
     }
 
-    fn ago(secs: u64, kind: ActionKind) -> Done {
+    fn failing(name: &str) -> Verdict {
+        Verdict::Pod {
+            uid: format!("uid-{name}"),
+            name: name.into(),
+            failing: 4,
+            reporting: 4,
+        }
+    }
+
+    fn oom(mut p: PodInfo, secs_ago: u64) -> PodInfo {
+        p.last_termination = Some("OOMKilled".into());
+        p.last_termination_at = Some(now() - Duration::from_secs(secs_ago));
+        p.restarts = 3;
+        p
+    }
+
+    fn done(secs_ago: u64, kind: ActionKind) -> Done {
         Done {
-            at: now() - Duration::from_secs(secs),
+            at_unix_ms: ms(now()) - secs_ago * 1000,
             kind,
-            pod: Some("x".into()),
+            subject: "x".into(),
         }
     }
 
-    fn kinds(a: &[Action]) -> Vec<String> {
+    fn kinds(a: &[(&str, Action)]) -> Vec<String> {
         a.iter()
-            .map(|a| match a {
+            .map(|(_, a)| match a {
                 Action::Report { code, .. } => format!("report:{code}"),
                 other => other.kind().as_str().to_owned(),
             })
             .collect()
     }
 
+    fn run(
+        verdicts: &[Verdict],
+        pods: &[PodInfo],
+        deployments: &[DeploymentInfo],
+        history: &History,
+        policy: &Policy,
+    ) -> Vec<String> {
+        kinds(&plan(&Inputs {
+            verdicts,
+            pods,
+            deployments,
+            history,
+            policy,
+            now: now(),
+        }))
+    }
+
     #[test]
     fn scenarios() {
         let p = Policy::default();
-        let oom = |mut x: PodObservation| {
-            x.last_termination = Some("OOMKilled".into());
-            x.restarts = 4;
-            x
-        };
-        let young = |mut x: PodObservation| {
-            x.age = Some(Duration::from_secs(10));
-            x
-        };
+        let h = History::default();
+        let d = [deployment()];
+        let two = [pod("a"), pod("b")];
         let hist = |done: Vec<Done>| History {
             done,
-            memory_set: None,
+            ..History::default()
         };
-        let cases: Vec<(&str, Observations, History, Vec<&str>)> = vec![
-            (
-                "healthy",
-                obs(vec![pod("a", 0), pod("b", 0)]),
-                History::default(),
-                vec![],
-            ),
-            (
-                "below the threshold",
-                obs(vec![pod("a", 2), pod("b", 0)]),
-                History::default(),
-                vec![],
-            ),
+        let mut young = pod("c");
+        young.started = Some(now() - Duration::from_secs(10));
+        let mut pending = pod("c");
+        pending.phase = Some("Pending".into());
+        pending.ip = None;
+        let mut short = deployment();
+        short.available = 1;
+        let mut other = pod("b");
+        other.deployment = Some("coredns-custom".into());
+        let node = Verdict::Node {
+            node: "n2".into(),
+            pods: 2,
+        };
+        let cases: Vec<(&str, Vec<String>, Vec<&str>)> = vec![
+            ("healthy", run(&[], &two, &d, &h, &p), vec![]),
             (
                 "one pod failing",
-                obs(vec![pod("a", 3), pod("b", 0)]),
-                History::default(),
+                run(&[failing("a")], &two, &d, &h, &p),
                 vec!["evict"],
+            ),
+            (
+                "a node cut off",
+                run(&[node], &two, &d, &h, &p),
+                vec!["node-event"],
+            ),
+            (
+                "service path",
+                run(
+                    &[Verdict::Service {
+                        failing: 3,
+                        reporting: 4,
+                    }],
+                    &two,
+                    &d,
+                    &h,
+                    &p,
+                ),
+                vec!["report:service-path"],
             ),
             (
                 "all failing",
-                obs(vec![pod("a", 5), pod("b", 3)]),
-                History::default(),
+                run(&[Verdict::All { pods: 2 }], &two, &d, &h, &p),
                 vec!["report:all-pods-failing"],
             ),
             (
-                "oom killed",
-                obs(vec![oom(pod("a", 0)), pod("b", 0)]),
-                History::default(),
+                "fresh oom",
+                run(&[], &[oom(pod("a"), 60), pod("b")], &d, &h, &p),
                 vec!["raise-memory"],
             ),
             (
-                "evicted twice, failing again",
-                obs(vec![pod("a", 3), pod("b", 0)]),
-                hist(vec![
-                    ago(400, ActionKind::Evict),
-                    ago(200, ActionKind::Evict),
-                ]),
-                vec!["raise-memory"],
+                "old oom",
+                run(&[], &[oom(pod("a"), 51 * 86_400), pod("b")], &d, &h, &p),
+                vec![],
             ),
             (
-                "evicted twice but long ago",
-                obs(vec![pod("a", 3), pod("b", 0)]),
-                hist(vec![
-                    ago(4000, ActionKind::Evict),
-                    ago(3000, ActionKind::Evict),
-                ]),
-                vec!["evict"],
+                "oom with two deployments",
+                run(&[], &[oom(pod("a"), 60), other], &d, &h, &p),
+                vec!["report:several-deployments"],
             ),
             (
-                "young failing pod",
-                obs(vec![young(pod("a", 3)), pod("b", 0)]),
-                History::default(),
-                vec!["report:pod-too-young"],
-            ),
-            (
-                "a replacement is starting",
-                obs(vec![pod("a", 3), young(pod("c", 0)), pod("b", 0)]),
-                History::default(),
+                "a replacement without an IP",
+                run(&[failing("a")], &[pod("a"), pod("b"), pending], &d, &h, &p),
                 vec!["report:disruption-in-flight"],
             ),
             (
+                "a young replacement",
+                run(
+                    &[failing("a")],
+                    &[pod("a"), pod("b"), young.clone()],
+                    &d,
+                    &h,
+                    &p,
+                ),
+                vec!["report:disruption-in-flight"],
+            ),
+            (
+                "fewer available than desired",
+                run(&[failing("a")], &two, &[short], &h, &p),
+                vec!["report:disruption-in-flight"],
+            ),
+            (
+                "young failing pod",
+                run(&[failing("c")], &[pod("a"), young], &d, &h, &p),
+                vec!["report:pod-too-young"],
+            ),
+            (
                 "cooldown",
-                obs(vec![pod("a", 3), pod("b", 0)]),
-                hist(vec![ago(30, ActionKind::Evict)]),
+                run(
+                    &[failing("a")],
+                    &two,
+                    &d,
+                    &hist(vec![done(30, ActionKind::Evict)]),
+                    &p,
+                ),
                 vec!["report:cooldown"],
             ),
             (
                 "budget",
-                obs(vec![pod("a", 3), pod("b", 0)]),
-                hist(
-                    (0..6)
-                        .map(|i| ago(3000 - i * 400, ActionKind::RolloutRestart))
-                        .collect(),
+                run(
+                    &[failing("a")],
+                    &two,
+                    &d,
+                    &hist(
+                        (0..6)
+                            .map(|i| done(3000 - i * 400, ActionKind::Evict))
+                            .collect(),
+                    ),
+                    &p,
                 ),
                 vec!["report:action-budget-exhausted"],
             ),
         ];
-        for (name, o, h, want) in cases {
-            assert_eq!(kinds(&plan(&o, &h, &p, now())), want, "{name}");
+        for (name, got, want) in cases {
+            assert_eq!(got, want, "{name}");
         }
     }
 
     #[test]
-    fn terminating_pods_are_never_evicted_and_block_disruption() {
+    fn an_oom_kill_is_answered_once_and_dry_run_leaves_no_trace() {
         let p = Policy::default();
-        let mut t = pod("a", 9);
-        t.terminating = true;
-        let a = plan(
-            &obs(vec![t, pod("b", 3), pod("c", 0)]),
-            &History::default(),
-            &p,
-            now(),
-        );
-        assert_eq!(kinds(&a), ["report:disruption-in-flight"]);
-    }
-
-    #[test]
-    fn the_worst_pod_is_evicted_and_the_reason_has_the_evidence() {
-        let p = Policy::default();
-        let a = plan(
-            &obs(vec![pod("a", 3), pod("bb", 7), pod("c", 0)]),
-            &History::default(),
-            &p,
-            now(),
-        );
-        match &a[..] {
-            [Action::Evict { pod, reason }] => {
-                assert_eq!(pod, "bb");
-                assert!(reason.contains("failed 7 consecutive rounds"), "{reason}");
-                assert!(reason.contains("while c answers"), "{reason}");
-            }
-            other => panic!("{other:?}"),
-        }
-    }
-
-    #[test]
-    fn memory_growth_and_cap() {
-        let p = Policy::default();
-        assert_eq!(next_memory(170 * MI, &p), Some(340 * MI), "factor 2");
-        assert_eq!(
-            next_memory(30 * MI, &p),
-            Some(130 * MI),
-            "minimum step 100Mi"
-        );
-        assert_eq!(next_memory(800 * MI, &p), Some(1024 * MI), "capped");
-        assert_eq!(next_memory(1024 * MI, &p), None, "at the cap");
-        assert_eq!(next_memory(2048 * MI, &p), None, "never lowered");
-
-        let mut o = obs(vec![pod("a", 0), pod("b", 0)]);
-        o.pods[0].last_termination = Some("OOMKilled".into());
-        o.pods[0].memory_limit = Some(1024 * MI);
-        o.deployment.as_mut().unwrap().memory_limit = Some(1024 * MI);
-        assert_eq!(
-            kinds(&plan(&o, &History::default(), &p, now())),
-            ["report:memory-cap-reached"]
-        );
-
-        let mut o = obs(vec![pod("a", 0), pod("b", 0)]);
-        o.pods[0].last_termination = Some("OOMKilled".into());
-        o.deployment.as_mut().unwrap().memory_request = Some(400 * MI);
-        match &plan(&o, &History::default(), &p, now())[..] {
-            [
-                Action::RaiseMemory {
-                    from,
-                    to,
-                    request_to,
-                    ..
-                },
-            ] => {
-                assert_eq!(
-                    (*from, *to, *request_to),
-                    (170 * MI, 340 * MI, Some(340 * MI))
-                );
-            }
-            other => panic!("{other:?}"),
-        }
-    }
-
-    #[test]
-    fn oom_pod_on_an_older_lower_limit_is_not_raised_again() {
-        let p = Policy::default();
-        let mut o = obs(vec![pod("a", 0), pod("b", 0)]);
-        o.pods[0].last_termination = Some("OOMKilled".into());
-        o.deployment.as_mut().unwrap().memory_limit = Some(340 * MI);
-        assert!(plan(&o, &History::default(), &p, now()).is_empty());
-    }
-
-    #[test]
-    fn addon_manager_and_reverted_patches_are_reported_not_fought() {
-        let p = Policy::default();
-        let mut o = obs(vec![pod("a", 0), pod("b", 0)]);
-        o.pods[0].last_termination = Some("OOMKilled".into());
-        o.deployment.as_mut().unwrap().addon_managed = true;
-        assert_eq!(
-            kinds(&plan(&o, &History::default(), &p, now())),
-            ["report:addon-managed"]
-        );
-
-        let mut o = obs(vec![pod("a", 0), pod("b", 0)]);
-        o.pods[0].last_termination = Some("OOMKilled".into());
-        let h = History {
-            done: vec![ago(7200, ActionKind::RaiseMemory)],
-            memory_set: Some(("coredns".into(), 340 * MI)),
+        let d = [deployment()];
+        let pods = [oom(pod("a"), 60), pod("b")];
+        let mut h = History::default();
+        let i = Inputs {
+            verdicts: &[],
+            pods: &pods,
+            deployments: &d,
+            history: &h,
+            policy: &p,
+            now: now(),
         };
-        assert_eq!(kinds(&plan(&o, &h, &p, now())), ["report:patch-reverted"]);
+        let planned = plan(&i);
+        let Action::RaiseMemory { to, .. } = &planned[0].1 else {
+            panic!("{planned:?}")
+        };
+        assert_eq!(*to, 340 * MI);
+        // Carried out: remembered, so the same kill is not answered again even after the
+        // cooldown; a new kill is.
+        h.record(&planned[0].1, now() - Duration::from_secs(120));
+        let mut raised = deployment();
+        raised.memory_limit = Some(340 * MI);
+        let i = Inputs {
+            verdicts: &[],
+            pods: &pods,
+            deployments: &[raised.clone()],
+            history: &h,
+            policy: &p,
+            now: now(),
+        };
+        assert!(plan(&i).is_empty(), "{:?}", plan(&i));
+        // Reverted by someone: reported, not fought.
+        let newer = [oom(pod("a"), 10), pod("b")];
+        let i = Inputs {
+            verdicts: &[],
+            pods: &newer,
+            deployments: &d,
+            history: &h,
+            policy: &p,
+            now: now(),
+        };
+        assert_eq!(kinds(&plan(&i)), ["report:patch-reverted"]);
+        // A dry run records nothing: the same plan comes again, and no patch-reverted.
+        let fresh = History::default();
+        let i = Inputs {
+            verdicts: &[],
+            pods: &pods,
+            deployments: &d,
+            history: &fresh,
+            policy: &p,
+            now: now(),
+        };
+        assert_eq!(kinds(&plan(&i)), ["raise-memory"]);
+        // The cap holds.
+        let mut capped = deployment();
+        capped.memory_limit = Some(1 << 30);
+        let i = Inputs {
+            verdicts: &[],
+            pods: &pods,
+            deployments: &[capped],
+            history: &fresh,
+            policy: &p,
+            now: now(),
+        };
+        assert_eq!(kinds(&plan(&i)), ["report:memory-cap-reached"]);
     }
 
     #[test]
-    fn rollout_restart_only_when_enabled_and_once_per_interval() {
-        let mut p = Policy::default();
-        let o = obs(vec![pod("a", 3), pod("b", 4)]);
-        assert_eq!(
-            kinds(&plan(&o, &History::default(), &p, now())),
-            ["report:all-pods-failing"]
-        );
-        p.rollout_restart = true;
-        assert_eq!(
-            kinds(&plan(&o, &History::default(), &p, now())),
-            ["report:all-pods-failing", "rollout-restart"]
-        );
-        let h = History {
-            done: vec![ago(1800, ActionKind::RolloutRestart)],
-            memory_set: None,
+    fn history_round_trips_through_json_and_forgets() {
+        let mut h = History::default();
+        let a = Action::Evict {
+            pod: "a".into(),
+            uid: "u".into(),
+            reason: "r".into(),
         };
-        assert_eq!(
-            kinds(&plan(&o, &h, &p, now())),
-            ["report:all-pods-failing", "report:cooldown"]
-        );
+        h.record(&a, now());
+        h.record(&report("cooldown", "x"), now());
+        assert_eq!(h.done.len(), 1, "reports are not actions");
+        let back: History = serde_json::from_str(&serde_json::to_string(&h).unwrap()).unwrap();
+        assert_eq!(back, h);
+        h.forget(&a);
+        assert!(h.done.is_empty());
+    }
+
+    #[test]
+    fn memory_growth() {
+        let p = Policy::default();
+        assert_eq!(next_memory(170 * MI, &p), Some(340 * MI));
+        assert_eq!(next_memory(50 * MI, &p), Some(150 * MI), "at least +100Mi");
+        assert_eq!(next_memory(700 * MI, &p), Some(1024 * MI), "capped");
+        assert_eq!(next_memory(1024 * MI, &p), None);
     }
 }

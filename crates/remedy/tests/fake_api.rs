@@ -60,58 +60,107 @@ async fn discovery_follows_the_watches() {
         s.endpoints.iter().map(|e| e.ip).collect::<Vec<_>>(),
         vec![ip("10.244.0.2"), ip("10.244.0.3")]
     );
-    assert_eq!(s.pods.len(), 2);
-    assert_eq!(s.pods[0].deployment.as_deref(), Some("coredns"));
-    assert_eq!(s.pods[0].memory_limit, Some(170 << 20));
-    assert_eq!(s.pods[0].container.as_deref(), Some("coredns"));
-    assert!(s.pods[0].ready && !s.pods[0].terminating);
+    let e = &s.endpoints[0];
+    assert_eq!(e.pod.as_deref(), Some("coredns-a"));
+    assert_eq!(e.pod_uid.as_deref(), Some("uid-coredns-a"));
+    assert_eq!(e.node.as_deref(), Some("node-1"));
 
-    // A new pod arrives through the watch, not a new LIST.
-    let lists_before = api
-        .requests()
-        .iter()
-        .filter(|r| r.contains("/pods?") && !r.contains("watch=true"))
-        .count();
+    // A new endpoint arrives through the watch, not a new LIST.
+    let lists = |api: &FakeApi| api.audit().iter().filter(|e| e.verb == "list").count();
+    let lists_before = lists(&api);
     api.put(
-        "api/v1/namespaces/kube-system/pods/coredns-c",
-        hc_testkit::oom_killed(
-            hc_testkit::coredns_pod("coredns-c", ip("10.244.0.4"), "170Mi"),
-            3,
-        ),
+        "apis/discovery.k8s.io/v1/namespaces/kube-system/endpointslices/kube-dns-abcde",
+        hc_testkit::endpoint_slice(&[
+            ("coredns-a", ip("10.244.0.2"), "node-1"),
+            ("coredns-c", ip("10.244.0.4"), "node-2"),
+        ]),
     );
     let mut found = None;
     for _ in 0..100 {
         found = d
             .snapshot()
-            .pods
+            .endpoints
             .into_iter()
-            .find(|p| p.name == "coredns-c");
+            .find(|e| e.ip == ip("10.244.0.4"));
         if found.is_some() {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let c = found.expect("the watch delivered the new pod");
-    assert_eq!(c.last_termination.as_deref(), Some("OOMKilled"));
-    assert_eq!(c.restarts, 3);
-    let lists_after = api
-        .requests()
-        .iter()
-        .filter(|r| r.contains("/pods?") && !r.contains("watch=true"))
-        .count();
-    assert_eq!(lists_before, lists_after, "no periodic LIST");
-    assert_eq!(d.health().last_error, None);
+    let c = found.expect("the watch delivered the new endpoint");
+    assert_eq!(c.pod.as_deref(), Some("coredns-c"));
+    assert_eq!(lists_before, lists(&api), "no periodic LIST");
+    assert!(
+        d.health().iter().all(|(_, h)| h.healthy()),
+        "{:?}",
+        d.health()
+    );
+    // The targets: the Service, then each pod with its identity.
+    let t = d.snapshot().targets(None);
+    assert_eq!(t.len(), 3);
+    assert_eq!(t[0].role, hc_remedy::TargetRole::Service);
+    assert!(
+        matches!(&t[2].role, hc_remedy::TargetRole::Pod { uid: Some(u), .. } if u == "uid-coredns-c")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_watch_error_is_its_own_and_clears_with_a_list_it_may_make() {
+    let api = cluster();
+    let d = Discovery::start(client(&api).await, &DiscoveryConfig::default());
+    assert!(d.wait_ready(Duration::from_secs(10)).await);
+    api.set_down(true);
+    let mut down = false;
+    for _ in 0..200 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        if d.health().iter().any(|(_, h)| h.last_error.is_some()) {
+            down = true;
+            break;
+        }
+    }
+    assert!(down, "the outage shows");
+    api.set_down(false);
+    let mut up = false;
+    for _ in 0..300 {
+        d.recheck().await;
+        if d.health().iter().all(|(_, h)| h.healthy()) {
+            up = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(up, "recovered: {:?}", d.health());
+    // The recheck is a LIST through the watch's own selectors: never a GET.
+    assert!(
+        api.audit().iter().all(|e| e.verb != "get"),
+        "{:?}",
+        api.audit()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn eviction_with_pdb_refusal_then_success_and_events() {
     let api = cluster();
     let ex = executor(&api, Mode::On).await;
+    // Another pod of the same name (a replacement): the UID precondition protects it.
+    let stale = Action::Evict {
+        pod: "coredns-a".into(),
+        uid: "uid-of-the-old-one".into(),
+        reason: "failed 3 rounds".into(),
+    };
+    let o = ex.execute(&stale).await;
+    assert!(
+        matches!(&o, Outcome::Refused(m) if m.contains("Precondition")),
+        "{o:?}"
+    );
+    assert!(api.evictions().is_empty());
     api.refuse_evictions(1);
     let evict = Action::Evict {
         pod: "coredns-a".into(),
+        uid: "uid-coredns-a".into(),
         reason: "failed 3 rounds".into(),
     };
+
     let o = ex.execute(&evict).await;
     assert!(
         matches!(o, Outcome::RetryLater(_)),
@@ -143,6 +192,7 @@ async fn eviction_with_pdb_refusal_then_success_and_events() {
     assert_eq!(
         dry.execute(&Action::Evict {
             pod: "coredns-b".into(),
+            uid: "uid-coredns-b".into(),
             reason: "x".into()
         })
         .await,
@@ -155,17 +205,13 @@ async fn eviction_with_pdb_refusal_then_success_and_events() {
 async fn memory_is_patched_test_and_set_and_addon_managed_is_refused() {
     let api = cluster();
     let ex = executor(&api, Mode::On).await;
-    let obs = ex.observe_deployment("coredns", "coredns").await.unwrap();
-    assert_eq!(
-        (obs.memory_limit, obs.addon_managed),
-        (Some(170 << 20), false)
-    );
     let raise = |from: u64, to: u64| Action::RaiseMemory {
         deployment: "coredns".into(),
         container: "coredns".into(),
         from,
         to,
         request_to: None,
+        oom: "uid-coredns-a/1".into(),
         reason: "OOMKilled".into(),
     };
     assert_eq!(
@@ -198,25 +244,24 @@ async fn memory_is_patched_test_and_set_and_addon_managed_is_refused() {
         .get("apis/apps/v1/namespaces/kube-system/deployments/coredns")
         .unwrap();
     d["metadata"]["labels"]["addonmanager.kubernetes.io/mode"] = "Reconcile".into();
-    api.put("apis/apps/v1/namespaces/kube-system/deployments/coredns", d);
-    assert!(
-        ex.observe_deployment("coredns", "coredns")
-            .await
-            .unwrap()
-            .addon_managed
+    api.put(
+        "apis/apps/v1/namespaces/kube-system/deployments/coredns",
+        d.clone(),
     );
+    let d: k8s_openapi::api::apps::v1::Deployment = serde_json::from_value(d).unwrap();
+    assert!(hc_remedy::deployment_info(&d).addon_managed);
     assert!(
         matches!(ex.execute(&raise(340 << 20, 680 << 20)).await, Outcome::Refused(m) if m.contains("addon manager"))
     );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn one_lease_one_leader_and_release_hands_over() {
+async fn one_lease_one_leader_the_history_on_it_and_release_hands_over() {
     let api = cluster();
     let fast = |id: &str| {
         let mut c = LeaseConfig::new("kube-system", "coredns-healthcheck", id);
         c.retry = Duration::from_millis(100);
-        c.renew = Duration::from_millis(500);
+        c.renew_deadline = Duration::from_millis(500);
         c.duration = Duration::from_secs(3);
         c
     };
@@ -233,12 +278,30 @@ async fn one_lease_one_leader_and_release_hands_over() {
     }
     assert_eq!(leaders, 1);
     let (leader, other) = if a.is_leader() { (&a, &b) } else { (&b, &a) };
+    // The leader commits what it does to the Lease; the other cannot.
+    let evict = Action::Evict {
+        pod: "coredns-a".into(),
+        uid: "u".into(),
+        reason: "r".into(),
+    };
+    leader
+        .commit(|h| h.record(&evict, std::time::SystemTime::now()))
+        .await
+        .unwrap();
+    assert!(
+        other
+            .commit(|h| h.record(&evict, std::time::SystemTime::now()))
+            .await
+            .is_err()
+    );
     let lease = api
         .get("apis/coordination.k8s.io/v1/namespaces/kube-system/leases/coredns-healthcheck")
         .unwrap();
-    let holder = lease["spec"]["holderIdentity"].as_str().unwrap().to_owned();
-    assert!(holder == "agent-a" || holder == "agent-b");
-    // Stay stable for a while: renewals keep it.
+    let history = lease["metadata"]["annotations"][hc_remedy::HISTORY_ANNOTATION]
+        .as_str()
+        .unwrap();
+    assert!(history.contains(r#""kind":"evict""#), "{history}");
+    // Stay stable for a while: renewals (writes) keep it.
     for _ in 0..20 {
         tokio::time::sleep(Duration::from_millis(50)).await;
         assert!(leader.is_leader() && !other.is_leader());
@@ -253,4 +316,6 @@ async fn one_lease_one_leader_and_release_hands_over() {
         }
     }
     assert!(handed, "the other replica took over after the release");
+    // ... and continues the history.
+    assert_eq!(other.history().await.done.len(), 1);
 }

@@ -46,6 +46,7 @@ async fn eviction_request_and_pdb_refusal() {
     let out = ex
         .execute(&Action::Evict {
             pod: "coredns-a".into(),
+            uid: "uid-coredns-a".into(),
             reason: "failed 3 rounds".into(),
         })
         .await;
@@ -59,9 +60,15 @@ async fn eviction_request_and_pdb_refusal() {
         seen[0].1,
         "/api/v1/namespaces/kube-system/pods/coredns-a/eviction"
     );
-    // kube-rs sends the Eviction body without apiVersion/kind, as it always has; the API server
-    // takes the type from the subresource.
+    // A policy/v1 Eviction, spelled as the API server reads it.
+    assert_eq!(seen[0].2["apiVersion"], "policy/v1");
+    assert_eq!(seen[0].2["kind"], "Eviction");
     assert_eq!(seen[0].2["metadata"]["name"], "coredns-a");
+    // Only this pod: its UID is a precondition, so a replacement of the same name is safe.
+    assert_eq!(
+        seen[0].2["deleteOptions"]["preconditions"]["uid"],
+        "uid-coredns-a"
+    );
     assert_eq!(
         seen[1].1,
         "/apis/events.k8s.io/v1/namespaces/kube-system/events"

@@ -1,7 +1,7 @@
 //! `hc-cli run`: the long-running agent (and `--once`): configuration, logs, the admin server,
 //! signals and the loop around `crate::agent`.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::anyhow;
 use dnsprobe::{JsonReport, ProbeReport, Thresholds};
@@ -11,23 +11,10 @@ use serde::Serialize;
 use tracing::info;
 
 use crate::agent::{Agent, AgentConfig};
-use crate::cli::{LogFormat, RunArgs, Via};
-use crate::cluster::Cluster;
+use crate::cli::{RunArgs, Via};
 use crate::exit::{self, Context};
+use crate::kube::Kube;
 use crate::output::Out;
-
-pub(crate) fn init_logging(format: LogFormat) {
-    use std::io::IsTerminal;
-    let builder = tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_ansi(crate::output::colour(std::io::stderr().is_terminal()))
-        .with_target(false)
-        .with_max_level(tracing::Level::INFO);
-    let _ = match format {
-        LogFormat::Text => builder.try_init(),
-        LogFormat::Json => builder.json().flatten_event(true).try_init(),
-    };
-}
 
 fn agent_config(args: &RunArgs) -> AgentConfig {
     let targets: Vec<_> = args
@@ -69,10 +56,13 @@ fn agent_config(args: &RunArgs) -> AgentConfig {
 }
 
 pub(crate) fn run(args: RunArgs) -> exit::Result {
-    // --once prints its report; logs are for the agent.
-    if !args.once {
-        init_logging(args.log_format);
-    }
+    // --once prints its report, and only the warnings of the log.
+    let level = if args.once {
+        tracing::Level::WARN
+    } else {
+        tracing::Level::INFO
+    };
+    crate::service::init_logging(args.log_format, level);
     let buckets = if args.latency_buckets.is_empty() {
         hc_exporter::DEFAULT_LATENCY_BUCKETS.to_vec()
     } else {
@@ -90,9 +80,10 @@ pub(crate) fn run(args: RunArgs) -> exit::Result {
     })
 }
 
-async fn start_cluster(args: &RunArgs) -> exit::Result<Option<Cluster>> {
-    let source =
-        hc_remedy::cluster_source(args.kube.kubeconfig.as_deref(), |k| std::env::var(k).ok());
+async fn start_cluster(args: &RunArgs) -> exit::Result<Option<Kube>> {
+    let source = hc_remedy::cluster_source(args.kube.api.kubeconfig.as_deref(), |k| {
+        std::env::var(k).ok()
+    });
     let Some(source) = source else {
         if args.targets.is_empty() {
             return Err(exit::usage(anyhow!(
@@ -111,11 +102,10 @@ async fn start_cluster(args: &RunArgs) -> exit::Result<Option<Cluster>> {
         }
         return Ok(None);
     };
-    let c = Cluster::start(&args.kube, &source, args.once, args.failure_threshold).await?;
-    Ok(Some(c))
+    Ok(Some(Kube::start(&args.kube, &source).await?))
 }
 
-async fn serve(args: &RunArgs, metrics: Metrics, cluster: Option<Cluster>) -> exit::Result {
+async fn serve(args: &RunArgs, metrics: Metrics, cluster: Option<Kube>) -> exit::Result {
     let mut registry = Registry::default();
     let metrics = metrics.register(&mut registry, env!("CARGO_PKG_VERSION"));
     let admin = Admin::new(registry);
@@ -132,53 +122,17 @@ async fn serve(args: &RunArgs, metrics: Metrics, cluster: Option<Cluster>) -> ex
         metrics_addr = %listening,
         "agent started"
     );
-    let mut ticks = tokio::time::interval(args.interval);
-    // A round that overruns the interval delays the next one; rounds never stack.
-    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let shutdown = shutdown_signal();
-    tokio::pin!(shutdown);
-    let (sig, mid_round) = loop {
-        tokio::select! {
-            s = &mut shutdown => break (s, false),
-            _ = ticks.tick() => {}
-        }
+    let ended = crate::service::every(args.interval, async || {
         let started = Instant::now();
-        tokio::select! {
-            s = &mut shutdown => break (s, true),
-            r = agent.round(false) => match r {
-                Ok(_) => admin.publish(agent.status(started.elapsed())),
-                Err(e) => tracing::warn!(error = %e, "round failed"),
-            },
+        match agent.round(false).await {
+            Ok(_) => admin.publish(agent.status(started.elapsed())),
+            Err(e) => tracing::warn!(error = %e, "round failed"),
         }
-    };
+    })
+    .await;
     admin.shutting_down();
-    if mid_round {
-        info!(
-            signal = sig,
-            "shutting down; the round in progress is abandoned"
-        );
-    } else {
-        info!(signal = sig, "shutting down");
-    }
-    if let Some(c) = &agent.cluster {
-        // Bounded: the process must be gone within 2 s of the signal.
-        let _ = tokio::time::timeout(Duration::from_secs(1), c.shutdown()).await;
-    }
+    crate::service::log_shutdown(ended);
     Ok(exit::HEALTHY)
-}
-
-async fn shutdown_signal() -> &'static str {
-    use tokio::signal::unix::{SignalKind, signal};
-    match (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) {
-        (Ok(mut term), Ok(mut int)) => tokio::select! {
-            _ = term.recv() => "SIGTERM",
-            _ = int.recv() => "SIGINT",
-        },
-        _ => std::future::pending().await,
-    }
 }
 
 /// The `--once --json` document. Field names are a contract.
@@ -194,7 +148,7 @@ struct OnceJson<'a> {
     namespaces: &'a [NsReport],
 }
 
-async fn once(args: &RunArgs, cluster: Option<Cluster>) -> exit::Result {
+async fn once(args: &RunArgs, cluster: Option<Kube>) -> exit::Result {
     let mut agent = Agent::new(agent_config(args), None, cluster);
     let report = agent.round(true).await?;
     let healthy = report.host.iter().all(ProbeReport::healthy)

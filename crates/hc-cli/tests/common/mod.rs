@@ -7,6 +7,9 @@ use std::time::{Duration, Instant};
 
 use hc_testkit::{HttpResponse, Netns, free_port, http};
 
+#[cfg(target_os = "linux")]
+pub mod shipped;
+
 pub const BIN: &str = env!("CARGO_BIN_EXE_hc-cli");
 
 pub fn ip(s: &str) -> IpAddr {
@@ -121,4 +124,33 @@ impl Drop for Agent {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The repository's root.
+pub fn root() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// `kubectl kustomize DIR` (relative to the repository's root): the YAML and its objects.
+pub fn render(dir: &str) -> (String, Vec<serde_json::Value>) {
+    let out = Command::new("kubectl")
+        .args(["kustomize", &root().join(dir).display().to_string()])
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run kubectl ({e}): these tests need kubectl (the client) to render the kustomizations"));
+    assert!(
+        out.status.success(),
+        "{dir} does not render: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let yaml = String::from_utf8(out.stdout).unwrap();
+    let docs = serde_norway::Deserializer::from_str(&yaml)
+        .map(|d| serde::Deserialize::deserialize(d).unwrap())
+        .filter(|v: &serde_json::Value| !v.is_null())
+        .collect();
+    (yaml, docs)
+}
+
+/// The objects of the rendered kustomization `dir`.
+pub fn rendered(dir: &str) -> Vec<serde_json::Value> {
+    render(dir).1
 }

@@ -1,0 +1,66 @@
+//! What the long-running commands (`run`, `controller`) share: logs, the round loop, signals.
+
+use std::time::Duration;
+
+use crate::cli::LogFormat;
+
+/// Logs on stderr: text (coloured on a terminal) or one JSON object per line, at `level` and
+/// above.
+pub(crate) fn init_logging(format: LogFormat, level: tracing::Level) {
+    use std::io::IsTerminal;
+    let builder = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(crate::output::colour(std::io::stderr().is_terminal()))
+        .with_target(false)
+        .with_max_level(level);
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+    };
+}
+
+/// Runs `round` every `interval` until SIGTERM or SIGINT. A round that overruns the interval
+/// delays the next one (rounds never stack); a signal abandons the round in progress. Returns
+/// the signal's name and whether a round was abandoned.
+pub(crate) async fn every(
+    interval: Duration,
+    mut round: impl AsyncFnMut(),
+) -> (&'static str, bool) {
+    let mut ticks = tokio::time::interval(interval);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let shutdown = shutdown_signal();
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            s = &mut shutdown => return (s, false),
+            _ = ticks.tick() => {}
+        }
+        tokio::select! {
+            s = &mut shutdown => return (s, true),
+            () = round() => {}
+        }
+    }
+}
+
+async fn shutdown_signal() -> &'static str {
+    use tokio::signal::unix::{SignalKind, signal};
+    match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
+        (Ok(mut term), Ok(mut int)) => tokio::select! {
+            _ = term.recv() => "SIGTERM",
+            _ = int.recv() => "SIGINT",
+        },
+        _ => std::future::pending().await,
+    }
+}
+
+/// Logs the shutdown, saying whether a round was abandoned.
+pub(crate) fn log_shutdown((signal, mid_round): (&'static str, bool)) {
+    if mid_round {
+        tracing::info!(signal, "shutting down; the round in progress is abandoned");
+    } else {
+        tracing::info!(signal, "shutting down");
+    }
+}

@@ -1,0 +1,354 @@
+//! The agents and the controller together, in the shipped shape (tests/common/shipped.rs):
+//! several simulated nodes, each with its own agent and its own path to the CoreDNS pods, the
+//! fake API server enforcing the rendered RBAC, and faults injected for real. Each scenario
+//! asserts the exact requests the controller made. Root only (network namespaces).
+#![cfg(target_os = "linux")]
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use common::shipped::Shipped;
+use serde_json::Value;
+
+const REMEDIATE: &str = "deploy/overlays/remediate";
+
+/// The verdicts in a controller status, as `kind:subject`.
+fn verdicts(s: &Value) -> Vec<String> {
+    s["verdicts"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|v| {
+            format!(
+                "{}:{}",
+                v["kind"].as_str().unwrap(),
+                v["subject"].as_str().unwrap()
+            )
+        })
+        .collect()
+}
+
+/// Waits until every node reports on every pod (the view is complete).
+fn settled(c: &Shipped, n: usize) {
+    let nodes = c.lab.nodes.len();
+    c.wait_for(30, "every node reporting on every pod", |c| {
+        let s = c.controller_status(n);
+        s["agents"]["reporting"] == nodes
+            && s["pods"]
+                .as_array()
+                .is_some_and(|p| p.iter().all(|p| p["nodes_reporting"] == nodes))
+    });
+}
+
+/// What the ReplicaSet and the EndpointSlice controller do after an eviction: a replacement
+/// `<name>-r` with a new UID, on the same node and (here) the same address.
+fn replace(c: &Shipped, k: usize) {
+    let d = &c.lab.dns[k];
+    let name = format!("{}-r", d.name);
+    let node = &c.lab.nodes[d.node].name;
+    let ip = std::net::IpAddr::V4(d.pod.ip);
+    c.api.put(
+        &format!("api/v1/namespaces/kube-system/pods/{name}"),
+        hc_testkit::coredns_pod_on(&name, ip, node, "170Mi"),
+    );
+    let pods: Vec<(String, std::net::IpAddr, String)> = c
+        .lab
+        .dns
+        .iter()
+        .enumerate()
+        .map(|(i, x)| {
+            let n = if i == k { name.clone() } else { x.name.clone() };
+            (
+                n,
+                std::net::IpAddr::V4(x.pod.ip),
+                c.lab.nodes[x.node].name.clone(),
+            )
+        })
+        .collect();
+    let refs: Vec<(&str, std::net::IpAddr, &str)> = pods
+        .iter()
+        .map(|(n, ip, node)| (n.as_str(), *ip, node.as_str()))
+        .collect();
+    c.api.put(
+        "apis/discovery.k8s.io/v1/namespaces/kube-system/endpointslices/kube-dns-abcde",
+        hc_testkit::endpoint_slice(&refs),
+    );
+}
+
+fn events_on(c: &Shipped, namespace: &str, kind: &str) -> Vec<Value> {
+    c.api
+        .list("apis/events.k8s.io/v1", namespace, "events")
+        .into_iter()
+        .filter(|e| e["regarding"]["kind"] == kind)
+        .collect()
+}
+
+#[test]
+fn udp_dropped_at_one_dns_pod_evicts_exactly_that_pod_once() {
+    let c = Shipped::new(4, 2, REMEDIATE);
+    let _agents = c.agents();
+    let ctl = c.controller(0, "controller-a", &[]);
+    settled(&c, 0);
+    assert!(
+        verdicts(&c.controller_status(0)).is_empty(),
+        "healthy: no verdict"
+    );
+    c.lab.drop_udp_at_dns_pod(0);
+    c.wait_for(30, "the eviction", |c| !c.evicted().is_empty());
+    assert_eq!(c.evicted(), ["coredns-0"], "{}", ctl.log());
+    // The evidence, on the pod's Event.
+    let ev = events_on(&c, "kube-system", "Pod");
+    assert_eq!(ev.len(), 1, "{ev:?}");
+    assert_eq!(ev[0]["reason"], "DNSPodEvicted");
+    assert!(
+        ev[0]["note"]
+            .as_str()
+            .unwrap()
+            .contains("fails from 4 of 4 nodes"),
+        "{}",
+        ev[0]["note"]
+    );
+    // Still failing (the fake keeps its endpoint): no second eviction within the cooldown.
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    assert_eq!(c.evicted(), ["coredns-0"]);
+    assert_eq!(
+        c.controller_writes(),
+        ["create pods/eviction coredns-0", "create events "],
+        "exactly these writes"
+    );
+}
+
+#[test]
+fn one_node_cut_off_is_an_event_on_that_node_and_no_eviction() {
+    let c = Shipped::new(4, 2, REMEDIATE);
+    let _agents = c.agents();
+    let _ctl = c.controller(0, "controller-a", &[]);
+    settled(&c, 0);
+    c.lab.break_node(2);
+    c.wait_for(30, "the Event on node-2", |c| {
+        !events_on(c, "default", "Node").is_empty()
+    });
+    let ev = events_on(&c, "default", "Node");
+    assert_eq!(ev[0]["regarding"]["name"], "node-2");
+    assert_eq!(ev[0]["type"], "Warning");
+    assert_eq!(verdicts(&c.controller_status(0)), ["node:node-2"]);
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    assert!(c.evicted().is_empty());
+    assert_eq!(c.controller_writes(), ["create events "], "one Event, once");
+}
+
+#[test]
+fn the_service_nat_broken_is_reported_and_no_eviction() {
+    let c = Shipped::new(4, 2, REMEDIATE);
+    let _agents = c.agents();
+    let _ctl = c.controller(0, "controller-a", &[]);
+    settled(&c, 0);
+    for n in 1..4 {
+        c.lab.break_service(n);
+    }
+    c.wait_for(30, "the service verdict", |c| {
+        verdicts(&c.controller_status(0)).contains(&"service:service".to_owned())
+    });
+    let s = c.controller_status(0);
+    assert!(
+        s["last_actions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["description"]
+                .as_str()
+                .unwrap()
+                .starts_with("service-path:")),
+        "{s}"
+    );
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    assert!(
+        c.controller_writes().is_empty(),
+        "{:?}",
+        c.controller_writes()
+    );
+}
+
+#[test]
+fn the_leaders_own_node_cut_off_evicts_nothing() {
+    let c = Shipped::new(4, 2, REMEDIATE);
+    let _agents = c.agents();
+    // The controller runs on node 0, whose path to DNS breaks.
+    let _ctl = c.controller(0, "controller-a", &[]);
+    settled(&c, 0);
+    c.lab.break_node(0);
+    c.wait_for(30, "node-0 blamed", |c| {
+        verdicts(&c.controller_status(0)) == ["node:node-0"]
+    });
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    assert!(c.evicted().is_empty());
+}
+
+#[test]
+fn two_controllers_one_acts_and_a_restarted_one_keeps_the_cooldown() {
+    let c = Shipped::new(4, 2, REMEDIATE);
+    let _agents = c.agents();
+    let a = c.controller(0, "controller-a", &[]);
+    let b = c.controller(1, "controller-b", &[]);
+    settled(&c, 0);
+    c.lab.drop_udp_at_dns_pod(0);
+    c.wait_for(30, "the eviction", |c| !c.evicted().is_empty());
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    assert_eq!(
+        c.evicted(),
+        ["coredns-0"],
+        "one eviction for two controllers"
+    );
+    let leaders: Vec<bool> = [0, 1]
+        .iter()
+        .map(|n| c.controller_status(*n)["leader"] == true)
+        .collect();
+    assert_eq!(leaders.iter().filter(|l| **l).count(), 1, "{leaders:?}");
+    let lease = c
+        .api
+        .get("apis/coordination.k8s.io/v1/namespaces/kube-system/leases/coredns-healthcheck")
+        .unwrap();
+    let holder = lease["spec"]["holderIdentity"].as_str().unwrap().to_owned();
+    assert_eq!(
+        holder,
+        if leaders[0] {
+            "controller-a"
+        } else {
+            "controller-b"
+        }
+    );
+    assert!(
+        lease["metadata"]["annotations"]["coredns-healthcheck.io/history"]
+            .as_str()
+            .unwrap()
+            .contains("evict")
+    );
+    // The replacement answers; both controllers go; a new replica starts within the cooldown;
+    // the other pod starts failing.
+    c.lab.restore_udp_at_dns_pod(0);
+    replace(&c, 0);
+    drop((a, b));
+    c.lab.drop_udp_at_dns_pod(1);
+    let _c2 = c.controller(2, "controller-c", &[]);
+    c.wait_for(40, "the new leader sees the pod verdict and waits", |c| {
+        let s = c.controller_status(2);
+        s["leader"] == true
+            && s["last_actions"].as_array().is_some_and(|a| {
+                a.iter().any(|x| {
+                    x["description"]
+                        .as_str()
+                        .unwrap_or("")
+                        .starts_with("cooldown:")
+                })
+            })
+    });
+    assert_eq!(
+        c.evicted(),
+        ["coredns-0"],
+        "no action until the cooldown ends"
+    );
+}
+
+#[test]
+fn memory_only_for_a_fresh_oom_kill_on_its_deployment_and_dry_run_changes_nothing() {
+    let c = Shipped::new(3, 2, "deploy/base");
+    let _agents = c.agents();
+    // An OOM kill of 51 days ago: nothing to do.
+    let old = hc_testkit::rfc3339(
+        std::time::SystemTime::now() - std::time::Duration::from_secs(51 * 86_400),
+    );
+    let pod = |finished: &str| {
+        let mut p = c
+            .api
+            .get("api/v1/namespaces/kube-system/pods/coredns-1")
+            .unwrap();
+        p = hc_testkit::oom_killed_at(p, 4, finished);
+        p
+    };
+    c.api
+        .put("api/v1/namespaces/kube-system/pods/coredns-1", pod(&old));
+    // Dry-run first (the base): a fresh kill is planned, and nothing changes.
+    let dry = c.controller(0, "controller-dry", &[]);
+    settled(&c, 0);
+    let fresh =
+        hc_testkit::rfc3339(std::time::SystemTime::now() - std::time::Duration::from_secs(30));
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    assert!(
+        c.controller_writes().is_empty(),
+        "an old kill raises nothing"
+    );
+    c.api
+        .put("api/v1/namespaces/kube-system/pods/coredns-1", pod(&fresh));
+    c.wait_for(30, "the dry-run raise", |c| {
+        c.controller_status(0)["last_actions"]
+            .as_array()
+            .is_some_and(|a| {
+                a.iter()
+                    .any(|x| x["action"] == "raise-memory" && x["result"] == "dry-run")
+            })
+    });
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let s = c.controller_status(0);
+    let descriptions: Vec<&str> = s["last_actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["description"].as_str().unwrap())
+        .collect();
+    assert!(
+        !descriptions.iter().any(|d| d.starts_with("patch-reverted")),
+        "no false report: {descriptions:?}"
+    );
+    assert!(
+        c.controller_writes().is_empty(),
+        "dry-run: {:?}",
+        c.controller_writes()
+    );
+    drop(dry);
+    // On: one raise, on the Deployment that owns the pod, once.
+    let _on = c.controller(0, "controller-on", &[("HC_REMEDIATION", "on")]);
+    c.wait_for(40, "the raise", |c| !c.controller_writes().is_empty());
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    assert_eq!(
+        c.controller_writes(),
+        ["patch deployments coredns", "create events "],
+        "one raise, on coredns"
+    );
+    let d = c
+        .api
+        .get("apis/apps/v1/namespaces/kube-system/deployments/coredns")
+        .unwrap();
+    assert_eq!(
+        d["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]["memory"],
+        "340Mi"
+    );
+}
+
+#[test]
+fn a_pdb_refusal_is_retried_later_and_counted() {
+    let c = Shipped::new(3, 2, REMEDIATE);
+    let _agents = c.agents();
+    let _ctl = c.controller(0, "controller-a", &[]);
+    settled(&c, 0);
+    c.api.refuse_evictions(2);
+    c.lab.drop_udp_at_dns_pod(1);
+    c.wait_for(30, "the eviction after two refusals", |c| {
+        !c.evicted().is_empty()
+    });
+    assert_eq!(c.evicted(), ["coredns-1"]);
+    assert_eq!(c.api.eviction_attempts(), 3);
+    let addr = std::net::SocketAddr::new(c.lab.nodes[0].ip.into(), 9891);
+    let metrics = c
+        .lab
+        .net
+        .run(|| hc_testkit::http(addr, "GET", "/metrics").unwrap().body);
+    let value = |result: &str| {
+        hc_testkit::metric_value(
+            &metrics,
+            "coredns_healthcheck_remediations_total",
+            &[("action", "evict"), ("result", result)],
+        )
+    };
+    assert_eq!(value("retry-later"), Some(2.0), "{metrics}");
+    assert_eq!(value("success"), Some(1.0));
+}

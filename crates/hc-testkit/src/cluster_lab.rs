@@ -1,0 +1,295 @@
+//! A cluster of several lab nodes: each node a network namespace with its own pod bridge, pods
+//! and kube-proxy-like NAT for the DNS Service, all nodes on one underlay network (the "node
+//! network", 192.168.100.0/24) with routes to each other's pod ranges, the way a routed CNI
+//! connects nodes. DNS pods run dnsmasq and are spread over the nodes. The fake API server and
+//! the controller listen on the underlay ([`UNDERLAY_GATEWAY`]); each node's agent listens on
+//! its node address.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+
+use crate::Dnsmasq;
+use crate::lab::{LAB_API_IP, LAB_DNS_VIP, LabPod, nft};
+use crate::netns::{Netns, ip};
+
+/// The underlay's own address (in its namespace): where the fake API server listens.
+pub const UNDERLAY_GATEWAY: Ipv4Addr = Ipv4Addr::new(192, 168, 100, 254);
+
+/// One node: its namespace, its address on the underlay, its client pods.
+#[derive(Debug)]
+pub struct LabNode {
+    /// `node-<i>`: its name in Kubernetes.
+    pub name: String,
+    /// Client pods on it (dropped before the node).
+    pub pods: Vec<LabPod>,
+    /// The node's network namespace: run its agent here.
+    pub ns: Netns,
+    /// Its address on the underlay (192.168.100.<i+1>).
+    pub ip: Ipv4Addr,
+}
+
+/// A CoreDNS pod of the cluster lab.
+#[derive(Debug)]
+pub struct ClusterDnsPod {
+    /// The server (dropped first).
+    pub server: Dnsmasq,
+    /// The pod.
+    pub pod: LabPod,
+    /// Index of its node.
+    pub node: usize,
+    /// `coredns-<k>`: its name in Kubernetes.
+    pub name: String,
+}
+
+/// The cluster. Everything is removed on drop, even when the test panics. Needs root,
+/// iproute2, nftables and dnsmasq.
+#[derive(Debug)]
+pub struct ClusterLab {
+    /// The DNS pods (dropped first).
+    pub dns: Vec<ClusterDnsPod>,
+    /// The nodes.
+    pub nodes: Vec<LabNode>,
+    /// The underlay: a bridge all nodes hang on; the fake API server listens here.
+    pub net: Netns,
+    prefix: String,
+}
+
+fn sysctl(ns: &Netns, kv: &str) {
+    let ok = ns
+        .command("sysctl")
+        .args(["-qw", kv])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "sysctl {kv} in {} failed", ns.name());
+}
+
+impl ClusterLab {
+    /// `nodes` nodes, `dns_pods` DNS pods spread round-robin over them, `clients` client pods
+    /// per node.
+    pub fn new(nodes: usize, dns_pods: usize, clients: usize) -> ClusterLab {
+        assert!((1..=50).contains(&nodes), "1 to 50 nodes");
+        let prefix = crate::unique_name("hk");
+        let net = Netns::new_named(&format!("{prefix}-net"));
+        ip(&["-n", net.name(), "link", "add", "ubr0", "type", "bridge"]);
+        ip(&[
+            "-n",
+            net.name(),
+            "addr",
+            "add",
+            &format!("{UNDERLAY_GATEWAY}/24"),
+            "dev",
+            "ubr0",
+        ]);
+        ip(&["-n", net.name(), "link", "set", "ubr0", "up"]);
+        let mut lab = ClusterLab {
+            dns: Vec::new(),
+            nodes: Vec::new(),
+            net,
+            prefix,
+        };
+        for i in 0..nodes {
+            let node = lab.add_node(i, nodes);
+            lab.nodes.push(node);
+        }
+        for k in 0..dns_pods {
+            let n = k % nodes;
+            let addr = Ipv4Addr::new(10, 244, n as u8, 2 + (k / nodes) as u8);
+            let pod = LabPod::attach(
+                &lab.nodes[n].ns,
+                &format!("{}-d{k}", lab.prefix),
+                &format!("vd{k}"),
+                (addr, 24),
+                lab.gateway(n),
+            );
+            let server = Dnsmasq::start_in(
+                &pod.ns,
+                IpAddr::V4(addr),
+                53,
+                &[(
+                    "kubernetes.default.svc.cluster.local",
+                    IpAddr::V4(LAB_API_IP),
+                )],
+                "cluster.local",
+            );
+            lab.dns.push(ClusterDnsPod {
+                server,
+                pod,
+                node: n,
+                name: format!("coredns-{k}"),
+            });
+        }
+        for (n, node) in lab.nodes.iter_mut().enumerate() {
+            for c in 0..clients {
+                let addr = Ipv4Addr::new(10, 244, n as u8, 100 + c as u8);
+                let gw = Ipv4Addr::new(10, 244, n as u8, 1);
+                node.pods.push(LabPod::attach(
+                    &node.ns,
+                    &format!("{}-n{n}p{c}", lab.prefix),
+                    &format!("vp{c}"),
+                    (addr, 24),
+                    gw,
+                ));
+            }
+        }
+        for n in 0..nodes {
+            lab.install_service(n);
+        }
+        lab
+    }
+
+    fn gateway(&self, n: usize) -> Ipv4Addr {
+        Ipv4Addr::new(10, 244, n as u8, 1)
+    }
+
+    fn add_node(&self, i: usize, nodes: usize) -> LabNode {
+        let ns = Netns::new_named(&format!("{}-n{i}", self.prefix));
+        let n = ns.name().to_owned();
+        let node_ip = Ipv4Addr::new(192, 168, 100, (i + 1) as u8);
+        let u = format!("u{i}");
+        ip(&[
+            "-n",
+            self.net.name(),
+            "link",
+            "add",
+            &u,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "eth0",
+            "netns",
+            &n,
+        ]);
+        ip(&["-n", self.net.name(), "link", "set", &u, "master", "ubr0"]);
+        ip(&["-n", self.net.name(), "link", "set", &u, "up"]);
+        ip(&[
+            "-n",
+            &n,
+            "addr",
+            "add",
+            &format!("{node_ip}/24"),
+            "dev",
+            "eth0",
+        ]);
+        ip(&["-n", &n, "link", "set", "eth0", "up"]);
+        ip(&["-n", &n, "link", "add", "br0", "type", "bridge"]);
+        ip(&[
+            "-n",
+            &n,
+            "addr",
+            "add",
+            &format!("10.244.{i}.1/24"),
+            "dev",
+            "br0",
+        ]);
+        ip(&["-n", &n, "link", "set", "br0", "up"]);
+        ip(&["-n", &n, "route", "add", "10.96.0.0/12", "dev", "br0"]);
+        for j in (0..nodes).filter(|j| *j != i) {
+            let via = format!("192.168.100.{}", j + 1);
+            ip(&[
+                "-n",
+                &n,
+                "route",
+                "add",
+                &format!("10.244.{j}.0/24"),
+                "via",
+                &via,
+            ]);
+        }
+        sysctl(&ns, "net.ipv4.ip_forward=1");
+        LabNode {
+            name: format!("node-{i}"),
+            pods: Vec::new(),
+            ns,
+            ip: node_ip,
+        }
+    }
+
+    /// The VIP DNAT'ed to every DNS pod of the cluster, as kube-proxy does on each node.
+    fn install_service(&self, n: usize) {
+        if self.dns.is_empty() {
+            return;
+        }
+        let backends: Vec<String> = self
+            .dns
+            .iter()
+            .enumerate()
+            .map(|(i, d)| format!("{i} : {}", d.pod.ip))
+            .collect();
+        let map = format!(
+            "numgen inc mod {} map {{ {} }}",
+            backends.len(),
+            backends.join(", ")
+        );
+        let dnat = format!(
+            "ip daddr {LAB_DNS_VIP} udp dport 53 dnat to {map}:53\n    ip daddr {LAB_DNS_VIP} tcp dport 53 dnat to {map}:53"
+        );
+        nft(
+            &self.nodes[n].ns,
+            &format!(
+                "table ip lab {{
+  chain pre {{ type nat hook prerouting priority dstnat; policy accept;
+    {dnat}
+  }}
+  chain out {{ type nat hook output priority -100; policy accept;
+    {dnat}
+  }}
+  chain post {{ type nat hook postrouting priority srcnat; policy accept;
+    ct status dnat ip saddr 10.244.0.0/16 masquerade
+  }}
+}}
+"
+            ),
+        );
+    }
+
+    /// The glob that matches node `n`'s client pods.
+    pub fn node_glob(&self, n: usize) -> String {
+        format!("{}-n{n}p*", self.prefix)
+    }
+
+    /// The DNS Service's address.
+    pub fn vip(&self) -> SocketAddr {
+        SocketAddr::new(IpAddr::V4(LAB_DNS_VIP), 53)
+    }
+
+    /// Cuts node `n`'s own path to DNS: UDP and TCP to port 53 dropped as they leave the node
+    /// itself or come from its pods (its agent's probes and its pods' queries); queries from
+    /// other nodes to a DNS pod on this node still pass.
+    pub fn break_node(&self, n: usize) {
+        nft(
+            &self.nodes[n].ns,
+            "table inet fault {\n  chain out { type filter hook output priority 0; policy accept;\n    meta l4proto { udp, tcp } th dport 53 drop\n  }\n  chain through { type filter hook forward priority 0; policy accept;\n    iifname \"br0\" meta l4proto { udp, tcp } th dport 53 drop\n  }\n}\n",
+        );
+    }
+
+    /// Breaks the Service's NAT on node `n`, as a kube-proxy that lost its rules would: the VIP
+    /// answers nothing; the pods' own addresses still do.
+    pub fn break_service(&self, n: usize) {
+        nft(
+            &self.nodes[n].ns,
+            &format!(
+                "table ip vipfault {{\n  chain out {{ type filter hook output priority -200; policy accept;\n    ip daddr {LAB_DNS_VIP} drop\n  }}\n  chain pre {{ type filter hook prerouting priority -200; policy accept;\n    ip daddr {LAB_DNS_VIP} drop\n  }}\n}}\n"
+            ),
+        );
+    }
+
+    /// Drops UDP port 53 at DNS pod `k`; TCP still works.
+    pub fn drop_udp_at_dns_pod(&self, k: usize) {
+        nft(
+            &self.dns[k].pod.ns,
+            "table inet fault {\n  chain input {\n    type filter hook input priority 0; policy accept;\n    udp dport 53 drop\n  }\n}\n",
+        );
+    }
+
+    /// Undoes [`ClusterLab::drop_udp_at_dns_pod`].
+    pub fn restore_udp_at_dns_pod(&self, k: usize) {
+        nft(&self.dns[k].pod.ns, "delete table inet fault\n");
+    }
+
+    /// The kubeconfig and other files of this lab go in a directory of their own.
+    pub fn file(&self, name: &str) -> PathBuf {
+        std::env::temp_dir().join(format!("{}-{name}", self.prefix))
+    }
+}
