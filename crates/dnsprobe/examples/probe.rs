@@ -24,13 +24,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 "{} {}: {:?} in {:?}",
                 report.target, report.transport, report.answers, report.rtt
             ),
-            Some(failure) => println!(
-                "{} {}: {} ({})",
-                report.target,
-                report.transport,
-                failure,
-                failure.kind()
-            ),
+            Some(failure) => {
+                println!(
+                    "{} {}: {} ({})",
+                    report.target,
+                    report.transport,
+                    failure,
+                    failure.kind()
+                )
+            }
         }
     }
     Ok(())

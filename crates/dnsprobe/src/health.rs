@@ -18,6 +18,17 @@ pub struct Thresholds {
     pub success: NonZeroU32,
 }
 
+impl Thresholds {
+    /// `failure` and `success` consecutive results (0 is taken as 1).
+    pub fn new(failure: u32, success: u32) -> Self {
+        let n = |x| NonZeroU32::new(x).unwrap_or(NonZeroU32::MIN);
+        Thresholds {
+            failure: n(failure),
+            success: n(success),
+        }
+    }
+}
+
 impl Default for Thresholds {
     fn default() -> Self {
         Thresholds {

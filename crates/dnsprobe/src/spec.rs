@@ -88,6 +88,22 @@ pub enum AnswerExpectation {
     Equals(Vec<IpAddr>),
 }
 
+impl AnswerExpectation {
+    /// The answer must hold every one of `ips`; any answer when there is none.
+    ///
+    /// ```
+    /// use dnsprobe::AnswerExpectation;
+    /// assert_eq!(AnswerExpectation::all_of(&[]), AnswerExpectation::NonEmpty);
+    /// ```
+    pub fn all_of(ips: &[IpAddr]) -> Self {
+        if ips.is_empty() {
+            AnswerExpectation::NonEmpty
+        } else {
+            AnswerExpectation::Contains(ips.to_vec())
+        }
+    }
+}
+
 /// What counts as a healthy response.
 ///
 /// ```

@@ -37,8 +37,8 @@ pub use metrics::{
 };
 pub use server::{Admin, AdminServer, HEADER_READ_TIMEOUT, OPENMETRICS, ServeError};
 pub use status::{
-    ErrorStatus, FindingStatus, KubernetesStatus, NamespaceStatus, PlannedAction, PodRef, Role,
-    Status, TargetState, TargetStatus, WatchStatus, unix_ms,
+    ErrorStatus, FindingStatus, KubernetesStatus, NamespaceStatus, OnceReport, PlannedAction,
+    PodRef, Role, Status, TargetState, TargetStatus, WatchStatus, unix_ms,
 };
 pub use view::{AgentsView, ControllerStatus, PodView, Reach, ServiceView, VerdictView};
 

@@ -297,3 +297,20 @@ mod tests {
         assert!(s.healthy());
     }
 }
+
+/// The document of `hc-cli run --once --json`: one round, every target's report and every
+/// namespace's. Field names are a contract (docs/cli.md).
+#[derive(Debug, Clone, Serialize)]
+pub struct OnceReport<'a> {
+    /// Every probe passed and every namespace is healthy.
+    pub healthy: bool,
+    /// How the targets were reached: `direct`, `probe-pod`, `port-forward`.
+    pub via: &'static str,
+    /// A caveat on the results, e.g. that UDP was not checked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<&'static str>,
+    /// The reports, as `hc-cli probe --json` prints them.
+    pub targets: Vec<dnsprobe::JsonReport>,
+    /// The namespaces, as `hc-cli sweep --json` prints them.
+    pub namespaces: &'a [hc_netns::NsReport],
+}

@@ -1,24 +1,24 @@
-//! `hc-cli`: checks the cluster DNS of Kubernetes the way clients use it.
+//! `hc-cli`: checks the cluster DNS of Kubernetes the way clients use it. Linux only (network
+//! namespaces, procfs, rtnetlink); the `dnsprobe` library is portable.
 //!
 //! The binary parses, composes the libraries, prints, and maps exit codes (`exit`); the logic
 //! lives in `dnsprobe`, `hc_netns`, `hc_exporter` and `hc_remedy`.
 
-#[cfg(target_os = "linux")]
-mod agent;
+mod args;
 mod cli;
 mod cmd;
-#[cfg(target_os = "linux")]
-mod demo_server;
 mod exit;
-#[cfg(target_os = "linux")]
-mod kube;
 mod output;
-#[cfg(target_os = "linux")]
 mod service;
+
+#[cfg(not(target_os = "linux"))]
+compile_error!(
+    "hc-cli runs on Linux (network namespaces, procfs, rtnetlink); the dnsprobe library is portable"
+);
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::Parser as _;
 
 /// The runtime every command runs on: one thread, with the I/O and time drivers. Probes are
 /// I/O-bound, and start-up cost matters for a CLI that monitoring runs over and over.
@@ -32,7 +32,14 @@ fn runtime() -> exit::Result<tokio::runtime::Runtime> {
 }
 
 fn main() -> ExitCode {
-    let cli = cli::Cli::parse();
+    let cli = cli::Cli::try_parse().unwrap_or_else(|e| {
+        if let Some(clap::error::ContextValue::String(arg)) = e.get(clap::error::ContextKind::InvalidArg)
+            && cli::MOVED_FLAGS.iter().any(|m| arg.starts_with(m))
+        {
+            eprintln!("note: {arg} is a flag of `hc-cli controller` now: remediation moved out of the agent");
+        }
+        e.exit()
+    });
     match cmd::dispatch(cli.command) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {

@@ -4,9 +4,14 @@ use std::time::Duration;
 
 use crate::cli::LogFormat;
 
-/// Logs on stderr: text (coloured on a terminal) or one JSON object per line, at `level` and
-/// above.
-pub(crate) fn init_logging(format: LogFormat, level: tracing::Level) {
+/// Logs on stderr: text (coloured on a terminal) or one JSON object per line; warnings only when
+/// `quiet`.
+pub(crate) fn init_logging(format: LogFormat, quiet: bool) {
+    let level = if quiet {
+        tracing::Level::WARN
+    } else {
+        tracing::Level::INFO
+    };
     use std::io::IsTerminal;
     let builder = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)

@@ -352,3 +352,69 @@ fn a_pdb_refusal_is_retried_later_and_counted() {
     assert_eq!(value("retry-later"), Some(2.0), "{metrics}");
     assert_eq!(value("success"), Some(1.0));
 }
+
+#[test]
+fn hc_cli_status_shows_the_view_through_the_api_proxy_or_directly() {
+    let c = Shipped::new(3, 2, "deploy/base");
+    let _agents = c.agents();
+    let _ctl = c.controller(0, "controller-a", &[]);
+    settled(&c, 0);
+    // The controller's Service, whose "ClusterIP" is where it listens in the lab.
+    c.api.put(
+        "api/v1/namespaces/kube-system/services/coredns-healthcheck-controller",
+        serde_json::json!({"apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": "coredns-healthcheck-controller", "namespace": "kube-system"},
+            "spec": {"clusterIP": c.lab.nodes[0].ip.to_string(), "ports": [{"name": "metrics", "port": 9891}]}}),
+    );
+    let admin = c.lab.file("admin.kubeconfig");
+    c.api.write_kubeconfig(&admin);
+    let status = |args: &[&str]| {
+        c.lab
+            .net
+            .command(common::BIN)
+            .arg("status")
+            .args(args)
+            .env_remove("KUBECONFIG")
+            .output()
+            .unwrap()
+    };
+    let k = admin.display().to_string();
+    let o = status(&["--kubeconfig", &k]);
+    common::Agent::assert_exit(&o, 0);
+    let text = String::from_utf8_lossy(&o.stdout).to_string();
+    assert!(
+        text.starts_with("cluster DNS: healthy (3 nodes reporting"),
+        "{text}"
+    );
+    c.lab.drop_udp_at_dns_pod(0);
+    c.wait_for(30, "the pod verdict", |c| {
+        verdicts(&c.controller_status(0)) == ["pod:coredns-0"]
+    });
+    let o = status(&["--kubeconfig", &k]);
+    common::Agent::assert_exit(&o, 1);
+    let text = String::from_utf8_lossy(&o.stdout).to_string();
+    assert!(
+        text.contains("NOT healthy")
+            && text.contains("verdict pod: CoreDNS pod coredns-0 fails from 3 of 3 nodes"),
+        "{text}"
+    );
+    assert!(text.lines().count() <= 20, "{text}");
+    let url = format!("http://{}:9891", c.lab.nodes[0].ip);
+    let o = status(&["--controller", &url, "--json"]);
+    common::Agent::assert_exit(&o, 1);
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["verdicts"][0]["subject"], "coredns-0");
+    let _ = std::fs::remove_file(admin);
+    // Nothing to read: a clear usage error.
+    let o = c
+        .lab
+        .net
+        .command(common::BIN)
+        .arg("status")
+        .env_remove("KUBECONFIG")
+        .env_remove("KUBERNETES_SERVICE_HOST")
+        .output()
+        .unwrap();
+    common::Agent::assert_exit(&o, 2);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--controller"));
+}

@@ -185,11 +185,19 @@ fn the_agent_status_names_each_coredns_pod_and_its_node() {
 #[test]
 fn flags_that_moved_to_the_controller_are_accepted_with_a_warning() {
     let c = Cluster::new("170Mi");
-    let o = c.once(&["--remediation", "on", "--lease-name", "x", "--delete-pods"]);
+    let o = c.once(&["--remediation", "on"]);
     Agent::assert_exit(&o, 0);
     let e = String::from_utf8_lossy(&o.stderr);
     assert!(
-        e.contains("--remediation, --lease-name, --delete-pods") && e.contains("hc-cli controller"),
+        e.contains("--remediation") && e.contains("hc-cli controller"),
+        "{e}"
+    );
+    // The others are usage errors that say where the flag went.
+    let o = c.once(&["--lease-name", "x"]);
+    Agent::assert_exit(&o, 2);
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        e.contains("--lease-name is a flag of `hc-cli controller` now"),
         "{e}"
     );
 }

@@ -81,6 +81,54 @@ impl Namespace {
     }
 }
 
+/// `hc-cli netns list`: a header and one row per namespace (inode, PID, process, name with
+/// `(this)` on the caller's own, pod UID, container ID shortened), `-` for what is unknown.
+#[derive(Debug, Clone, Copy)]
+pub struct NamespaceTable<'a> {
+    /// The namespaces.
+    pub namespaces: &'a [Namespace],
+    /// The caller's own namespace, (device, inode).
+    pub me: Option<(u64, u64)>,
+}
+
+impl std::fmt::Display for NamespaceTable<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let row = |f: &mut std::fmt::Formatter<'_>, c: [&str; 6]| {
+            writeln!(
+                f,
+                "{:<12} {:>8} {:<16} {:<24} {:<36} {}",
+                c[0], c[1], c[2], c[3], c[4], c[5]
+            )
+        };
+        row(
+            f,
+            ["INODE", "PID", "PROCESS", "NAME", "POD UID", "CONTAINER"],
+        )?;
+        for n in self.namespaces {
+            let mut name = n.name.clone().unwrap_or_else(|| "-".into());
+            if self.me == Some((n.dev, n.inode)) {
+                name.push_str(" (this)");
+            }
+            let pid = n.pid.map(|p| p.to_string());
+            let container = n.container_id.as_deref().map(|c| &c[..c.len().min(13)]);
+            let or_dash = |v: Option<&str>| v.unwrap_or("-").to_owned();
+            let inode = n.inode.to_string();
+            row(
+                f,
+                [
+                    &inode,
+                    &or_dash(pid.as_deref()),
+                    &or_dash(n.process.as_deref()),
+                    &name,
+                    &or_dash(n.pod_uid.as_deref()),
+                    &or_dash(container),
+                ],
+            )?;
+        }
+        Ok(())
+    }
+}
+
 /// The result of a scan.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Scan {

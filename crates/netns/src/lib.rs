@@ -74,7 +74,7 @@ mod sweep;
 #[cfg(target_os = "linux")]
 pub use enter::{run_in, run_in_each};
 #[cfg(target_os = "linux")]
-pub use enumerate::{Namespace, Scan, ScanOptions, identity, scan};
+pub use enumerate::{Namespace, NamespaceTable, Scan, ScanOptions, identity, scan};
 #[cfg(target_os = "linux")]
 pub use error::NetnsError;
 #[cfg(target_os = "linux")]

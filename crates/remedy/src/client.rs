@@ -115,6 +115,42 @@ fn http_request(
     http::Request::get(uri).body(body)
 }
 
+/// Where to read the controller's `/status` from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ControllerAt {
+    /// Directly (`http://IP:PORT`, e.g. after `kubectl port-forward`).
+    Addr(std::net::SocketAddr),
+    /// Through the API server's service proxy: the cluster, the namespace and `service:port`.
+    Service(ClusterSource, String, String),
+}
+
+/// The controller's `/status` document, as it answered (200 when healthy, 503 when not).
+pub async fn controller_status(at: &ControllerAt) -> Result<Vec<u8>, RemedyError> {
+    let limit = crate::agents::MAX_STATUS_BYTES;
+    let (source, ns, svc) = match at {
+        ControllerAt::Addr(addr) => {
+            let body = crate::agents::http_get(*addr, "/status", limit)
+                .await
+                .map_err(|e| RemedyError::Config {
+                    source_name: format!("http://{addr}"),
+                    detail: e.to_string(),
+                })?;
+            return Ok(body.to_vec());
+        }
+        ControllerAt::Service(source, ns, svc) => (source, ns, svc),
+    };
+    let client = connect(source).await?;
+    let (code, body) = service_proxy_get(&client, ns, svc, "/status", limit).await?;
+    if code != 200 && code != 503 {
+        let text: String = String::from_utf8_lossy(&body).chars().take(300).collect();
+        return Err(RemedyError::Config {
+            source_name: format!("the Service {svc} in {ns} through the API server's proxy"),
+            detail: format!("HTTP {code}: {text}"),
+        });
+    }
+    Ok(body)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

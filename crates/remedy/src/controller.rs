@@ -70,6 +70,19 @@ pub struct ControllerConfig {
 }
 
 impl ControllerConfig {
+    /// This replica's name when none is given: `$POD_NAME` (the downward API), else the
+    /// hostname.
+    pub fn default_identity() -> String {
+        std::env::var("POD_NAME")
+            .ok()
+            .filter(|v| !v.is_empty())
+            .or_else(|| {
+                let h = std::fs::read_to_string("/proc/sys/kernel/hostname").ok()?;
+                Some(h.trim().to_owned())
+            })
+            .unwrap_or_else(|| "coredns-healthcheck".to_owned())
+    }
+
     /// The defaults of `hc-cli controller`, for replica `identity`.
     pub fn new(identity: &str) -> Self {
         ControllerConfig {

@@ -195,6 +195,31 @@ impl Discovered {
         (udp, tcp)
     }
 
+    /// Says in an agent's `/status` what each target is: the Service, or which CoreDNS pod
+    /// (name, UID, node: what the controller keys its view by); `Static` for any other.
+    pub fn annotate(&self, port: Option<u16>, targets: &mut [hc_exporter::TargetStatus]) {
+        use hc_exporter::{PodRef, Role};
+        let found = self.targets(port);
+        for t in targets.iter_mut() {
+            let role = found
+                .iter()
+                .find(|f| f.addr.to_string() == t.target)
+                .map(|f| &f.role);
+            t.role = Some(match role {
+                None => Role::Static,
+                Some(TargetRole::Service) => Role::Service,
+                Some(TargetRole::Pod { name, uid, node }) => {
+                    t.pod = Some(PodRef {
+                        name: name.clone(),
+                        uid: uid.clone(),
+                        node: node.clone(),
+                    });
+                    Role::Pod
+                }
+            });
+        }
+    }
+
     /// The endpoint at `ip`, if it is a CoreDNS pod's.
     pub fn endpoint(&self, ip: IpAddr) -> Option<&EndpointInfo> {
         self.endpoints.iter().find(|e| e.ip == ip)

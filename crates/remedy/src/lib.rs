@@ -51,6 +51,7 @@
 //! assert_eq!(actions[0].1.kind().as_str(), "evict");
 //! ```
 
+mod agent;
 mod agents;
 mod classify;
 mod client;
@@ -66,11 +67,14 @@ mod quantity;
 mod view;
 mod watch;
 
+pub use agent::{AgentCluster, AgentClusterConfig, AgentClusterError, Via};
 pub use agents::{
     AgentRef, MAX_STATUS_BYTES, ReadError, Sampler, agents_of, http_get, read_all, read_status,
 };
 pub use classify::{Quorum, Verdict, classify};
-pub use client::{ClusterSource, cluster_source, connect, service_proxy_get};
+pub use client::{
+    ClusterSource, ControllerAt, cluster_source, connect, controller_status, service_proxy_get,
+};
 pub use controller::{Controller, ControllerConfig, deployment_info};
 pub use discovery::{
     Discovered, DiscoveredTarget, Discovery, DiscoveryConfig, EndpointInfo, PodInfo, TargetRole,
@@ -83,7 +87,10 @@ pub use node_condition::{NODE_CONDITION, NodeVerdict, node_verdict, set_node_con
 pub use plan::{
     Action, ActionKind, DeploymentInfo, Done, History, Inputs, Policy, next_memory, plan,
 };
-pub use probe_pod::{PortForward, ProbePodConfig, ProbePodError, port_forward, run_probe_pod};
+pub use probe_pod::{
+    PortForward, ProbePodConfig, ProbePodError, port_forward, probe_via_pod,
+    probe_via_port_forward, run_probe_pod,
+};
 pub use quantity::{format_quantity, parse_quantity};
 pub use view::View;
 pub use watch::{WatchHealth, Watched};

@@ -216,14 +216,16 @@ impl Action {
                 request_to,
                 reason,
                 ..
-            } => format!(
-                "raise memory of {deployment}/{container} from {} to {}{}: {reason}",
-                format_quantity(*from),
-                format_quantity(*to),
-                request_to
-                    .map(|r| format!(" (request to {})", format_quantity(r)))
-                    .unwrap_or_default()
-            ),
+            } => {
+                format!(
+                    "raise memory of {deployment}/{container} from {} to {}{}: {reason}",
+                    format_quantity(*from),
+                    format_quantity(*to),
+                    request_to
+                        .map(|r| format!(" (request to {})", format_quantity(r)))
+                        .unwrap_or_default()
+                )
+            }
             Action::RolloutRestart { deployment, reason } => {
                 format!("rollout restart of {deployment}: {reason}")
             }

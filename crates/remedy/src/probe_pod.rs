@@ -52,6 +52,12 @@ pub enum ProbePodError {
         /// The container's waiting reason and message.
         reason: String,
     },
+    /// Its output is not the JSON of `hc-cli probe --json`.
+    #[error("the probe pod's output is not the JSON of `hc-cli probe --json`: {detail}")]
+    Output {
+        /// What was wrong, with the start of the output.
+        detail: String,
+    },
     /// An API request failed.
     #[error("probe pod API request failed ({what}): {source}")]
     Api {
@@ -221,4 +227,93 @@ pub async fn port_forward(
         _forwarder: forwarder,
         stream,
     })
+}
+
+/// Probes `specs` from short-lived pods: one pod per group of specs with the same transports,
+/// each running `hc-cli probe --json` (with `--ip`, which every version of the image knows), its
+/// output read back as reports.
+pub async fn probe_via_pod(
+    client: Client,
+    cfg: &ProbePodConfig,
+    specs: &[dnsprobe::ProbeSpec],
+) -> Result<Vec<dnsprobe::ProbeReport>, ProbePodError> {
+    use dnsprobe::TransportMode;
+    let mut out = Vec::new();
+    let groups = [
+        (TransportMode::Both, Some("--both")),
+        (TransportMode::Udp, None),
+        (TransportMode::Tcp, Some("--tcp")),
+    ];
+    for (mode, flag) in groups {
+        let group: Vec<&dnsprobe::ProbeSpec> =
+            specs.iter().filter(|s| s.transport == mode).collect();
+        let Some(first) = group.first() else { continue };
+        let mut args: Vec<String> = vec!["probe".into(), "--json".into()];
+        args.extend(flag.map(String::from));
+        args.extend(["--name".into(), first.name.to_ascii()]);
+        args.extend([
+            "--timeout".into(),
+            format!("{}ms", first.timeout.as_millis().max(1)),
+        ]);
+        args.extend(["--attempts".into(), first.attempts.to_string()]);
+        if let dnsprobe::AnswerExpectation::Contains(ips) = &first.expect.answer {
+            ips.iter()
+                .for_each(|ip| args.extend(["--expect".into(), ip.to_string()]));
+        }
+        group
+            .iter()
+            .for_each(|s| args.extend(["--ip".into(), s.target.to_string()]));
+        let logs = run_probe_pod(client.clone(), cfg, &args).await?;
+        let head = || logs.chars().take(200).collect::<String>();
+        let parsed: Vec<dnsprobe::JsonReport> =
+            serde_json::from_str(logs.trim()).map_err(|e| ProbePodError::Output {
+                detail: format!("{e}: {}", head()),
+            })?;
+        for v in parsed {
+            let spec = group
+                .iter()
+                .find(|s| s.target == v.target)
+                .copied()
+                .unwrap_or(first);
+            let r = v.into_report(spec).map_err(|e| ProbePodError::Output {
+                detail: e.to_string(),
+            })?;
+            out.push(r);
+        }
+    }
+    Ok(out)
+}
+
+/// Probes each spec whose target is a CoreDNS pod's address over TCP through a port-forward to
+/// that pod (the others directly), all at once. A tunnel that cannot be opened is reported as an
+/// I/O failure of the tunnel, naming the pod.
+pub async fn probe_via_port_forward(
+    client: Client,
+    namespace: &str,
+    specs: &[dnsprobe::ProbeSpec],
+    d: &crate::Discovered,
+) -> Vec<dnsprobe::ProbeReport> {
+    let jobs = specs.iter().map(|spec| {
+        let client = client.clone();
+        async move {
+            let Some(pod) = d.endpoint(spec.target.ip()).and_then(|e| e.pod.clone()) else {
+                return dnsprobe::probe(spec).await;
+            };
+            match port_forward(client, namespace, &pod, spec.target.port()).await {
+                Ok(pf) => vec![dnsprobe::probe_over_stream(spec, pf.stream).await],
+                Err(e) => vec![dnsprobe::ProbeReport::failed(
+                    spec,
+                    dnsprobe::Transport::Tcp,
+                    dnsprobe::Failure::Io {
+                        detail: format!("port-forward to pod {pod}: {e}"),
+                    },
+                )],
+            }
+        }
+    });
+    futures_util::future::join_all(jobs)
+        .await
+        .into_iter()
+        .flatten()
+        .collect()
 }

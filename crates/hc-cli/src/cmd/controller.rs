@@ -11,21 +11,12 @@ use tracing::info;
 use crate::cli::ControllerArgs;
 use crate::exit::{self, Context};
 
-/// `--identity`, else `$POD_NAME`, else the hostname.
-fn identity(args: &ControllerArgs) -> String {
-    args.identity
-        .clone()
-        .or_else(|| std::env::var("POD_NAME").ok().filter(|v| !v.is_empty()))
-        .or_else(|| {
-            std::fs::read_to_string("/proc/sys/kernel/hostname")
-                .ok()
-                .map(|h| h.trim().to_owned())
-        })
-        .unwrap_or_else(|| "hc-cli".to_owned())
-}
-
 fn config(args: &ControllerArgs) -> ControllerConfig {
-    let mut c = ControllerConfig::new(&identity(args));
+    let identity = args
+        .identity
+        .clone()
+        .unwrap_or_else(ControllerConfig::default_identity);
+    let mut c = ControllerConfig::new(&identity);
     c.namespace = args.api.namespace.clone();
     c.selector = args.selector.clone();
     c.agent_namespace = args
@@ -55,7 +46,7 @@ fn config(args: &ControllerArgs) -> ControllerConfig {
 }
 
 pub(crate) fn run(args: ControllerArgs) -> exit::Result {
-    crate::service::init_logging(args.log_format, tracing::Level::INFO);
+    crate::service::init_logging(args.log_format, false);
     crate::runtime()?.block_on(serve(args))
 }
 

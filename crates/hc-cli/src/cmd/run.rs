@@ -4,17 +4,16 @@
 use std::time::Instant;
 
 use anyhow::anyhow;
-use dnsprobe::{JsonReport, ProbeReport, Thresholds};
+use dnsprobe::{JsonReport, Thresholds};
 use hc_exporter::{Admin, Metrics, Registry};
-use hc_netns::{NsReport, SweepConfig};
-use serde::Serialize;
+use hc_netns::SweepConfig;
 use tracing::info;
 
-use crate::agent::{Agent, AgentConfig};
 use crate::cli::{RunArgs, Via};
 use crate::exit::{self, Context};
-use crate::kube::Kube;
 use crate::output::Out;
+use hc_agent::{Agent, AgentConfig, AgentError};
+use hc_remedy::{AgentCluster, AgentClusterConfig, DiscoveryConfig};
 
 fn agent_config(args: &RunArgs) -> AgentConfig {
     let targets: Vec<_> = args
@@ -30,39 +29,23 @@ fn agent_config(args: &RunArgs) -> AgentConfig {
     let sweep = args.sweep_netns.then(|| {
         let mut s = SweepConfig::new(targets.clone());
         s.probe = probe.clone();
-        s.dns_service = args.dns_service.clone();
-        s.netns_glob = args.netns_glob.clone();
-        s.proc_root = args.proc.proc_root.clone();
+        s.dns_service = args.select.dns_service.clone();
+        s.netns_glob = args.select.netns_glob.clone();
+        s.proc_root = args.select.proc.proc_root.clone();
         s.attempts = args.attempts;
         s
     });
-    AgentConfig {
-        targets,
-        probe,
-        name_given: args.name.is_some(),
-        thresholds: Thresholds {
-            failure: args
-                .failure_threshold
-                .try_into()
-                .unwrap_or(std::num::NonZeroU32::MIN),
-            success: args
-                .success_threshold
-                .try_into()
-                .unwrap_or(std::num::NonZeroU32::MIN),
-        },
-        sweep,
-        per_round: args.netns_per_round as usize,
-    }
+    let mut c = AgentConfig::new(targets, probe);
+    c.name_given = args.name.is_some();
+    c.thresholds = Thresholds::new(args.failure_threshold, args.success_threshold);
+    c.sweep = sweep;
+    c.per_round = args.netns_per_round as usize;
+    c
 }
 
 pub(crate) fn run(args: RunArgs) -> exit::Result {
     // --once prints its report, and only the warnings of the log.
-    let level = if args.once {
-        tracing::Level::WARN
-    } else {
-        tracing::Level::INFO
-    };
-    crate::service::init_logging(args.log_format, level);
+    crate::service::init_logging(args.log_format, args.once);
     let buckets = if args.latency_buckets.is_empty() {
         hc_exporter::DEFAULT_LATENCY_BUCKETS.to_vec()
     } else {
@@ -80,7 +63,7 @@ pub(crate) fn run(args: RunArgs) -> exit::Result {
     })
 }
 
-async fn start_cluster(args: &RunArgs) -> exit::Result<Option<Kube>> {
+async fn start_cluster(args: &RunArgs) -> exit::Result<Option<AgentCluster>> {
     let source = hc_remedy::cluster_source(args.kube.api.kubeconfig.as_deref(), |k| {
         std::env::var(k).ok()
     });
@@ -91,21 +74,36 @@ async fn start_cluster(args: &RunArgs) -> exit::Result<Option<Kube>> {
             )));
         }
         if args.kube.via != Via::Direct {
+            let via = hc_remedy::Via::from(args.kube.via).as_str();
             return Err(exit::usage(anyhow!(
-                "--via {} needs a cluster: give --kubeconfig PATH (or KUBECONFIG)",
-                if args.kube.via == Via::ProbePod {
-                    "probe-pod"
-                } else {
-                    "port-forward"
-                }
+                "--via {via} needs a cluster: give --kubeconfig PATH (or KUBECONFIG)"
             )));
         }
         return Ok(None);
     };
-    Ok(Some(Kube::start(&args.kube, &source).await?))
+    let k = &args.kube;
+    if k.moved.remediation.is_some() {
+        tracing::warn!(
+            "--remediation (HC_REMEDIATION) has no effect on the agent: remediation is `hc-cli controller`'s"
+        );
+    }
+    let mut cfg = AgentClusterConfig::new(DiscoveryConfig {
+        namespace: k.api.namespace.clone(),
+        service: k.service.clone(),
+    });
+    cfg.cluster_domain = k.cluster_domain.clone();
+    cfg.dns_port = k.dns_port;
+    cfg.via = k.via.into();
+    cfg.probe_pod.image = k.probe_image.clone();
+    cfg.probe_pod.timeout = k.probe_pod_timeout;
+    cfg.node =
+        (k.node_name.clone()).or_else(|| std::env::var("NODE_NAME").ok().filter(|v| !v.is_empty()));
+    cfg.node_condition = k.node_condition;
+    let client = hc_remedy::connect(&source).await.usage()?;
+    Ok(Some(AgentCluster::start(client, cfg).await.usage()?))
 }
 
-async fn serve(args: &RunArgs, metrics: Metrics, cluster: Option<Kube>) -> exit::Result {
+async fn serve(args: &RunArgs, metrics: Metrics, cluster: Option<AgentCluster>) -> exit::Result {
     let mut registry = Registry::default();
     let metrics = metrics.register(&mut registry, env!("CARGO_PKG_VERSION"));
     let admin = Admin::new(registry);
@@ -135,39 +133,21 @@ async fn serve(args: &RunArgs, metrics: Metrics, cluster: Option<Kube>) -> exit:
     Ok(exit::HEALTHY)
 }
 
-/// The `--once --json` document. Field names are a contract.
-#[derive(Serialize)]
-struct OnceJson<'a> {
-    healthy: bool,
-    /// How the targets were reached: `direct`, `probe-pod`, `port-forward`.
-    via: &'static str,
-    /// A caveat on the results, e.g. that UDP was not checked.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    note: Option<&'static str>,
-    targets: Vec<JsonReport>,
-    namespaces: &'a [NsReport],
-}
-
-async fn once(args: &RunArgs, cluster: Option<Kube>) -> exit::Result {
+async fn once(args: &RunArgs, cluster: Option<AgentCluster>) -> exit::Result {
     let mut agent = Agent::new(agent_config(args), None, cluster);
-    let report = agent.round(true).await?;
-    let healthy = report.host.iter().all(ProbeReport::healthy)
-        && report.namespaces.iter().all(NsReport::healthy);
-    let (via, note) = match args.kube.via {
-        Via::Direct => ("direct", None),
-        Via::ProbePod => ("probe-pod", None),
-        Via::PortForward => (
-            "port-forward",
-            Some(
-                "through a port-forward only TCP can be checked: UDP, what pods use, was not probed",
-            ),
-        ),
-    };
+    let report = agent.round(true).await.map_err(|e| match e {
+        // RBAC is configuration (2); a probe pod that cannot start is a run-time failure (3).
+        AgentError::ProbePod(hc_remedy::ProbePodError::Forbidden { .. }) => exit::usage(e),
+        e => exit::runtime(e),
+    })?;
+    let healthy = report.healthy();
+    let via = hc_remedy::Via::from(args.kube.via);
+    let note = via.caveat();
     let mut out = Out::new();
     if args.json {
-        out.json(&OnceJson {
+        out.json(&hc_exporter::OnceReport {
             healthy,
-            via,
+            via: via.as_str(),
             note,
             targets: report.host.iter().map(JsonReport::from).collect(),
             namespaces: &report.namespaces,

@@ -14,10 +14,10 @@ pub(crate) fn run(args: SweepArgs) -> exit::Result {
             .collect(),
     );
     cfg.probe = crate::cli::probe_template(args.name, &args.expect, args.timeout, 1);
-    cfg.dns_service = args.dns_service;
+    cfg.dns_service = args.select.dns_service;
     cfg.netns = args.netns;
-    cfg.netns_glob = args.netns_glob;
-    cfg.proc_root = args.proc.proc_root;
+    cfg.netns_glob = args.select.netns_glob;
+    cfg.proc_root = args.select.proc.proc_root;
     let reports = crate::runtime()?
         .block_on(hc_netns::sweep(&cfg))
         .map_err(|e| match e {

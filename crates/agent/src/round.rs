@@ -1,6 +1,6 @@
-//! The agent's round, shared by `run` and `demo`: composition only. Probing is `dnsprobe`'s, the
-//! sweep and its rotation `hc_netns`'s, the thresholds `dnsprobe::HealthBook`'s, metrics and the
-//! status document `hc_exporter`'s, Kubernetes `hc_remedy`'s (through `crate::kube`).
+//! One round of the agent: composition of the libraries. Probing is `dnsprobe`'s, the sweep and
+//! its rotation `hc_netns`'s, the thresholds `dnsprobe::HealthBook`'s, metrics and the status
+//! document `hc_exporter`'s, Kubernetes `hc_remedy`'s ([`AgentCluster`]).
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -11,38 +11,84 @@ use dnsprobe::{
 };
 use hc_exporter::{KubernetesStatus, Metrics, Source, Status};
 use hc_netns::{Namespace, NamespaceBook, NetnsError, NsReport, SweepConfig};
-use hc_remedy::Discovered;
+use hc_remedy::{AgentCluster, Discovered, ProbePodError};
 use tracing::{info, warn};
 
-use crate::exit;
-use crate::kube::Kube;
+/// Why a round could not be carried out.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AgentError {
+    /// The probe pod (`--via probe-pod`) gave no result.
+    #[error(transparent)]
+    ProbePod(#[from] ProbePodError),
+}
 
 /// What the agent probes and how.
 #[derive(Debug, Clone)]
-pub(crate) struct AgentConfig {
+#[non_exhaustive]
+pub struct AgentConfig {
     /// Targets given on the command line (probed over UDP and TCP).
-    pub(crate) targets: Vec<SocketAddr>,
+    pub targets: Vec<SocketAddr>,
     /// The query every probe is made from (its target is replaced).
-    pub(crate) probe: ProbeSpec,
-    /// `--name` was given: discovery does not replace it.
-    pub(crate) name_given: bool,
-    pub(crate) thresholds: Thresholds,
-    /// `--sweep-netns`: what to sweep.
-    pub(crate) sweep: Option<SweepConfig>,
+    pub probe: ProbeSpec,
+    /// The name was given: discovery does not replace it.
+    pub name_given: bool,
+    /// When a target is up or down.
+    pub thresholds: Thresholds,
+    /// What to sweep, if the pod namespaces are swept.
+    pub sweep: Option<SweepConfig>,
     /// Pod namespaces swept per round at most.
-    pub(crate) per_round: usize,
+    pub per_round: usize,
 }
 
-/// One round's reports, for `--once` and the demo.
-pub(crate) struct Round {
-    pub(crate) host: Vec<ProbeReport>,
-    pub(crate) namespaces: Vec<NsReport>,
+impl AgentConfig {
+    /// Probes of `targets` made from `probe`, default thresholds, no sweep.
+    pub fn new(targets: Vec<SocketAddr>, probe: ProbeSpec) -> Self {
+        AgentConfig {
+            targets,
+            probe,
+            name_given: false,
+            thresholds: Thresholds::default(),
+            sweep: None,
+            per_round: 16,
+        }
+    }
 }
 
-pub(crate) struct Agent {
+/// One round's reports.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Round {
+    /// From the agent's own namespace, every target over its transports.
+    pub host: Vec<ProbeReport>,
+    /// This round's share of the pod namespaces.
+    pub namespaces: Vec<NsReport>,
+}
+
+impl Round {
+    /// Every probe passed and every swept namespace is healthy.
+    pub fn healthy(&self) -> bool {
+        self.host.iter().all(ProbeReport::healthy) && self.namespaces.iter().all(NsReport::healthy)
+    }
+}
+
+/// The agent: what it probes, and what it remembers between rounds.
+///
+/// ```no_run
+/// # async fn run() -> Result<(), hc_agent::AgentError> {
+/// use hc_agent::{Agent, AgentConfig};
+///
+/// let target = "10.96.0.10:53".parse().unwrap();
+/// let cfg = AgentConfig::new(vec![target], dnsprobe::ProbeSpec::new(target));
+/// let mut agent = Agent::new(cfg, None, None);
+/// let round = agent.round(false).await?;
+/// println!("{} reports; healthy: {}", round.host.len(), agent.status(std::time::Duration::ZERO).healthy());
+/// # Ok(()) }
+/// ```
+pub struct Agent {
     cfg: AgentConfig,
     specs: Vec<ProbeSpec>,
-    pub(crate) cluster: Option<Kube>,
+    cluster: Option<AgentCluster>,
     kube_status: Option<KubernetesStatus>,
     /// What discovery knew at the start of the last round.
     discovered: Option<Discovered>,
@@ -54,8 +100,18 @@ pub(crate) struct Agent {
     udp_blocked: Vec<SocketAddr>,
 }
 
+impl std::fmt::Debug for Agent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Agent")
+            .field("round", &self.round)
+            .field("targets", &self.targets())
+            .finish_non_exhaustive()
+    }
+}
+
 impl Agent {
-    pub(crate) fn new(cfg: AgentConfig, metrics: Option<Metrics>, cluster: Option<Kube>) -> Agent {
+    /// An agent; `metrics` are updated every round, `cluster` gives its targets in Kubernetes.
+    pub fn new(cfg: AgentConfig, metrics: Option<Metrics>, cluster: Option<AgentCluster>) -> Agent {
         let mut agent = Agent {
             health: HealthBook::new(cfg.thresholds),
             cfg,
@@ -73,7 +129,7 @@ impl Agent {
     }
 
     /// The targets of the next round, as `ip:port` strings.
-    pub(crate) fn targets(&self) -> Vec<String> {
+    pub fn targets(&self) -> Vec<String> {
         self.specs.iter().map(|s| s.target.to_string()).collect()
     }
 
@@ -94,7 +150,7 @@ impl Agent {
                 }
             }
             if !self.cfg.name_given {
-                template.name = c.query_name.clone();
+                template.name = c.query_name().clone();
             }
             if template.expect.answer == AnswerExpectation::NonEmpty
                 && let Some(api) = d.api_ip
@@ -126,9 +182,9 @@ impl Agent {
 
     /// One round. `all_namespaces`: sweep every selected namespace (for `--once`) instead of this
     /// round's share of the rotation.
-    pub(crate) async fn round(&mut self, all_namespaces: bool) -> exit::Result<Round> {
+    pub async fn round(&mut self, all_namespaces: bool) -> Result<Round, AgentError> {
         let started = Instant::now();
-        let discovered = self.cluster.as_ref().map(Kube::snapshot);
+        let discovered = self.cluster.as_ref().map(AgentCluster::snapshot);
         self.refresh(discovered.as_ref());
         let (host, swept) = tokio::join!(
             self.host_probes(discovered.as_ref()),
@@ -154,9 +210,9 @@ impl Agent {
         Ok(Round { host, namespaces })
     }
 
-    async fn host_probes(&self, d: Option<&Discovered>) -> exit::Result<Vec<ProbeReport>> {
+    async fn host_probes(&self, d: Option<&Discovered>) -> Result<Vec<ProbeReport>, AgentError> {
         match (&self.cluster, d) {
-            (Some(c), Some(d)) if c.probes_elsewhere() => c.probe_elsewhere(&self.specs, d).await,
+            (Some(c), Some(d)) if c.probes_elsewhere() => Ok(c.probe(&self.specs, d).await?),
             _ => {
                 let prober = Prober::new();
                 let deadline = prober.deadline_for(&self.specs);
@@ -251,11 +307,11 @@ impl Agent {
     }
 
     /// The `/status` document of the last round.
-    pub(crate) fn status(&self, duration: Duration) -> Status {
+    pub fn status(&self, duration: Duration) -> Status {
         let mut s = Status::new(self.round, duration, &self.health, &self.namespaces);
         if let (Some(c), Some(d)) = (&self.cluster, &self.discovered) {
             c.annotate(d, &mut s.targets);
-            s.node = c.node.clone();
+            s.node = c.node().map(str::to_owned);
         }
         s.kubernetes = self.kube_status.clone();
         s
