@@ -32,7 +32,7 @@
 //! only tokio's `net`, `time`, `io-util` and `sync` features and starts no runtime of its own.
 //!
 //! ## Features
-//! - `serde`: [`JsonReport`], the JSON form of a report (`hc-cli probe --json`), written from
+//! - `serde`: `JsonReport`, the JSON form of a report (`hc-cli probe --json`), written from
 //!   a [`ProbeReport`] and read back into one.
 //!
 //! ## Why hickory-proto 0.26, wire format only

@@ -380,7 +380,7 @@ async fn sockets_from_the_caller() {
 /// probing with our own must be refused: the socket, not the thread, decides.
 #[cfg(target_os = "linux")]
 #[tokio::test]
-async fn sockets_opened_in_another_network_namespace_probe_from_there() {
+async fn root_sockets_opened_in_another_network_namespace_probe_from_there() {
     use hc_testkit::Netns;
     let ns = Netns::new("hcp");
     let lo = ip("127.0.0.1");

@@ -37,7 +37,8 @@ Examples:
 
 A target is down after --failure-threshold failed rounds and up after --success-threshold good
 ones; transitions are logged once. Rounds never overlap. With --sweep-netns each round also
-sweeps --netns-per-round pod namespaces, rotating. Endpoints on --metrics-addr: /metrics,
+sweeps --netns-per-round pod namespaces, rotating: each is visited once every
+ceil(namespaces / netns-per-round) rounds. Endpoints on --metrics-addr: /metrics,
 /healthz, /readyz, /status (the last round; the controller reads it). SIGTERM/SIGINT: /readyz
 turns 503, the round is abandoned, exit 0. Details: docs/cli.md, docs/metrics.md.
 Exit status (--once): 0 healthy, 1 unhealthy, 2 bad usage, 3 run-time error.";
@@ -115,20 +116,8 @@ pub(crate) struct SweepSelect {
 /// Arguments of `hc-cli sweep`.
 #[derive(Debug, Args)]
 pub(crate) struct SweepArgs {
-    /// DNS server to probe: IP or IP:PORT (port 53 when absent). Repeat for more.
-    #[arg(long = "target", value_name = "IP[:PORT]", env = "HC_TARGET", value_delimiter = ',', required = true, num_args = 1.., action = clap::ArgAction::Append, value_parser = parse_target_arg)]
-    pub(crate) targets: Vec<TargetArg>,
-    /// Name to query.
-    #[arg(long, env = "HC_NAME", default_value = dnsprobe::DEFAULT_QUERY_NAME, value_parser = parse_name_arg)]
-    pub(crate) name: Name,
-    /// An address the answer must contain (e.g. the ClusterIP of default/kubernetes). Repeat for more.
-    #[arg(
-        long = "expect",
-        value_name = "IP",
-        env = "HC_EXPECT",
-        value_delimiter = ','
-    )]
-    pub(crate) expect: Vec<IpAddr>,
+    #[command(flatten)]
+    pub(crate) query: QueryArgs,
     /// Sweep this namespace: a name under /run/netns, or a path such as /proc/PID/ns/net. Repeat for more.
     #[arg(
         long = "netns",
@@ -156,14 +145,15 @@ pub(crate) enum LogFormat {
     Json,
 }
 
-/// Arguments of `hc-cli run`.
+/// What to ask whom: shared by `sweep` (which needs a target) and `run` (which may discover
+/// them).
 #[derive(Debug, Args)]
-pub(crate) struct RunArgs {
-    /// DNS server to probe: IP or IP:PORT (port 53 when absent). Repeat for more. With
-    /// Kubernetes these are added to the discovered ones.
+pub(crate) struct QueryArgs {
+    /// DNS server to probe: IP or IP:PORT (port 53 when absent). Repeat for more. In Kubernetes
+    /// (`run`) these are added to the discovered ones.
     #[arg(long = "target", value_name = "IP[:PORT]", env = "HC_TARGET", value_delimiter = ',', num_args = 1.., action = clap::ArgAction::Append, value_parser = parse_target_arg)]
     pub(crate) targets: Vec<TargetArg>,
-    /// Name to query. [default: kubernetes.default.svc.<cluster-domain>.]
+    /// Name to query. [default: kubernetes.default.svc.cluster.local., with --cluster-domain in Kubernetes]
     #[arg(long, env = "HC_NAME", value_parser = parse_name_arg)]
     pub(crate) name: Option<Name>,
     /// An address the answer must contain (e.g. the ClusterIP of default/kubernetes). Repeat for more.
@@ -174,6 +164,29 @@ pub(crate) struct RunArgs {
         value_delimiter = ','
     )]
     pub(crate) expect: Vec<IpAddr>,
+}
+
+impl QueryArgs {
+    /// The targets, port 53 where none was given.
+    pub(crate) fn addrs(&self) -> Vec<SocketAddr> {
+        self.targets
+            .iter()
+            .map(|t| t.with_default_port(dnsprobe::DEFAULT_PORT))
+            .collect()
+    }
+
+    /// The name, or `kubernetes.default.svc.cluster.local.`.
+    pub(crate) fn name_or_default(&self) -> Name {
+        let default = || dnsprobe::ProbeSpec::new(SocketAddr::from(([0, 0, 0, 0], 53))).name;
+        self.name.clone().unwrap_or_else(default)
+    }
+}
+
+/// Arguments of `hc-cli run`.
+#[derive(Debug, Args)]
+pub(crate) struct RunArgs {
+    #[command(flatten)]
+    pub(crate) query: QueryArgs,
     /// Time between the starts of two rounds.
     #[arg(long, value_name = "DURATION", env = "HC_INTERVAL", default_value = "5s", value_parser = parse_duration_arg)]
     pub(crate) interval: Duration,

@@ -84,7 +84,7 @@ fn events_on(c: &Shipped, namespace: &str, kind: &str) -> Vec<Value> {
 }
 
 #[test]
-fn udp_dropped_at_one_dns_pod_evicts_exactly_that_pod_once() {
+fn root_udp_dropped_at_one_dns_pod_evicts_exactly_that_pod_once() {
     let c = Shipped::new(4, 2, REMEDIATE);
     let _agents = c.agents();
     let ctl = c.controller(0, "controller-a", &[]);
@@ -119,7 +119,7 @@ fn udp_dropped_at_one_dns_pod_evicts_exactly_that_pod_once() {
 }
 
 #[test]
-fn one_node_cut_off_is_an_event_on_that_node_and_no_eviction() {
+fn root_one_node_cut_off_is_an_event_on_that_node_and_no_eviction() {
     let c = Shipped::new(4, 2, REMEDIATE);
     let _agents = c.agents();
     let _ctl = c.controller(0, "controller-a", &[]);
@@ -138,7 +138,7 @@ fn one_node_cut_off_is_an_event_on_that_node_and_no_eviction() {
 }
 
 #[test]
-fn the_service_nat_broken_is_reported_and_no_eviction() {
+fn root_the_service_nat_broken_is_reported_and_no_eviction() {
     let c = Shipped::new(4, 2, REMEDIATE);
     let _agents = c.agents();
     let _ctl = c.controller(0, "controller-a", &[]);
@@ -170,7 +170,7 @@ fn the_service_nat_broken_is_reported_and_no_eviction() {
 }
 
 #[test]
-fn the_leaders_own_node_cut_off_evicts_nothing() {
+fn root_the_leaders_own_node_cut_off_evicts_nothing() {
     let c = Shipped::new(4, 2, REMEDIATE);
     let _agents = c.agents();
     // The controller runs on node 0, whose path to DNS breaks.
@@ -185,7 +185,7 @@ fn the_leaders_own_node_cut_off_evicts_nothing() {
 }
 
 #[test]
-fn two_controllers_one_acts_and_a_restarted_one_keeps_the_cooldown() {
+fn root_two_controllers_one_acts_and_a_restarted_one_keeps_the_cooldown() {
     let c = Shipped::new(4, 2, REMEDIATE);
     let _agents = c.agents();
     let a = c.controller(0, "controller-a", &[]);
@@ -250,7 +250,7 @@ fn two_controllers_one_acts_and_a_restarted_one_keeps_the_cooldown() {
 }
 
 #[test]
-fn memory_only_for_a_fresh_oom_kill_on_its_deployment_and_dry_run_changes_nothing() {
+fn root_memory_only_for_a_fresh_oom_kill_on_its_deployment_and_dry_run_changes_nothing() {
     let c = Shipped::new(3, 2, "deploy/base");
     let _agents = c.agents();
     // An OOM kill of 51 days ago: nothing to do.
@@ -325,7 +325,7 @@ fn memory_only_for_a_fresh_oom_kill_on_its_deployment_and_dry_run_changes_nothin
 }
 
 #[test]
-fn a_pdb_refusal_is_retried_later_and_counted() {
+fn root_a_pdb_refusal_is_retried_later_and_counted() {
     let c = Shipped::new(3, 2, REMEDIATE);
     let _agents = c.agents();
     let _ctl = c.controller(0, "controller-a", &[]);
@@ -354,7 +354,7 @@ fn a_pdb_refusal_is_retried_later_and_counted() {
 }
 
 #[test]
-fn hc_cli_status_shows_the_view_through_the_api_proxy_or_directly() {
+fn root_hc_cli_status_shows_the_view_through_the_api_proxy_or_directly() {
     let c = Shipped::new(3, 2, "deploy/base");
     let _agents = c.agents();
     let _ctl = c.controller(0, "controller-a", &[]);

@@ -75,7 +75,8 @@ fn the_demo_shows_the_udp_outage_and_the_recovery() {
 }
 
 #[test]
-fn as_root_it_sweeps_two_namespaces_and_removes_them() {
+fn root_sweeps_two_namespaces_and_removes_them() {
+    hc_testkit::needs_root("the demo's namespace sweep");
     let (code, out) = demo(&[]);
     assert_eq!(code, 0, "{out}");
     let broken = out

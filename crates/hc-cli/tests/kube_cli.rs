@@ -97,7 +97,7 @@ fn status(a: &Agent) -> Value {
 }
 
 #[test]
-fn discovery_finds_the_service_the_pods_and_the_expected_answer() {
+fn root_discovery_finds_the_service_the_pods_and_the_expected_answer() {
     let c = Cluster::new("170Mi");
     let o = c.once(&[]);
     Agent::assert_exit(&o, 0);
@@ -155,7 +155,7 @@ fn discovery_finds_the_service_the_pods_and_the_expected_answer() {
 }
 
 #[test]
-fn the_agent_status_names_each_coredns_pod_and_its_node() {
+fn root_the_agent_status_names_each_coredns_pod_and_its_node() {
     let c = Cluster::new("170Mi");
     let a = c.agent(&["--node-name", "node-7"]);
     a.wait_for("a round with the pods", |a| {
@@ -183,7 +183,7 @@ fn the_agent_status_names_each_coredns_pod_and_its_node() {
 }
 
 #[test]
-fn flags_that_moved_to_the_controller_are_accepted_with_a_warning() {
+fn root_flags_that_moved_to_the_controller_are_accepted_with_a_warning() {
     let c = Cluster::new("170Mi");
     let o = c.once(&["--remediation", "on"]);
     Agent::assert_exit(&o, 0);
@@ -203,7 +203,7 @@ fn flags_that_moved_to_the_controller_are_accepted_with_a_warning() {
 }
 
 #[test]
-fn api_down_probing_goes_on_within_the_shipped_rbac() {
+fn root_api_down_probing_goes_on_within_the_shipped_rbac() {
     let c = Cluster::new("170Mi");
     // The agent's own service account, and only what the rendered manifests grant it.
     c.api.enforce_rbac(&common::rendered("deploy/base"));
@@ -310,7 +310,7 @@ fn probe_pods_left(c: &Cluster) -> usize {
 }
 
 #[test]
-fn via_probe_pod_probes_from_inside_and_leaves_nothing() {
+fn root_via_probe_pod_probes_from_inside_and_leaves_nothing() {
     let c = Cluster::new("170Mi");
     let stop = std::sync::atomic::AtomicBool::new(false);
     let (o, ran) = std::thread::scope(|s| {
@@ -349,7 +349,7 @@ fn via_probe_pod_probes_from_inside_and_leaves_nothing() {
 }
 
 #[test]
-fn via_probe_pod_cleans_up_and_says_why_when_it_cannot_start() {
+fn root_via_probe_pod_cleans_up_and_says_why_when_it_cannot_start() {
     let c = Cluster::new("170Mi");
     let stop = std::sync::atomic::AtomicBool::new(false);
     let o = std::thread::scope(|s| {
@@ -376,7 +376,7 @@ fn via_probe_pod_cleans_up_and_says_why_when_it_cannot_start() {
 }
 
 #[test]
-fn node_condition_is_set_on_transitions_only() {
+fn root_node_condition_is_set_on_transitions_only() {
     let c = Cluster::new("170Mi");
     c.api.put(
         "api/v1/nodes/node-1",
@@ -437,7 +437,7 @@ fn node_condition_is_set_on_transitions_only() {
 }
 
 #[test]
-fn via_port_forward_checks_each_pod_over_tcp_and_says_udp_was_not() {
+fn root_via_port_forward_checks_each_pod_over_tcp_and_says_udp_was_not() {
     let mut c = Cluster::new("170Mi");
     c.lab.dns[1].server.kill();
     let o = c.once(&["--via", "port-forward"]);

@@ -165,27 +165,25 @@ fn metrics_grow_per_round_and_status_is_served() {
     agent.wait_for("ready", |a| {
         a.get("/readyz").is_some_and(|r| r.status == 200)
     });
-    let rounds = |a: &Agent| {
-        a.metric("coredns_healthcheck_rounds_total", &[])
-            .unwrap_or(0.0)
-    };
     let q = [
         ("target", t.as_str()),
         ("transport", "udp"),
         ("source", "host"),
         ("result", "ok"),
     ];
-    let first_rounds = rounds(&agent);
-    let first_q = agent
-        .metric("coredns_healthcheck_dns_queries_total", &q)
-        .unwrap();
-    agent.wait_for("two more rounds", |a| rounds(a) >= first_rounds + 2.0);
-    assert!(
-        agent
-            .metric("coredns_healthcheck_dns_queries_total", &q)
-            .unwrap()
-            >= first_q + 2.0
-    );
+    // Rounds and queries from one scrape each time: a round can land between two scrapes.
+    let counts = |a: &Agent| {
+        let body = a.get("/metrics").unwrap().body;
+        let v = |name, l: &[(&str, &str)]| hc_testkit::metric_value(&body, name, l).unwrap_or(0.0);
+        (
+            v("coredns_healthcheck_rounds_total", &[]),
+            v("coredns_healthcheck_dns_queries_total", &q),
+        )
+    };
+    let (r0, q0) = counts(&agent);
+    agent.wait_for("two more rounds", |a| counts(a).0 >= r0 + 2.0);
+    let (r1, q1) = counts(&agent);
+    assert_eq!(q1 - q0, r1 - r0, "one UDP query to the target per round");
     for transport in ["udp", "tcp"] {
         let l = [("target", t.as_str()), ("transport", transport)];
         assert_eq!(agent.metric("coredns_healthcheck_target_up", &l), Some(1.0));
@@ -351,7 +349,7 @@ fn overrunning_rounds_do_not_stack() {
 }
 
 #[test]
-fn udp_dropped_flips_target_up_then_recovers() {
+fn root_udp_dropped_flips_target_up_then_recovers() {
     let lab = Lab::new(2, 0);
     let dns0 = format!("{}:53", lab.dns[0].pod.ip);
     let dns1 = format!("{}:53", lab.dns[1].pod.ip);
@@ -432,7 +430,7 @@ fn udp_dropped_flips_target_up_then_recovers() {
 }
 
 #[test]
-fn sweep_rotates_through_pod_namespaces() {
+fn root_sweep_rotates_through_pod_namespaces() {
     let lab = Lab::new(1, 3);
     lab.pods[1].write_resolv_conf("nameserver 10.96.0.99\n");
     let glob = lab.client_glob();

@@ -75,7 +75,7 @@ fn codes(v: &[Value], ns_name: &str) -> Vec<String> {
 }
 
 #[test]
-fn healthy_lab_sweeps_clean() {
+fn root_healthy_lab_sweeps_clean() {
     let lab = Lab::new(2, 2);
     let (code, v) = sweep(&lab, &lab.glob(), &[]);
     assert_eq!(code, 0, "{v:#?}");
@@ -119,7 +119,7 @@ fn healthy_lab_sweeps_clean() {
 }
 
 #[test]
-fn human_output_one_line_per_namespace() {
+fn root_human_output_one_line_per_namespace() {
     let lab = Lab::new(1, 2);
     lab.pods[1].write_resolv_conf("nameserver 10.96.0.99\n");
     let mut args: Vec<String> = vec!["sweep".into(), "--target".into(), "10.96.0.10".into()];
@@ -157,7 +157,7 @@ fn human_output_one_line_per_namespace() {
 }
 
 #[test]
-fn wrong_nameserver_in_resolv_conf() {
+fn root_wrong_nameserver_in_resolv_conf() {
     let lab = Lab::new(1, 2);
     lab.pods[0].write_resolv_conf("search default.svc.cluster.local\nnameserver 10.96.0.99\n");
     let (code, v) = sweep(&lab, &lab.client_glob(), &[]);
@@ -168,7 +168,7 @@ fn wrong_nameserver_in_resolv_conf() {
 }
 
 #[test]
-fn default_route_deleted() {
+fn root_default_route_deleted() {
     let lab = Lab::new(1, 2);
     ip(&["-n", lab.pods[0].ns.name(), "route", "del", "default"]);
     let (code, v) = sweep(&lab, &lab.client_glob(), &[]);
@@ -192,7 +192,7 @@ fn default_route_deleted() {
 }
 
 #[test]
-fn host_side_veth_down() {
+fn root_host_side_veth_down() {
     let lab = Lab::new(1, 2);
     lab.set_host_veth(0, &["down"]);
     let (code, v) = sweep(&lab, &lab.client_glob(), &[]);
@@ -205,7 +205,7 @@ fn host_side_veth_down() {
 }
 
 #[test]
-fn veth_detached_from_the_bridge() {
+fn root_veth_detached_from_the_bridge() {
     let lab = Lab::new(1, 2);
     lab.set_host_veth(0, &["nomaster"]);
     let (code, v) = sweep(&lab, &lab.client_glob(), &[]);
@@ -217,7 +217,7 @@ fn veth_detached_from_the_bridge() {
 }
 
 #[test]
-fn udp_dropped_at_one_dns_pod_while_tcp_works() {
+fn root_udp_dropped_at_one_dns_pod_while_tcp_works() {
     let lab = Lab::new(2, 2);
     lab.drop_udp_at_dns_pod(0);
     let blocked = format!("{}:53", lab.dns[0].pod.ip);
@@ -253,7 +253,7 @@ fn udp_dropped_at_one_dns_pod_while_tcp_works() {
 }
 
 #[test]
-fn dns_server_killed() {
+fn root_dns_server_killed() {
     let mut lab = Lab::new(2, 2);
     lab.dns[1].server.kill();
     let dead = format!("{}:53", lab.dns[1].pod.ip);
@@ -275,7 +275,7 @@ fn dns_server_killed() {
 }
 
 #[test]
-fn netns_list_finds_the_lab_by_name() {
+fn root_netns_list_finds_the_lab_by_name() {
     let lab = Lab::new(1, 1);
     let o = run_in_node(&lab, &["netns".into(), "list".into(), "--json".into()]);
     assert_eq!(o.status.code(), Some(0));
@@ -323,7 +323,7 @@ fn netns_list_finds_the_lab_by_name() {
 }
 
 #[test]
-fn bad_usage_exits_2() {
+fn root_bad_usage_exits_2() {
     let lab = Lab::new(0, 1);
     let o = run_in_node(
         &lab,

@@ -44,6 +44,21 @@ pub use scripted::{Behaviour, ScriptedServer};
 use std::net::{IpAddr, SocketAddr, TcpListener, UdpSocket};
 use std::sync::atomic::{AtomicU32, Ordering};
 
+/// Panics with "needs root: `what`" unless the effective UID is 0: a test that needs root fails
+/// loudly without it, never passes silently. The namespace fixtures call it themselves.
+pub fn needs_root(what: &str) {
+    let euid = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            let line = s.lines().find(|l| l.starts_with("Uid:"))?.to_owned();
+            line.split_whitespace().nth(2).map(str::to_owned)
+        });
+    assert!(
+        euid.as_deref() == Some("0"),
+        "needs root: {what} (network namespaces, veths and nftables need CAP_SYS_ADMIN and CAP_NET_ADMIN; run the tests as root, as CI does)"
+    );
+}
+
 /// A name unique to this process and call, short enough for a network interface (15 bytes) when
 /// `prefix` is at most 4 bytes: `prefix` + 5 hex digits of the PID + 3 of a counter + 3 of time.
 pub fn unique_name(prefix: &str) -> String {

@@ -30,6 +30,7 @@ impl Netns {
     /// Creates a namespace with exactly this name (make it unique per run) and brings its
     /// loopback up.
     pub fn new_named(name: &str) -> Netns {
+        crate::needs_root(&format!("creating network namespace {name}"));
         let name = name.to_owned();
         ip(&["netns", "add", &name]);
         let ns = Netns { name };

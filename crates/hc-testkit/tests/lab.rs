@@ -23,7 +23,7 @@ fn dig(lab: &Lab, pod: usize, server: &str, tcp: bool) -> String {
 }
 
 #[test]
-fn pods_resolve_through_the_vip_and_each_dns_pod() {
+fn root_pods_resolve_through_the_vip_and_each_dns_pod() {
     let lab = Lab::new(2, 2);
     for pod in 0..2 {
         for server in lab.targets() {
@@ -59,7 +59,7 @@ fn pods_resolve_through_the_vip_and_each_dns_pod() {
 }
 
 #[test]
-fn names_are_removed_on_drop() {
+fn root_names_are_removed_on_drop() {
     let names: Vec<String> = {
         let lab = Lab::new(1, 1);
         vec![
@@ -100,7 +100,7 @@ fn dig_in(ns: &hc_testkit::Netns, server: &str, tcp: bool) -> String {
 }
 
 #[test]
-fn a_cluster_of_nodes_reaches_every_dns_pod_and_faults_stay_where_injected() {
+fn root_a_cluster_of_nodes_reaches_every_dns_pod_and_faults_stay_where_injected() {
     use hc_testkit::ClusterLab;
     let lab = ClusterLab::new(3, 2, 1);
     let api = LAB_API_IP.to_string();

@@ -16,16 +16,9 @@ use hc_agent::{Agent, AgentConfig, AgentError};
 use hc_remedy::{AgentCluster, AgentClusterConfig, DiscoveryConfig};
 
 fn agent_config(args: &RunArgs) -> AgentConfig {
-    let targets: Vec<_> = args
-        .targets
-        .iter()
-        .map(|t| t.with_default_port(dnsprobe::DEFAULT_PORT))
-        .collect();
-    let name = args
-        .name
-        .clone()
-        .unwrap_or_else(|| dnsprobe::ProbeSpec::new(([0, 0, 0, 0], 53).into()).name);
-    let probe = crate::cli::probe_template(name, &args.expect, args.timeout, args.attempts);
+    let targets = args.query.addrs();
+    let name = args.query.name_or_default();
+    let probe = crate::cli::probe_template(name, &args.query.expect, args.timeout, args.attempts);
     let sweep = args.sweep_netns.then(|| {
         let mut s = SweepConfig::new(targets.clone());
         s.probe = probe.clone();
@@ -36,7 +29,7 @@ fn agent_config(args: &RunArgs) -> AgentConfig {
         s
     });
     let mut c = AgentConfig::new(targets, probe);
-    c.name_given = args.name.is_some();
+    c.name_given = args.query.name.is_some();
     c.thresholds = Thresholds::new(args.failure_threshold, args.success_threshold);
     c.sweep = sweep;
     c.per_round = args.netns_per_round as usize;
@@ -68,7 +61,7 @@ async fn start_cluster(args: &RunArgs) -> exit::Result<Option<AgentCluster>> {
         std::env::var(k).ok()
     });
     let Some(source) = source else {
-        if args.targets.is_empty() {
+        if args.query.targets.is_empty() {
             return Err(exit::usage(anyhow!(
                 "no target: give --target IP[:PORT] (repeatable), or --kubeconfig PATH (or KUBECONFIG, or run inside a pod) to discover CoreDNS"
             )));

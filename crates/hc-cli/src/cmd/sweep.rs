@@ -7,13 +7,13 @@ use crate::exit;
 use crate::output::Out;
 
 pub(crate) fn run(args: SweepArgs) -> exit::Result {
-    let mut cfg = SweepConfig::new(
-        args.targets
-            .iter()
-            .map(|t| t.with_default_port(dnsprobe::DEFAULT_PORT))
-            .collect(),
-    );
-    cfg.probe = crate::cli::probe_template(args.name, &args.expect, args.timeout, 1);
+    if args.query.targets.is_empty() {
+        let e = anyhow::anyhow!("no target: give --target IP[:PORT] (repeatable)");
+        return Err(exit::usage(e));
+    }
+    let mut cfg = SweepConfig::new(args.query.addrs());
+    let name = args.query.name_or_default();
+    cfg.probe = crate::cli::probe_template(name, &args.query.expect, args.timeout, 1);
     cfg.dns_service = args.select.dns_service;
     cfg.netns = args.netns;
     cfg.netns_glob = args.select.netns_glob;
