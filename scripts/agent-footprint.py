@@ -23,7 +23,7 @@ s.bind(("127.0.0.1", 0))
 port = s.getsockname()[1]
 s.close()
 proc = subprocess.Popen([hc, "run", *run_args, "--metrics-addr", f"127.0.0.1:{port}"],
-                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                        stdout=subprocess.DEVNULL)
 tick = os.sysconf("SC_CLK_TCK")
 
 

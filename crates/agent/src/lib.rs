@@ -7,11 +7,18 @@
 //! controller reads. The loop around it (the interval, signals, the admin server) is the
 //! caller's: `hc-cli run` is one such caller, `hc-cli demo` another.
 //!
-//! Targets come from the configuration, and in Kubernetes from an
-//! [`hc_remedy::AgentCluster`] (read-only discovery). Linux only.
+//! Targets come from the configuration, and in Kubernetes from an `hc_remedy::AgentCluster`
+//! (read-only discovery). What a round probes stays within a query budget whatever the size of
+//! the cluster ([`schedule`]: the Service every round, the rendezvous sample of CoreDNS pods the
+//! controller's plan sizes, a share of the pod namespaces); [`model`] is the same arithmetic as
+//! a load model (`cargo run -p hc-agent --example load-model`). Linux only.
 
 #[cfg(target_os = "linux")]
 mod round;
+#[cfg(target_os = "linux")]
+pub mod schedule;
 
 #[cfg(target_os = "linux")]
 pub use round::{Agent, AgentConfig, AgentError, Round};
+#[cfg(target_os = "linux")]
+pub use schedule::{Budget, Load, model};

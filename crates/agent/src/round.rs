@@ -1,9 +1,10 @@
 //! One round of the agent: composition of the libraries. Probing is `dnsprobe`'s, the sweep and
 //! its rotation `hc_netns`'s, the thresholds `dnsprobe::HealthBook`'s, metrics and the status
-//! document `hc_exporter`'s, Kubernetes `hc_remedy`'s ([`AgentCluster`]).
+//! document `hc_exporter`'s, Kubernetes `hc_remedy`'s ([`AgentCluster`]); what to probe within
+//! the query budget is [`crate::schedule`]'s.
 
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use dnsprobe::{
     AnswerExpectation, HealthBook, HealthState, ProbeReport, ProbeSpec, Prober, Thresholds,
@@ -13,6 +14,10 @@ use hc_exporter::{KubernetesStatus, Metrics, Source, Status};
 use hc_netns::{Namespace, NamespaceBook, NetnsError, NsReport, SweepConfig};
 use hc_remedy::{AgentCluster, Discovered, ProbePodError};
 use tracing::{info, warn};
+
+use hc_remedy::probing::{self, DEFAULT_EPOCH};
+
+use crate::schedule::{Budget, NamespaceShare};
 
 /// Why a round could not be carried out.
 #[derive(Debug, thiserror::Error)]
@@ -27,7 +32,7 @@ pub enum AgentError {
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct AgentConfig {
-    /// Targets given on the command line (probed over UDP and TCP).
+    /// Targets given on the command line: probed over UDP and TCP every round.
     pub targets: Vec<SocketAddr>,
     /// The query every probe is made from (its target is replaced).
     pub probe: ProbeSpec,
@@ -37,12 +42,12 @@ pub struct AgentConfig {
     pub thresholds: Thresholds,
     /// What to sweep, if the pod namespaces are swept.
     pub sweep: Option<SweepConfig>,
-    /// Pod namespaces swept per round at most.
-    pub per_round: usize,
+    /// The query budget and its shares (discovered targets and namespaces).
+    pub budget: Budget,
 }
 
 impl AgentConfig {
-    /// Probes of `targets` made from `probe`, default thresholds, no sweep.
+    /// Probes of `targets` made from `probe`, default thresholds and budget, no sweep.
     pub fn new(targets: Vec<SocketAddr>, probe: ProbeSpec) -> Self {
         AgentConfig {
             targets,
@@ -50,7 +55,7 @@ impl AgentConfig {
             name_given: false,
             thresholds: Thresholds::default(),
             sweep: None,
-            per_round: 16,
+            budget: Budget::default(),
         }
     }
 }
@@ -59,10 +64,12 @@ impl AgentConfig {
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct Round {
-    /// From the agent's own namespace, every target over its transports.
+    /// From the agent's own namespace: what was probed this round.
     pub host: Vec<ProbeReport>,
     /// This round's share of the pod namespaces.
     pub namespaces: Vec<NsReport>,
+    /// The budget, not the need, limited the namespaces checked.
+    pub budget_limited: bool,
 }
 
 impl Round {
@@ -70,6 +77,17 @@ impl Round {
     pub fn healthy(&self) -> bool {
         self.host.iter().all(ProbeReport::healthy) && self.namespaces.iter().all(NsReport::healthy)
     }
+}
+
+/// What a target is to the schedule.
+#[derive(Debug, Clone, PartialEq)]
+enum Kind {
+    /// Named on the command line: UDP and TCP every round.
+    Static,
+    /// A ClusterIP of the DNS Service: every round, over TCP every `tcp_every`-th.
+    Service,
+    /// A CoreDNS pod (by UID, else its address): when this round's sample takes it.
+    Pod(String),
 }
 
 /// The agent: what it probes, and what it remembers between rounds.
@@ -87,24 +105,30 @@ impl Round {
 /// ```
 pub struct Agent {
     cfg: AgentConfig,
-    specs: Vec<ProbeSpec>,
+    targets: Vec<(ProbeSpec, Kind)>,
     cluster: Option<AgentCluster>,
     kube_status: Option<KubernetesStatus>,
     /// What discovery knew at the start of the last round.
     discovered: Option<Discovered>,
     health: HealthBook,
     namespaces: NamespaceBook,
+    share: NamespaceShare,
     round: u64,
+    /// The epoch of the pod sample, the pods of its sample already probed, and those probed in
+    /// the epoch before.
+    sampled: (u64, Vec<String>, Vec<String>),
     metrics: Option<Metrics>,
     /// Targets whose UDP is down while TCP is up, as last logged.
     udp_blocked: Vec<SocketAddr>,
+    node: String,
 }
 
 impl std::fmt::Debug for Agent {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let t = self.targets();
         f.debug_struct("Agent")
             .field("round", &self.round)
-            .field("targets", &self.targets())
+            .field("targets", &t)
             .finish_non_exhaustive()
     }
 }
@@ -112,43 +136,50 @@ impl std::fmt::Debug for Agent {
 impl Agent {
     /// An agent; `metrics` are updated every round, `cluster` gives its targets in Kubernetes.
     pub fn new(cfg: AgentConfig, metrics: Option<Metrics>, cluster: Option<AgentCluster>) -> Agent {
+        let node = (cluster.as_ref().and_then(|c| c.node().map(str::to_owned)))
+            .or_else(|| std::fs::read_to_string("/proc/sys/kernel/hostname").ok())
+            .map_or_else(|| "node".to_owned(), |n| n.trim().to_owned());
         let mut agent = Agent {
             health: HealthBook::new(cfg.thresholds),
             cfg,
-            specs: Vec::new(),
+            targets: Vec::new(),
             cluster,
             kube_status: None,
             discovered: None,
             namespaces: NamespaceBook::default(),
+            share: NamespaceShare::default(),
             round: 0,
+            sampled: (0, Vec::new(), Vec::new()),
             metrics,
             udp_blocked: Vec::new(),
+            node,
         };
         agent.refresh(None);
         agent
     }
 
-    /// The targets of the next round, as `ip:port` strings.
+    /// Every target the agent knows, as `ip:port` strings.
     pub fn targets(&self) -> Vec<String> {
-        self.specs.iter().map(|s| s.target.to_string()).collect()
+        self.targets
+            .iter()
+            .map(|(s, _)| s.target.to_string())
+            .collect()
     }
 
-    /// Rebuilds the probe list from the static targets and what discovery knows; pairs that
+    /// Rebuilds the target list from the static targets and what discovery knows; pairs that
     /// stay keep their state, the others are forgotten (and their `target_up` series removed).
     fn refresh(&mut self, discovered: Option<&Discovered>) {
         let mut template = self.cfg.probe.clone();
-        let mut targets: Vec<(SocketAddr, TransportMode)> = self
-            .cfg
-            .targets
-            .iter()
-            .map(|t| (*t, TransportMode::Both))
+        let both = TransportMode::Both;
+        let mut targets: Vec<(ProbeSpec, Kind)> = (self.cfg.targets.iter())
+            .map(|t| {
+                (
+                    template.clone().with_target(*t).with_transport(both),
+                    Kind::Static,
+                )
+            })
             .collect();
         if let (Some(c), Some(d)) = (&self.cluster, discovered) {
-            for t in c.targets(d) {
-                if !targets.contains(&t) {
-                    targets.push(t);
-                }
-            }
             if !self.cfg.name_given {
                 template.name = c.query_name().clone();
             }
@@ -157,45 +188,160 @@ impl Agent {
             {
                 template.expect.answer = AnswerExpectation::Contains(vec![api]);
             }
+            for (t, mode) in c.targets(d) {
+                if targets.iter().any(|(s, _)| s.target == t) {
+                    continue;
+                }
+                let kind = match d.endpoint(t.ip()) {
+                    Some(e) => Kind::Pod(e.pod_uid.clone().unwrap_or_else(|| t.ip().to_string())),
+                    None => Kind::Service,
+                };
+                targets.push((template.clone().with_target(t).with_transport(mode), kind));
+            }
+            for (s, _) in &mut targets {
+                s.name = template.name.clone();
+                s.expect = template.expect.clone();
+            }
         }
-        self.specs = targets
-            .into_iter()
-            .map(|(t, mode)| template.clone().with_target(t).with_transport(mode))
-            .collect();
-        let keys: Vec<(SocketAddr, Transport)> = self
-            .specs
-            .iter()
-            .flat_map(|s| s.transport.transports().iter().map(move |t| (s.target, *t)))
+        if let Some(cfg) = &mut self.cfg.sweep {
+            let mut t: Vec<SocketAddr> = targets.iter().map(|(s, _)| s.target).collect();
+            t.dedup();
+            cfg.targets = t;
+            cfg.probe = template;
+        }
+        self.targets = targets;
+    }
+
+    /// Keeps state for what this node probes: the static targets, the Service, and the CoreDNS
+    /// pods of its sample in this epoch and the last (`all`: every pod). A pod that left the
+    /// sample is forgotten, with its `target_up` series: its state would otherwise grow stale
+    /// (a node may not probe it again for many epochs).
+    fn track(&mut self, all: bool) {
+        let (this, last) = (&self.sampled.1, &self.sampled.2);
+        let keys: Vec<(SocketAddr, Transport)> = (self.targets.iter())
+            .filter(|(_, k)| match k {
+                Kind::Pod(uid) => all || this.contains(uid) || last.contains(uid),
+                _ => true,
+            })
+            .flat_map(|(s, _)| s.transport.transports().iter().map(move |t| (s.target, *t)))
             .collect();
         for (target, transport) in self.health.track(keys) {
             if let Some(m) = &self.metrics {
                 m.forget_target(&target.to_string(), transport.as_str());
             }
         }
-        if let Some(cfg) = &mut self.cfg.sweep {
-            let mut t: Vec<SocketAddr> = self.specs.iter().map(|s| s.target).collect();
-            t.dedup();
-            cfg.targets = t;
-            cfg.probe = template;
-        }
     }
 
-    /// One round. `all_namespaces`: sweep every selected namespace (for `--once`) instead of this
-    /// round's share of the rotation.
+    /// This round's probes: the static targets whole, the Service over one transport, this
+    /// round's share of the sample of CoreDNS pods over UDP.
+    fn plan(&mut self, round: u64, d: Option<&Discovered>) -> Vec<ProbeSpec> {
+        let sample = self.pods_this_round(d, SystemTime::now());
+        let b = &self.cfg.budget;
+        let one = |s: &ProbeSpec, t| s.clone().with_transport(t);
+        let service = if b.service_over_tcp(round) {
+            TransportMode::Tcp
+        } else {
+            TransportMode::Udp
+        };
+        (self.targets.iter())
+            .filter_map(|(s, k)| match k {
+                Kind::Static => Some(s.clone()),
+                Kind::Service if s.transport == TransportMode::Both => Some(one(s, service)),
+                Kind::Service => Some(s.clone()),
+                Kind::Pod(uid) if sample.contains(uid) => {
+                    Some(if s.transport == TransportMode::Tcp {
+                        s.clone()
+                    } else {
+                        one(s, TransportMode::Udp)
+                    })
+                }
+                Kind::Pod(_) => None,
+            })
+            .collect()
+    }
+
+    /// The CoreDNS pods (by UID) to probe this round: this epoch's sample (the plan's size, or
+    /// the default without one; never more than the budget pays for), each pod once in the
+    /// epoch, when it is due.
+    fn pods_this_round(&mut self, d: Option<&Discovered>, now: SystemTime) -> Vec<String> {
+        let b = &self.cfg.budget;
+        let uids: Vec<&str> = (self.targets.iter())
+            .filter_map(|(_, k)| match k {
+                Kind::Pod(uid) => Some(uid.as_str()),
+                _ => None,
+            })
+            .collect();
+        let fixed: usize = (self.targets.iter())
+            .map(|(_, k)| match k {
+                Kind::Static => 2,
+                Kind::Service => 1,
+                Kind::Pod(_) => 0,
+            })
+            .sum();
+        let (k, len) = match d.and_then(|d| d.plan) {
+            Some(p) => (p.pods_per_epoch, p.epoch),
+            None => (
+                probing::pods_per_epoch(b.observers, uids.len(), None),
+                DEFAULT_EPOCH,
+            ),
+        };
+        let k = k.min(b.pods_cap(len, fixed));
+        let epoch = probing::epoch_of(now, len);
+        if self.sampled.0 != epoch {
+            let last = std::mem::take(&mut self.sampled.1);
+            self.sampled = (
+                epoch,
+                Vec::new(),
+                if self.sampled.0 + 1 == epoch {
+                    last
+                } else {
+                    Vec::new()
+                },
+            );
+        }
+        // Each pod of the sample is due at its own moment of the epoch: the node's offset (a
+        // hash of its name and the epoch) plus an even share, so that across the cluster the
+        // probes of a pod are spread over the epoch, not bunched at its start. Due before the
+        // epoch's last round, so that a round still comes.
+        let offset = (probing::score(&self.node, "", epoch) % 10_000) as f64 / 10_000.0;
+        let usable = len.saturating_sub(b.interval).max(Duration::from_millis(1));
+        let into = (now.duration_since(probing::epoch_start(epoch, len))).unwrap_or_default();
+        let done = &mut self.sampled.1;
+        let sample = probing::sample(&self.node, &uids, k, epoch);
+        let now: Vec<String> = (sample.iter().enumerate())
+            .filter(|(j, _)| usable.mul_f64((offset + *j as f64 / k as f64).fract()) <= into)
+            .map(|(_, u)| *u)
+            .filter(|u| !done.iter().any(|d| d == u))
+            .map(str::to_owned)
+            .collect();
+        done.extend(now.iter().cloned());
+        now
+    }
+
+    /// One round. `all_namespaces`: probe every target over both transports and sweep every
+    /// selected namespace (for `--once`), instead of this round's budgeted share.
     pub async fn round(&mut self, all_namespaces: bool) -> Result<Round, AgentError> {
         let started = Instant::now();
         let discovered = self.cluster.as_ref().map(AgentCluster::snapshot);
         self.refresh(discovered.as_ref());
-        let (host, swept) = tokio::join!(
-            self.host_probes(discovered.as_ref()),
-            self.sweep_share(all_namespaces)
-        );
-        let host = host?;
-        let (present, namespaces) = swept.unwrap_or_else(|e| {
-            warn!(error = %e, "namespace sweep failed this round");
-            (self.namespaces.last_present(), Vec::new())
-        });
         self.round += 1;
+        let specs = if all_namespaces {
+            self.targets.iter().map(|(s, _)| s.clone()).collect()
+        } else {
+            self.plan(self.round, discovered.as_ref())
+        };
+        self.track(all_namespaces);
+        let mut host = self.host_probes(&specs, discovered.as_ref()).await?;
+        host.extend(self.follow_up(&host, discovered.as_ref()).await?);
+        // The namespaces get what the node's own view left of the round's budget.
+        let used: u32 = host.iter().map(|r| r.attempts.max(1)).sum();
+        let (present, namespaces, limited) = self
+            .sweep_share(all_namespaces, f64::from(used))
+            .await
+            .unwrap_or_else(|e| {
+                warn!(error = %e, "namespace sweep failed this round");
+                (self.namespaces.last_present(), Vec::new(), false)
+            });
         self.record_host(&host);
         self.record_namespaces(&present, &namespaces);
         if let Some(c) = &mut self.cluster {
@@ -205,26 +351,63 @@ impl Agent {
         }
         self.discovered = discovered;
         if let Some(m) = &self.metrics {
+            m.set_budget(self.cfg.budget.qps, limited);
             m.round_done(started.elapsed());
         }
-        Ok(Round { host, namespaces })
+        Ok(Round {
+            host,
+            namespaces,
+            budget_limited: limited,
+        })
     }
 
-    async fn host_probes(&self, d: Option<&Discovered>) -> Result<Vec<ProbeReport>, AgentError> {
+    async fn host_probes(
+        &self,
+        specs: &[ProbeSpec],
+        d: Option<&Discovered>,
+    ) -> Result<Vec<ProbeReport>, AgentError> {
         match (&self.cluster, d) {
-            (Some(c), Some(d)) if c.probes_elsewhere() => Ok(c.probe(&self.specs, d).await?),
+            (Some(c), Some(d)) if c.probes_elsewhere() => Ok(c.probe(specs, d).await?),
             _ => {
                 let prober = Prober::new();
-                let deadline = prober.deadline_for(&self.specs);
-                Ok(prober.probe_many(&self.specs, deadline).await)
+                let deadline = prober.deadline_for(specs);
+                Ok(prober.probe_many(specs, deadline).await)
             }
         }
     }
 
-    /// This round's share of the pod namespaces, swept; and the namespaces present.
-    async fn sweep_share(&self, all: bool) -> Result<(Vec<Namespace>, Vec<NsReport>), NetnsError> {
+    /// TCP where a UDP probe failed on the path and TCP was not probed this round: what tells
+    /// "UDP blocked" from "unreachable".
+    async fn follow_up(
+        &self,
+        host: &[ProbeReport],
+        d: Option<&Discovered>,
+    ) -> Result<Vec<ProbeReport>, AgentError> {
+        let tcp_done = |t| {
+            host.iter()
+                .any(|r| r.target == t && r.transport == Transport::Tcp)
+        };
+        let specs: Vec<ProbeSpec> = (host.iter())
+            .filter(|r| r.transport == Transport::Udp && !r.path_works() && !tcp_done(r.target))
+            .filter_map(|r| self.targets.iter().find(|(s, _)| s.target == r.target))
+            .filter(|(s, _)| s.transport == TransportMode::Both)
+            .map(|(s, _)| s.clone().with_transport(TransportMode::Tcp))
+            .collect();
+        if specs.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.host_probes(&specs, d).await
+    }
+
+    /// This round's share of the pod namespaces, swept, given the queries already `used`; the
+    /// namespaces present; whether the budget cut the share.
+    async fn sweep_share(
+        &mut self,
+        all: bool,
+        used: f64,
+    ) -> Result<(Vec<Namespace>, Vec<NsReport>, bool), NetnsError> {
         let Some(cfg) = &self.cfg.sweep else {
-            return Ok((Vec::new(), Vec::new()));
+            return Ok((Vec::new(), Vec::new(), false));
         };
         let c = cfg.clone();
         let (_, present) = tokio::task::spawn_blocking(move || hc_netns::discover(&c))
@@ -233,13 +416,14 @@ impl Agent {
                 what: "the namespace scan",
                 detail: e.to_string(),
             })??;
-        let per_round = if all {
-            present.len()
+        let b = &self.cfg.budget;
+        let (n, limited) = if all {
+            (present.len(), false)
         } else {
-            self.cfg.per_round
+            self.share.take(b, present.len(), b.per_round() - used)
         };
-        let share = self.namespaces.share(&present, per_round);
-        Ok((present, hc_netns::check(cfg, None, share).await))
+        let share = self.namespaces.share(&present, n);
+        Ok((present, hc_netns::check(cfg, None, share).await, limited))
     }
 
     fn record_host(&mut self, reports: &[ProbeReport]) {
@@ -247,11 +431,11 @@ impl Agent {
             if let Some(m) = &self.metrics {
                 m.observe_report(r, Source::Host);
             }
-            match self
+            let changed = self
                 .health
                 .record(r)
-                .map(|t| (t.state, t.consecutive_failures))
-            {
+                .map(|t| (t.state, t.consecutive_failures));
+            match changed {
                 Some((HealthState::Down, failures)) => warn!(
                     target = %r.target,
                     transport = %r.transport,
@@ -274,10 +458,7 @@ impl Agent {
         }
         // A UDP failure next to a working TCP path is the case the HTTP liveness probe misses:
         // say it when it starts.
-        let blocked: Vec<SocketAddr> = self
-            .specs
-            .iter()
-            .map(|s| s.target)
+        let blocked: Vec<SocketAddr> = (self.targets.iter().map(|(s, _)| s.target))
             .filter(|t| self.health.verdict(*t) == TransportVerdict::UdpBlocked)
             .collect();
         for t in blocked.iter().filter(|t| !self.udp_blocked.contains(t)) {

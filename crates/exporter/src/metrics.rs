@@ -38,6 +38,9 @@ pub const FAMILIES: &[(&str, &str)] = &[
     ("netns_unhealthy", "gauge"),
     ("netns_findings", "gauge"),
     ("build_info", "gauge"),
+    ("query_budget", "gauge"),
+    ("netns_oldest_check_seconds", "gauge"),
+    ("budget_limited", "gauge"),
 ];
 
 /// Every family the controller ([`ControllerMetrics`]) registers, as [`FAMILIES`].
@@ -174,6 +177,9 @@ pub struct Metrics {
     netns_unhealthy: Gauge,
     netns_findings: Family<CodeLabels, Gauge>,
     build_info: Family<VersionLabels, Gauge>,
+    query_budget: Ratio,
+    netns_oldest: Ratio,
+    budget_limited: Gauge,
     finding_codes: Mutex<BTreeSet<String>>,
 }
 
@@ -207,6 +213,9 @@ impl Metrics {
             netns_unhealthy: Gauge::default(),
             netns_findings: Family::default(),
             build_info: Family::default(),
+            query_budget: Ratio::default(),
+            netns_oldest: Ratio::default(),
+            budget_limited: Gauge::default(),
             finding_codes: Mutex::new(BTreeSet::new()),
         })
     }
@@ -259,6 +268,21 @@ impl Metrics {
             "build_info",
             "Build information; always 1",
             self.build_info.clone(),
+        );
+        r.register(
+            "query_budget",
+            "DNS queries per second the agent may send on average (--query-budget)",
+            self.query_budget.clone(),
+        );
+        r.register(
+            "netns_oldest_check_seconds",
+            "Age of the least recently checked pod namespace's last check",
+            self.netns_oldest.clone(),
+        );
+        r.register(
+            "budget_limited",
+            "1 when the last round checked fewer pod namespaces than needed, for the query budget",
+            self.budget_limited.clone(),
         );
         self.build_info
             .get_or_create(&VersionLabels {
@@ -355,6 +379,14 @@ impl Metrics {
     /// Sets the namespace gauges from a [`hc_netns::NamespaceBook`]'s summary.
     pub fn set_netns_summary(&self, s: &hc_netns::NamespaceSummary) {
         self.set_netns(s.checked, s.unhealthy, &s.codes);
+        self.netns_oldest
+            .set(s.oldest_check.map_or(0.0, |d| d.as_secs_f64()));
+    }
+
+    /// Sets the query budget (queries per second) and whether it limited the last round.
+    pub fn set_budget(&self, qps: f64, limited: bool) {
+        self.query_budget.set(qps);
+        self.budget_limited.set(i64::from(limited));
     }
 
     /// Sets the namespace gauges: how many have a known state, how many are unhealthy, and per

@@ -90,9 +90,12 @@ impl Status {
         }
     }
 
-    /// Everything up and every namespace healthy.
+    /// Something was checked and found up, nothing is down, every namespace is healthy. A
+    /// target not known yet (never probed, or probed fewer times than the thresholds ask)
+    /// neither makes nor breaks it; a document with nothing up is not healthy.
     pub fn healthy(&self) -> bool {
-        self.targets.iter().all(|t| t.state == TargetState::Up)
+        self.targets.iter().any(|t| t.state == TargetState::Up)
+            && self.targets.iter().all(|t| t.state != TargetState::Down)
             && self.namespaces.iter().all(|n| n.healthy)
     }
 }
@@ -295,6 +298,33 @@ mod tests {
         let s: Status = serde_json::from_str(old).unwrap();
         assert_eq!(s.targets[0].role, None);
         assert!(s.healthy());
+    }
+
+    #[test]
+    fn healthy_needs_something_up_and_nothing_down() {
+        let t = |state| TargetStatus {
+            target: "10.96.0.10:53".into(),
+            transport: "udp".into(),
+            state,
+            last_error: None,
+            rtt_ms: None,
+            consecutive_failures: 0,
+            consecutive_successes: 0,
+            role: None,
+            pod: None,
+            last_result: None,
+            checked_unix_ms: None,
+        };
+        let doc = |states: &[TargetState]| Status {
+            targets: states.iter().map(|s| t(*s)).collect(),
+            ..Status::default()
+        };
+        use TargetState::{Down, Unknown, Up};
+        // A pod outside this node's sample is not known: it neither makes nor breaks health.
+        assert!(doc(&[Up, Unknown]).healthy());
+        assert!(!doc(&[Up, Down]).healthy());
+        assert!(!doc(&[Unknown]).healthy(), "nothing checked is not healthy");
+        assert!(!doc(&[]).healthy(), "nothing checked is not healthy");
     }
 }
 

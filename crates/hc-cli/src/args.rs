@@ -10,6 +10,16 @@ use dnsprobe::hickory_proto::rr::Name;
 
 use crate::cli::{TargetArg, parse_duration_arg, parse_name_arg, parse_target_arg};
 
+/// `--query-budget`: a positive number of queries per second, at most 10,000.
+fn parse_budget_arg(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(q) if q > 0.0 && q <= 10_000.0 => Ok(q),
+        _ => Err(format!(
+            "{s:?} is not a query budget: give queries per second, more than 0 and at most 10000 (e.g. 1 or 0.5)"
+        )),
+    }
+}
+
 /// Boolean flags that an environment variable may also set (`HC_X=true`).
 macro_rules! env_flag {
     () => {
@@ -36,9 +46,11 @@ Examples:
   hc-cli run --target 10.96.0.10 --once --json             # one round: 0 healthy, 1 not
 
 A target is down after --failure-threshold failed rounds and up after --success-threshold good
-ones; transitions are logged once. Rounds never overlap. With --sweep-netns each round also
-sweeps --netns-per-round pod namespaces, rotating: each is visited once every
-ceil(namespaces / netns-per-round) rounds. Endpoints on --metrics-addr: /metrics,
+ones; transitions are logged once. Rounds never overlap. The agent's DNS queries stay within
+--query-budget: given targets over UDP and TCP every round; the DNS Service every round (over
+TCP every --tcp-every-th); a rotating sample of CoreDNS pods so each is probed by --observers
+nodes a minute; with --sweep-netns, one query per pod namespace to the nameserver it uses, each
+namespace at least every --netns-every while the budget lasts. Endpoints on --metrics-addr: /metrics,
 /healthz, /readyz, /status (the last round; the controller reads it). SIGTERM/SIGINT: /readyz
 turns 503, the round is abandoned, exit 0. Details: docs/cli.md, docs/metrics.md.
 Exit status (--once): 0 healthy, 1 unhealthy, 2 bad usage, 3 run-time error.";
@@ -48,7 +60,8 @@ Examples:
   hc-cli controller                                        # in the cluster (deploy/base)
   hc-cli controller --kubeconfig ~/.kube/config --remediation off --metrics-addr 127.0.0.1:9891
 
-Every --interval: read at most --sample agents (rotating over the nodes), keep each node's last
+Every --interval: read at most --sample agents (those that, by the probing plan it publishes,
+probed a CoreDNS pod it lacks reports on; then rotating over the nodes), keep each node's last
 result per CoreDNS pod (by UID) and for the Service over --window, and classify by --quorum:
 pod (evicted after --confirm-rounds), node (an Event on it), service (reported), all (reported;
 a rollout restart only with --rollout-restart). Memory only for an OOM kill of the last 10
@@ -187,9 +200,21 @@ impl QueryArgs {
 pub(crate) struct RunArgs {
     #[command(flatten)]
     pub(crate) query: QueryArgs,
-    /// Time between the starts of two rounds.
-    #[arg(long, value_name = "DURATION", env = "HC_INTERVAL", default_value = "5s", value_parser = parse_duration_arg)]
+    /// Time between the starts of two rounds (in a cluster, the first after a random part of it).
+    #[arg(long, value_name = "DURATION", env = "HC_INTERVAL", default_value = "15s", value_parser = parse_duration_arg)]
     pub(crate) interval: Duration,
+    /// DNS queries per second on average, for everything this agent probes (docs/performance.md).
+    #[arg(long, value_name = "QPS", env = "HC_QUERY_BUDGET", default_value_t = 1.0, value_parser = parse_budget_arg)]
+    pub(crate) query_budget: f64,
+    /// Probe the DNS Service over TCP instead of UDP every N rounds (0: never).
+    #[arg(long, value_name = "N", env = "HC_TCP_EVERY", default_value_t = 4)]
+    pub(crate) tcp_every: u32,
+    /// Nodes that should probe each CoreDNS pod every minute (all nodes in smaller clusters).
+    #[arg(long, value_name = "N", env = "HC_OBSERVERS", default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub(crate) observers: u32,
+    /// Check every pod namespace at least this often (the budget permitting).
+    #[arg(long, value_name = "DURATION", env = "HC_NETNS_EVERY", default_value = "2m", value_parser = parse_duration_arg)]
+    pub(crate) netns_every: Duration,
     /// Time allowed for each attempt.
     #[arg(long, value_name = "DURATION", env = "HC_TIMEOUT", default_value = "1s", value_parser = parse_duration_arg)]
     pub(crate) timeout: Duration,
@@ -207,8 +232,8 @@ pub(crate) struct RunArgs {
     pub(crate) sweep_netns: bool,
     #[command(flatten)]
     pub(crate) select: SweepSelect,
-    /// Pod namespaces swept per round at most (the rest wait for later rounds).
-    #[arg(long, env = "HC_NETNS_PER_ROUND", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..))]
+    /// Pod namespaces swept per round at most, whatever the budget leaves.
+    #[arg(long, env = "HC_NETNS_PER_ROUND", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub(crate) netns_per_round: u32,
     /// Where to serve /metrics, /healthz, /readyz and /status.
     #[arg(
@@ -374,8 +399,9 @@ pub(crate) struct ControllerArgs {
     /// The agents' admin port.
     #[arg(long, env = "HC_AGENT_PORT", default_value_t = 9890, value_parser = clap::value_parser!(u16).range(1..))]
     pub(crate) agent_port: u16,
-    /// Agents read per round at most (all when there are fewer).
-    #[arg(long, env = "HC_SAMPLE", default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    /// Agents read per round at most (all when there are fewer): first those that probed a
+    /// CoreDNS pod short of reports, then a rotation. Reads go to the agents, not the API server.
+    #[arg(long, env = "HC_SAMPLE", default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub(crate) sample: u32,
     /// The share of reporting nodes that must agree on a verdict.
     #[arg(long, env = "HC_QUORUM", default_value_t = 0.6, value_parser = parse_quorum_arg)]

@@ -24,14 +24,15 @@ pub(crate) fn init_logging(format: LogFormat, quiet: bool) {
     };
 }
 
-/// Runs `round` every `interval` until SIGTERM or SIGINT. A round that overruns the interval
+/// Runs `round` every `interval`, the first after `start`, until SIGTERM or SIGINT. A round that overruns the interval
 /// delays the next one (rounds never stack); a signal abandons the round in progress. Returns
 /// the signal's name and whether a round was abandoned.
 pub(crate) async fn every(
     interval: Duration,
+    start: Duration,
     mut round: impl AsyncFnMut(),
 ) -> (&'static str, bool) {
-    let mut ticks = tokio::time::interval(interval);
+    let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + start, interval);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let shutdown = shutdown_signal();
     tokio::pin!(shutdown);

@@ -144,8 +144,8 @@ pub struct Lab {
     prefix: String,
 }
 
-/// Runs an nftables script in `ns`, panicking with nft's stderr on failure.
-pub(crate) fn nft(ns: &Netns, script: &str) {
+/// Loads an nftables `script` in `ns`; panics with nft's message when it fails.
+pub fn nft(ns: &Netns, script: &str) {
     let mut child = ns
         .command("nft")
         .args(["-f", "-"])

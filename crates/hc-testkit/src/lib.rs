@@ -35,7 +35,7 @@ pub use dnsmasq::Dnsmasq;
 pub use fakeapi::{ADMIN, AuditEntry, FakeApi};
 pub use http::{HttpResponse, http, metric_value};
 #[cfg(target_os = "linux")]
-pub use lab::{LAB_API_IP, LAB_DNS_VIP, LAB_GATEWAY, Lab, LabDnsPod, LabPod};
+pub use lab::{LAB_API_IP, LAB_DNS_VIP, LAB_GATEWAY, Lab, LabDnsPod, LabPod, nft};
 #[cfg(target_os = "linux")]
 pub use netns::{Netns, ip};
 pub use rbac::{Attributes, Rbac};

@@ -2,6 +2,7 @@
 //! with 110 pods costs the same every round), and what is known of each between rounds.
 
 use std::collections::BTreeMap;
+use std::time::{Duration, SystemTime};
 
 use crate::enumerate::Namespace;
 use crate::sweep::NsReport;
@@ -14,6 +15,8 @@ pub struct KnownNamespace {
     pub report: NsReport,
     /// The round that swept it.
     pub round: u64,
+    /// When.
+    pub checked: SystemTime,
 }
 
 /// Counts for the namespace gauges.
@@ -26,6 +29,8 @@ pub struct NamespaceSummary {
     pub unhealthy: usize,
     /// Per finding code, how many namespaces show it (each namespace counted once per code).
     pub codes: Vec<(String, usize)>,
+    /// How long ago the least recently checked namespace was checked.
+    pub oldest_check: Option<Duration>,
 }
 
 /// The namespaces of a node across rounds.
@@ -100,6 +105,7 @@ impl NamespaceBook {
                 KnownNamespace {
                     report: r.clone(),
                     round,
+                    checked: SystemTime::now(),
                 },
             );
         }
@@ -133,10 +139,14 @@ impl NamespaceBook {
                 *codes.entry(c.to_owned()).or_default() += 1;
             }
         }
+        let now = SystemTime::now();
         NamespaceSummary {
             checked: self.known.len(),
             unhealthy: self.known.values().filter(|k| !k.report.healthy()).count(),
             codes: codes.into_iter().collect(),
+            oldest_check: (self.known.values())
+                .map(|k| now.duration_since(k.checked).unwrap_or_default())
+                .max(),
         }
     }
 }

@@ -50,6 +50,10 @@ pub struct SweepConfig {
     pub proc_root: PathBuf,
     /// Attempts per probe (one socket is opened ahead for each).
     pub attempts: u32,
+    /// Each pod namespace sends one query, to what the pod itself uses: the first nameserver of
+    /// its own resolv.conf (port 53) when that is a known cluster-DNS address (`targets` or
+    /// `dns_service`), else the first target. The agent's mode; otherwise every target.
+    pub own_nameservers: bool,
 }
 
 impl SweepConfig {
@@ -63,6 +67,7 @@ impl SweepConfig {
             netns_glob: None,
             proc_root: PathBuf::from("/proc"),
             attempts: 1,
+            own_nameservers: false,
         }
     }
 
@@ -377,6 +382,9 @@ async fn probe_entries(
     join_all(futures).await
 }
 
+/// A namespace's resolv.conf as read: its path, and the parsed file or why it could not be read.
+type Conf = (PathBuf, Result<ResolvConf, String>);
+
 /// Probes, follows up and diagnoses `host` (the caller's namespace, when given) and `pods`, all
 /// at once.
 pub async fn check(
@@ -389,47 +397,38 @@ pub async fn check(
         .into_iter()
         .chain(pods.into_iter().map(|n| NsReport::new(n, false)))
         .collect();
+    let confs = resolv_confs(cfg, &reports).await;
     let location = |r: &NsReport| (!r.host).then(|| r.ns.path.clone());
-
-    // 1. UDP from everywhere at once.
+    // 1. UDP from everywhere at once: the configured targets, or what each pod uses.
     let entries: Vec<Entry> = reports
         .iter()
-        .map(|r| (location(r), cfg.targets.clone()))
+        .zip(&confs)
+        .map(|(r, conf)| (location(r), targets_of(cfg, conf.as_ref())))
         .collect();
     let udp = probe_entries(cfg, &entries, Transport::Udp).await;
     // 2. TCP where UDP failed on the path.
-    let follow: Vec<(usize, Vec<SocketAddr>)> = udp
-        .iter()
-        .enumerate()
+    let follow: Vec<(usize, Vec<SocketAddr>)> = (udp.iter().enumerate())
         .filter_map(|(i, results)| {
-            let failed: Vec<SocketAddr> = results
-                .iter()
-                .filter_map(|r| r.as_ref().ok())
+            let failed: Vec<SocketAddr> = (results.iter().filter_map(|r| r.as_ref().ok()))
                 .filter(|r| !r.path_works())
                 .map(|r| r.target)
                 .collect();
             (!failed.is_empty()).then_some((i, failed))
         })
         .collect();
-    let tcp_entries: Vec<Entry> = follow
-        .iter()
+    let tcp_entries: Vec<Entry> = (follow.iter())
         .map(|(i, t)| (location(&reports[*i]), t.clone()))
         .collect();
     let tcp = probe_entries(cfg, &tcp_entries, Transport::Tcp).await;
-    let mut tcp_by_ns: BTreeMap<usize, Vec<ProbeReport>> = follow
-        .iter()
-        .zip(tcp)
+    let mut tcp_by_ns: BTreeMap<usize, Vec<ProbeReport>> = (follow.iter().zip(tcp))
         .map(|((i, _), results)| (*i, results.into_iter().filter_map(Result::ok).collect()))
         .collect();
-
     // 3. Findings.
     let mut node: Option<Option<NetSnapshot>> = None;
-    for (i, (report, results)) in reports.iter_mut().zip(udp).enumerate() {
+    for (i, ((report, results), conf)) in reports.iter_mut().zip(udp).zip(confs).enumerate() {
         let tcp = tcp_by_ns.remove(&i).unwrap_or_default();
         if let Some(Err(e)) = results.first() {
-            report
-                .findings
-                .push(Finding::new(FindingCode::NetnsUnavailable, e.clone()));
+            (report.findings).push(Finding::new(FindingCode::NetnsUnavailable, e.clone()));
             continue;
         }
         let udp: Vec<ProbeReport> = results.into_iter().filter_map(Result::ok).collect();
@@ -437,39 +436,89 @@ pub async fn check(
             let t = tcp.iter().find(|t| t.target == u.target);
             report.findings.extend(transport_findings(u, t));
         }
-        if !report.host && !cfg.dns_service.is_empty() {
-            report
-                .findings
-                .extend(resolv_conf_findings(&report.ns, cfg));
+        if let Some((path, parsed)) = conf.filter(|_| !cfg.dns_service.is_empty()) {
+            let parsed = parsed.as_ref().map_err(String::as_str);
+            let path = path.display().to_string();
+            (report.findings).extend(check_resolv_conf(parsed, &path, &cfg.dns_service));
         }
-        let failing: Vec<SocketAddr> = udp
-            .iter()
-            .filter(|u| !u.path_works())
+        let failing: Vec<SocketAddr> = (udp.iter().filter(|u| !u.path_works()))
             .map(|u| u.target)
             .collect();
         if !failing.is_empty() {
             if node.is_none() {
                 node = Some(snapshot(None, vec![]).await.ok());
             }
-            let node_snap = if report.host {
-                None
-            } else {
-                node.as_ref().and_then(Option::as_ref)
-            };
-            let ips = failing.iter().map(SocketAddr::ip).collect();
-            match snapshot(location(report), ips).await {
-                Ok(snap) => report
-                    .findings
-                    .extend(diagnose_path(&snap, node_snap, &failing)),
-                Err(e) => report
-                    .findings
-                    .push(Finding::new(FindingCode::NetnsUnavailable, e.to_string())),
-            }
+            let node_snap = node
+                .as_ref()
+                .and_then(Option::as_ref)
+                .filter(|_| !report.host);
+            report
+                .findings
+                .extend(diagnose(location(report), node_snap, &failing).await);
         }
         report.probes = udp;
         report.probes.extend(tcp);
     }
     reports
+}
+
+/// What a namespace probes. In the agent's mode (`own_nameservers`) one address: the first
+/// nameserver of the pod's own resolv.conf when it is one of the cluster-DNS addresses known
+/// (`targets`, `dns_service`), else the first target. Never an address only the pod's file
+/// names: a pod with `dnsPolicy: Default` names the node's upstream resolver, which is not
+/// cluster DNS (its resolv.conf check says so) and not ours to query. Otherwise every target.
+fn targets_of(cfg: &SweepConfig, conf: Option<&Conf>) -> Vec<SocketAddr> {
+    if !cfg.own_nameservers {
+        return cfg.targets.clone();
+    }
+    let known =
+        |ip: &IpAddr| cfg.targets.iter().any(|t| t.ip() == *ip) || cfg.dns_service.contains(ip);
+    let own = (conf.and_then(|(_, c)| c.as_ref().ok()))
+        .and_then(|c| c.effective_nameservers().first().copied())
+        .filter(known);
+    match own {
+        Some(ip) => vec![SocketAddr::new(ip, dnsprobe::DEFAULT_PORT)],
+        None => cfg.targets.first().copied().into_iter().collect(),
+    }
+}
+
+/// The pod namespaces' resolv.conf files, read off the runtime's threads, when the sweep needs
+/// them (the resolv.conf checks, or the agent's mode); `None` for the caller's own namespace.
+async fn resolv_confs(cfg: &SweepConfig, reports: &[NsReport]) -> Vec<Option<Conf>> {
+    if cfg.dns_service.is_empty() && !cfg.own_nameservers {
+        return vec![None; reports.len()];
+    }
+    let paths: Vec<Option<PathBuf>> = (reports.iter())
+        .map(|r| (!r.host).then(|| resolv_conf_path(&r.ns, &cfg.proc_root)))
+        .collect();
+    let n = paths.len();
+    let read = move || {
+        (paths.into_iter())
+            .map(|p| {
+                p.map(|p| {
+                    let text = std::fs::read_to_string(&p).map_err(|e| e.to_string());
+                    (p, text.map(|t| ResolvConf::parse(&t)))
+                })
+            })
+            .collect::<Vec<_>>()
+    };
+    blocking("reading resolv.conf files", read)
+        .await
+        .unwrap_or_else(|_| vec![None; n])
+}
+
+/// Why `failing` targets cannot be reached from the namespace at `at` (the caller's own when
+/// `None`), with the node's snapshot for the veth checks.
+async fn diagnose(
+    at: Option<PathBuf>,
+    node: Option<&NetSnapshot>,
+    failing: &[SocketAddr],
+) -> Vec<Finding> {
+    let ips = failing.iter().map(SocketAddr::ip).collect();
+    match snapshot(at, ips).await {
+        Ok(snap) => diagnose_path(&snap, node, failing),
+        Err(e) => vec![Finding::new(FindingCode::NetnsUnavailable, e.to_string())],
+    }
 }
 
 /// The resolv.conf a namespace's processes read: a named namespace's `/etc/netns/NAME/` file
@@ -488,20 +537,48 @@ fn resolv_conf_path(ns: &Namespace, proc_root: &Path) -> PathBuf {
     }
 }
 
-fn resolv_conf_findings(ns: &Namespace, cfg: &SweepConfig) -> Vec<Finding> {
-    let path = resolv_conf_path(ns, &cfg.proc_root);
-    let text = std::fs::read_to_string(&path).map_err(|e| e.to_string());
-    let parsed = text.as_deref().map(ResolvConf::parse);
-    check_resolv_conf(
-        parsed.as_ref().map_err(|e| e.as_str()),
-        &path.display().to_string(),
-        &cfg.dns_service,
-    )
-}
-
 async fn snapshot(path: Option<PathBuf>, targets: Vec<IpAddr>) -> Result<NetSnapshot, NetnsError> {
     blocking("a network snapshot", move || {
         crate::snapshot(path.as_deref(), &targets)
     })
     .await?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn conf(text: &str) -> Conf {
+        (PathBuf::from("resolv.conf"), Ok(ResolvConf::parse(text)))
+    }
+
+    #[test]
+    fn a_pod_probes_its_own_nameserver_only_when_it_is_cluster_dns() {
+        let vip: SocketAddr = "10.96.0.10:53".parse().unwrap();
+        let pod: SocketAddr = "10.244.0.5:53".parse().unwrap();
+        let mut cfg = SweepConfig::new(vec![vip, pod]);
+        // The sweep command: every target.
+        assert_eq!(
+            targets_of(&cfg, Some(&conf("nameserver 10.244.0.5\n"))),
+            [vip, pod]
+        );
+        cfg.own_nameservers = true;
+        // The agent: one query, to what the pod uses when it is a cluster-DNS address ...
+        let own = conf("nameserver 10.244.0.5\nnameserver 10.96.0.10\n");
+        assert_eq!(targets_of(&cfg, Some(&own)), [pod]);
+        // ... never to an address only the pod's file names (the node's upstream resolver of
+        // a `dnsPolicy: Default` pod): the first target instead.
+        let upstream = conf("nameserver 192.0.2.53\n");
+        assert_eq!(targets_of(&cfg, Some(&upstream)), [vip]);
+        // An address named by --dns-service counts as cluster DNS.
+        cfg.dns_service = vec!["192.0.2.53".parse().unwrap()];
+        assert_eq!(
+            targets_of(&cfg, Some(&upstream)),
+            ["192.0.2.53:53".parse::<SocketAddr>().unwrap()]
+        );
+        // No file, or an unreadable one: the first target.
+        assert_eq!(targets_of(&cfg, None), [vip]);
+        let unreadable: Conf = (PathBuf::from("x"), Err("denied".into()));
+        assert_eq!(targets_of(&cfg, Some(&unreadable)), [vip]);
+    }
 }

@@ -115,6 +115,40 @@ fn http_request(
     http::Request::get(uri).body(body)
 }
 
+/// Writes the probing plan to the plan ConfigMap: a replace when it exists, a create otherwise.
+pub(crate) async fn write_plan(
+    client: &Client,
+    namespace: &str,
+    plan: &crate::ProbingPlan,
+) -> Result<(), RemedyError> {
+    use k8s_openapi::api::core::v1::ConfigMap;
+    use kube::api::{Api, PostParams};
+    let api = Api::<ConfigMap>::namespaced(client.clone(), namespace);
+    let err = |what: &str| {
+        let what = format!("{what} configmap {namespace}/{}", crate::PLAN_CONFIGMAP);
+        move |source| RemedyError::Api { what, source }
+    };
+    let mut cm = api
+        .get_opt(crate::PLAN_CONFIGMAP)
+        .await
+        .map_err(err("get"))?
+        .unwrap_or_default();
+    let exists = cm.metadata.resource_version.is_some();
+    cm.metadata.name = Some(crate::PLAN_CONFIGMAP.into());
+    cm.data
+        .get_or_insert_with(Default::default)
+        .extend(plan.to_data());
+    let pp = PostParams::default();
+    if exists {
+        api.replace(crate::PLAN_CONFIGMAP, &pp, &cm)
+            .await
+            .map_err(err("replace"))?;
+    } else {
+        api.create(&pp, &cm).await.map_err(err("create"))?;
+    }
+    Ok(())
+}
+
 /// Where to read the controller's `/status` from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ControllerAt {

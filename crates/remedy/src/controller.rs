@@ -19,12 +19,13 @@ use kube::runtime::watcher;
 use kube::{Api, Client};
 use tracing::{info, warn};
 
-use crate::agents::{AgentRef, Sampler, agents_of, read_all};
+use crate::agents::{AgentRef, Coverage, Sampler, agents_of, read_all};
 use crate::classify::{Quorum, Verdict, classify};
 use crate::discovery::{PodInfo, pod_info};
 use crate::execute::{Executor, Mode, Outcome};
 use crate::lease::{Elector, LeaseConfig};
 use crate::plan::{Action, DeploymentInfo, Inputs, Policy, plan};
+use crate::probing::ProbingPlan;
 use crate::quantity::parse_quantity;
 use crate::view::View;
 use crate::watch::Watched;
@@ -93,7 +94,7 @@ impl ControllerConfig {
                 "app.kubernetes.io/name=coredns-healthcheck,app.kubernetes.io/component=agent"
                     .into(),
             agent_port: 9890,
-            sample: 16,
+            sample: 100,
             concurrency: 8,
             read_timeout: Duration::from_secs(2),
             quorum: 0.6,
@@ -134,6 +135,9 @@ pub struct Controller {
     reports_logged: BTreeSet<String>,
     last_actions: VecDeque<PlannedAction>,
     round: u64,
+    client: Client,
+    /// The probing plan last published, and when.
+    plan: Option<(ProbingPlan, std::time::Instant)>,
 }
 
 impl std::fmt::Debug for Controller {
@@ -170,7 +174,7 @@ impl Controller {
                 client.clone(),
                 LeaseConfig::new(ns, &cfg.lease_name, &cfg.identity),
             ),
-            executor: Executor::new(client, ns, cfg.mode, &cfg.identity, cfg.delete_pods),
+            executor: Executor::new(client.clone(), ns, cfg.mode, &cfg.identity, cfg.delete_pods),
             view: View::new(cfg.window),
             sampler: Sampler::default(),
             confirmations: BTreeMap::new(),
@@ -180,6 +184,8 @@ impl Controller {
             reports_logged: BTreeSet::new(),
             last_actions: VecDeque::new(),
             round: 0,
+            plan: None,
+            client: client.clone(),
             cfg,
         };
         let synced = tokio::join!(
@@ -218,12 +224,25 @@ impl Controller {
         self.deployments.recheck(RECHECK).await;
         self.agents.recheck(RECHECK).await;
         let agents = agents_of(&self.agents.state(), self.cfg.agent_port);
-        let sample = self.sampler.pick(&agents, self.cfg.sample);
+        let pods: Vec<PodInfo> = self.pods.state().iter().map(|p| pod_info(p)).collect();
+        // What the agents sample from: the pods behind the Service's endpoints.
+        let serving: Vec<&str> = (pods.iter())
+            .filter(|p| p.ready && !p.terminating && p.ip.is_some())
+            .map(|p| p.uid.as_str())
+            .collect();
+        let probing = ProbingPlan::new(agents.len(), serving.len(), self.cfg.window / 2);
+        let coverage = Coverage {
+            plan: &probing,
+            pods: &serving,
+            view: &self.view,
+            need: self.cfg.min_nodes,
+        };
+        let now = SystemTime::now();
+        let sample = (self.sampler).pick(&agents, self.cfg.sample, Some(coverage), now);
         let sampled = sample.len();
         let results = read_all(sample, self.cfg.concurrency, self.cfg.read_timeout).await;
         let now = SystemTime::now();
         let failed = self.observe(results, now, metrics);
-        let pods: Vec<PodInfo> = self.pods.state().iter().map(|p| pod_info(p)).collect();
         let live: BTreeSet<String> = pods.iter().map(|p| p.uid.clone()).collect();
         self.view.prune(now, &live);
         let quorum = Quorum {
@@ -239,6 +258,9 @@ impl Controller {
         let leader = self.elector.is_leader();
         if let Some(m) = metrics {
             m.set_leader(leader);
+        }
+        if leader && self.agents.health().healthy() && self.pods.health().healthy() {
+            self.publish_plan(probing).await;
         }
         let watches = self.watch_status();
         if self.cfg.mode != Mode::Off && leader {
@@ -506,6 +528,36 @@ impl Controller {
                 })
                 .collect(),
             last_actions: self.last_actions.iter().cloned().collect(),
+        }
+    }
+
+    /// Publishes the probing plan when it changed (or was never published): at most once a
+    /// minute after the first, a write now and then that every agent's watch reads.
+    async fn publish_plan(&mut self, plan: ProbingPlan) {
+        let due = self.plan.is_none_or(|(p, at)| {
+            (p.pods_per_epoch, p.epoch) != (plan.pods_per_epoch, plan.epoch)
+                && at.elapsed() >= Duration::from_secs(60)
+        });
+        if !due || plan.nodes == 0 {
+            return;
+        }
+        if self.elector.commit(|_| {}).await.is_err() {
+            return;
+        }
+        match crate::client::write_plan(&self.client, &self.cfg.namespace, &plan).await {
+            Ok(()) => {
+                info!(
+                    nodes = plan.nodes,
+                    pods_per_epoch = plan.pods_per_epoch,
+                    epoch_ms = plan.epoch.as_millis() as u64,
+                    configmap = crate::PLAN_CONFIGMAP,
+                    "probing plan published"
+                );
+                self.plan = Some((plan, std::time::Instant::now()));
+            }
+            Err(e) => {
+                warn!(error = %e, configmap = crate::PLAN_CONFIGMAP, "cannot publish the probing plan")
+            }
         }
     }
 

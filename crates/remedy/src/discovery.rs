@@ -6,11 +6,12 @@
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, SystemTime};
 
-use k8s_openapi::api::core::v1::{Pod, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::runtime::watcher;
 use kube::{Api, Client};
 
+use crate::probing::{PLAN_CONFIGMAP, ProbingPlan};
 use crate::quantity::parse_quantity;
 use crate::watch::{WatchHealth, Watched};
 
@@ -131,6 +132,8 @@ pub struct Discovered {
     pub endpoint_tcp_port: Option<u16>,
     /// Endpoints of the DNS Service.
     pub endpoints: Vec<EndpointInfo>,
+    /// The controller's probing plan (`None` until it published one).
+    pub plan: Option<ProbingPlan>,
 }
 
 impl Discovered {
@@ -236,11 +239,13 @@ impl EndpointInfo {
     }
 }
 
-/// Running watches: the DNS Service, `default/kubernetes`, the Service's EndpointSlices.
+/// Running watches: the DNS Service, `default/kubernetes`, the Service's EndpointSlices, and
+/// the probing plan.
 pub struct Discovery {
     service: Watched<Service>,
     api_service: Watched<Service>,
     slices: Watched<EndpointSlice>,
+    plan: Watched<ConfigMap>,
 }
 
 /// How often a watch showing an error is rechecked.
@@ -263,9 +268,14 @@ impl Discovery {
             ),
             slices: Watched::spawn(
                 "dns-endpointslices",
-                Api::namespaced(client, ns),
+                Api::namespaced(client.clone(), ns),
                 watcher::Config::default()
                     .labels(&format!("kubernetes.io/service-name={}", cfg.service)),
+            ),
+            plan: Watched::spawn(
+                "probing-plan",
+                Api::namespaced(client, ns),
+                watcher::Config::default().fields(&format!("metadata.name={PLAN_CONFIGMAP}")),
             ),
         }
     }
@@ -276,6 +286,7 @@ impl Discovery {
             self.service.wait_synced(timeout).await
                 & self.api_service.wait_synced(timeout).await
                 & self.slices.wait_synced(timeout).await
+                & self.plan.wait_synced(timeout).await
         };
         tokio::time::timeout(timeout, all).await.unwrap_or(false)
     }
@@ -286,6 +297,7 @@ impl Discovery {
             (self.service.name(), self.service.health()),
             (self.api_service.name(), self.api_service.health()),
             (self.slices.name(), self.slices.health()),
+            (self.plan.name(), self.plan.health()),
         ]
     }
 
@@ -295,6 +307,7 @@ impl Discovery {
         self.service.recheck(RECHECK).await;
         self.api_service.recheck(RECHECK).await;
         self.slices.recheck(RECHECK).await;
+        self.plan.recheck(RECHECK).await;
     }
 
     /// What is known now.
@@ -367,6 +380,7 @@ impl Discovery {
         }
         d.endpoints.sort_by_key(|e| e.ip);
         d.endpoints.dedup_by_key(|e| e.ip);
+        d.plan = (self.plan.state().first()).and_then(|c| ProbingPlan::from_data(c.data.as_ref()?));
         d
     }
 }

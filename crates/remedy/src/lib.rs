@@ -63,6 +63,7 @@ mod lease;
 mod node_condition;
 mod plan;
 mod probe_pod;
+pub mod probing;
 mod quantity;
 mod view;
 mod watch;
@@ -91,6 +92,7 @@ pub use probe_pod::{
     PortForward, ProbePodConfig, ProbePodError, port_forward, probe_via_pod,
     probe_via_port_forward, run_probe_pod,
 };
+pub use probing::{PLAN_CONFIGMAP, ProbingPlan};
 pub use quantity::{format_quantity, parse_quantity};
 pub use view::View;
 pub use watch::{WatchHealth, Watched};

@@ -57,6 +57,7 @@ impl View {
     /// Results older than the window, or that say the target was not probed, are ignored.
     pub fn observe(&mut self, status: &Status, node: &str, now: SystemTime) {
         let node = status.node.as_deref().unwrap_or(node).to_owned();
+        let mut service: Pair = [None; 2];
         for t in &status.targets {
             let (Some(result), Some(ms)) = (&t.last_result, t.checked_unix_ms) else {
                 continue;
@@ -85,11 +86,34 @@ impl View {
                     merge(&mut pair[i], seen);
                 }
                 (Some(Role::Service), _) => {
-                    merge(&mut self.service.entry(node.clone()).or_default()[i], seen);
+                    // Several addresses (dual stack): one failing is the Service failing.
+                    let slot = &mut service[i];
+                    *slot = Some(match *slot {
+                        Some(s) => Seen {
+                            ok: s.ok && seen.ok,
+                            at: s.at.max(seen.at),
+                        },
+                        None => seen,
+                    });
                 }
                 _ => {}
             }
         }
+        if service.iter().any(Option::is_some) {
+            let pair = self.service.entry(node).or_default();
+            for (slot, new) in pair.iter_mut().zip(service) {
+                if let Some(new) = new {
+                    merge(slot, new);
+                }
+            }
+        }
+    }
+
+    /// How many nodes reported on pod `uid` since `since`.
+    pub fn reporters_since(&self, uid: &str, since: SystemTime) -> usize {
+        (self.pods.iter())
+            .filter(|((u, _), p)| u == uid && p.iter().flatten().any(|s| s.at >= since))
+            .count()
     }
 
     /// Drops results older than the window, and pods no longer in `live_uids`.
@@ -266,6 +290,39 @@ pub(crate) mod tests {
         v.prune(later + Duration::from_secs(61), &BTreeSet::new());
         assert!(v.pods().is_empty());
         assert_eq!(v.service_reach().0.reporting(), 0);
+    }
+
+    #[test]
+    fn one_failing_service_address_is_the_service_failing() {
+        // Dual stack: two ClusterIPs in one document, the second answering, the first not.
+        let mut v = View::new(Duration::from_secs(60));
+        v.observe(
+            &report("n1", now(), &[("svc", false, true), ("svc", true, true)]),
+            "n1",
+            now(),
+        );
+        assert_eq!(v.node_reaches_service("n1"), Some(false));
+        // In the other order too.
+        let mut v = View::new(Duration::from_secs(60));
+        v.observe(
+            &report("n1", now(), &[("svc", true, true), ("svc", false, true)]),
+            "n1",
+            now(),
+        );
+        assert_eq!(v.node_reaches_service("n1"), Some(false));
+        let (udp, tcp) = v.service_reach();
+        assert_eq!((udp.failing, tcp.reaching), (1, 1));
+    }
+
+    #[test]
+    fn reporters_since_counts_the_fresh_ones() {
+        let mut v = View::new(Duration::from_secs(60));
+        let old = now() - Duration::from_secs(30);
+        v.observe(&report("n1", old, &[("a", true, true)]), "n1", now());
+        v.observe(&report("n2", now(), &[("a", true, true)]), "n2", now());
+        assert_eq!(v.reporters_since("a", old), 2);
+        assert_eq!(v.reporters_since("a", now() - Duration::from_secs(10)), 1);
+        assert_eq!(v.reporters_since("b", old), 0);
     }
 
     #[test]

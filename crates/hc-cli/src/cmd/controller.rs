@@ -63,7 +63,7 @@ async fn serve(args: ControllerArgs) -> exit::Result {
     let cfg = config(&args);
     info!(identity = %cfg.identity, remediation = cfg.mode.as_str(), agents = %cfg.agent_selector, sample = cfg.sample, quorum = cfg.quorum, "controller started");
     let mut ctl = Controller::start(client, cfg, Duration::from_secs(10)).await;
-    let ended = crate::service::every(args.interval, async || {
+    let ended = crate::service::every(args.interval, std::time::Duration::ZERO, async || {
         let started = Instant::now();
         let status = ctl.round(Some(&metrics)).await;
         metrics.round_done(started.elapsed());

@@ -26,13 +26,20 @@ fn agent_config(args: &RunArgs) -> AgentConfig {
         s.netns_glob = args.select.netns_glob.clone();
         s.proc_root = args.select.proc.proc_root.clone();
         s.attempts = args.attempts;
+        s.own_nameservers = true;
         s
     });
     let mut c = AgentConfig::new(targets, probe);
     c.name_given = args.query.name.is_some();
     c.thresholds = Thresholds::new(args.failure_threshold, args.success_threshold);
     c.sweep = sweep;
-    c.per_round = args.netns_per_round as usize;
+    let b = &mut c.budget;
+    b.qps = args.query_budget;
+    b.interval = args.interval;
+    b.tcp_every = args.tcp_every;
+    b.observers = args.observers as usize;
+    b.netns_every = args.netns_every;
+    b.netns_max_per_round = args.netns_per_round as usize;
     c
 }
 
@@ -105,15 +112,23 @@ async fn serve(args: &RunArgs, metrics: Metrics, cluster: Option<AgentCluster>) 
         .local_addr()
         .map_or_else(|_| args.metrics_addr.to_string(), |a| a.to_string());
     tokio::spawn(server.run());
+    // In a cluster, the first round waits a random part of the interval: a DaemonSet rollout
+    // does not make every node probe in step.
+    let start = match &cluster {
+        Some(_) => hc_agent::schedule::jitter(args.interval),
+        None => std::time::Duration::ZERO,
+    };
     let mut agent = Agent::new(agent_config(args), Some(metrics), cluster);
     info!(
         targets = %agent.targets().join(","),
         interval = %humantime::format_duration(args.interval),
+        query_budget = args.query_budget,
+        first_round_in = %humantime::format_duration(start),
         sweep_netns = args.sweep_netns,
         metrics_addr = %listening,
         "agent started"
     );
-    let ended = crate::service::every(args.interval, async || {
+    let ended = crate::service::every(args.interval, start, async || {
         let started = Instant::now();
         match agent.round(false).await {
             Ok(_) => admin.publish(agent.status(started.elapsed())),

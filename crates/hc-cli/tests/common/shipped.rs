@@ -3,7 +3,7 @@
 //! each started with the arguments and environment of the rendered DaemonSet and Deployment.
 //! What differs from a real cluster, and why: `--proc-root` is this machine's `/proc` (there is
 //! no `/host/proc` mount); each agent's sweep is restricted to its node's pods
-//! (`HC_NETNS_GLOB`, a safety rule of the tests); the intervals are shortened; and the
+//! (`HC_NETNS_GLOB`, a safety rule of the tests); time runs faster ([`AGENT_ENV`]); and the
 //! kubeconfig of the component's service account stands in for the in-cluster token.
 
 use std::net::SocketAddr;
@@ -16,9 +16,13 @@ use serde_json::Value;
 
 use super::{BIN, rendered};
 
-/// Timing for tests: fast rounds, a short window.
+/// Timing for tests: fast rounds, a short window. The agent's clock runs 60 times faster than
+/// at the defaults (15 s rounds, 1 query/s, every namespace every 2 minutes), so its budget is
+/// 60 times larger: the same queries per round. The controller's epoch is half its window.
 pub const AGENT_ENV: &[(&str, &str)] = &[
     ("HC_INTERVAL", "250ms"),
+    ("HC_QUERY_BUDGET", "60"),
+    ("HC_NETNS_EVERY", "2s"),
     ("HC_TIMEOUT", "200ms"),
     ("HC_ATTEMPTS", "1"),
 ];
@@ -94,7 +98,12 @@ fn literal_env(c: &Value) -> Vec<(String, String)> {
 impl Shipped {
     /// `nodes` nodes, `dns` CoreDNS pods, the objects of the kustomization `overlay`.
     pub fn new(nodes: usize, dns: usize, overlay: &str) -> Shipped {
-        let lab = ClusterLab::new(nodes, dns, 1);
+        Shipped::with_clients(nodes, dns, 1, overlay)
+    }
+
+    /// As [`Shipped::new`], with `clients` client pods per node.
+    pub fn with_clients(nodes: usize, dns: usize, clients: usize, overlay: &str) -> Shipped {
+        let lab = ClusterLab::new(nodes, dns, clients);
         let listener = lab
             .net
             .run(|| std::net::TcpListener::bind((UNDERLAY_GATEWAY, 0)).unwrap());
@@ -134,8 +143,15 @@ impl Shipped {
         Proc { child, log }
     }
 
-    /// The agent of node `n`, as the rendered DaemonSet starts it.
+    /// The agent of node `n`, as the rendered DaemonSet starts it, with time running faster
+    /// ([`AGENT_ENV`]).
     pub fn agent(&self, n: usize) -> Proc {
+        self.agent_with(n, AGENT_ENV)
+    }
+
+    /// The agent of node `n`, as the rendered DaemonSet starts it, with `timing` on top of its
+    /// environment (none: the shipped timing).
+    pub fn agent_with(&self, n: usize, timing: &[(&str, &str)]) -> Proc {
         let c = container(&self.objects, "DaemonSet", None);
         let args: Vec<String> = strings(&c["args"])
             .into_iter()
@@ -161,11 +177,7 @@ impl Shipped {
             ),
             ("HC_NETNS_GLOB".into(), self.lab.node_glob(n)),
         ]);
-        env.extend(
-            AGENT_ENV
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string())),
-        );
+        env.extend(timing.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         self.spawn(
             &node.ns,
             &args,
@@ -234,14 +246,16 @@ impl Shipped {
     }
 
     /// The mutating requests of the controller's service account (evictions, patches, Events;
-    /// not its Lease) that succeeded.
+    /// not its Lease, not the probing plan) that succeeded.
     pub fn controller_writes(&self) -> Vec<String> {
         self.api
             .audit()
             .into_iter()
             .filter(|e| e.user.ends_with(":coredns-healthcheck-controller"))
             .filter(|e| {
-                !["get", "list", "watch"].contains(&e.verb.as_str()) && e.resource != "leases"
+                !["get", "list", "watch"].contains(&e.verb.as_str())
+                    && e.resource != "leases"
+                    && e.resource != "configmaps"
             })
             .filter(|e| e.code < 300)
             .map(|e| format!("{} {} {}", e.verb, e.resource, e.name.unwrap_or_default()))
