@@ -336,7 +336,13 @@ fn rbac_grants_only_what_each_component_needs() {
             asks("create", "coordination.k8s.io", "leases", ks, None),
             asks("create", "events.k8s.io", "events", ks, None),
             asks("create", "events.k8s.io", "events", Some("default"), None),
-            asks("update", "", "configmaps", ks, Some("coredns-healthcheck-plan")),
+            asks(
+                "update",
+                "",
+                "configmaps",
+                ks,
+                Some("coredns-healthcheck-plan"),
+            ),
             asks("create", "", "configmaps", ks, None),
         ] {
             assert!(
@@ -442,6 +448,14 @@ fn alerts_and_dashboard_use_only_served_metrics() {
     );
     let (_, docs) = render("deploy/overlays/prometheus-operator");
     let rule = of_kind(&docs, "PrometheusRule")[0];
+    // The runbook's sections, by their exact headings (a heading that only starts with an
+    // alert's name is not its section).
+    let ops = std::fs::read_to_string(root().join("docs/operations.md")).unwrap();
+    let sections: BTreeSet<String> = ops
+        .lines()
+        .filter_map(|l| l.strip_prefix("## "))
+        .map(|h| h.trim().to_lowercase())
+        .collect();
     let mut alerts = 0;
     for group in rule["spec"]["groups"].as_array().unwrap() {
         for r in group["rules"].as_array().unwrap() {
@@ -458,16 +472,20 @@ fn alerts_and_dashboard_use_only_served_metrics() {
             }
             let runbook = r["annotations"]["runbook_url"].as_str().unwrap();
             let anchor = runbook.rsplit('#').next().unwrap();
-            let ops = std::fs::read_to_string(root().join("docs/operations.md"))
-                .unwrap()
-                .to_lowercase();
+            assert_eq!(
+                anchor,
+                r["alert"].as_str().unwrap().to_lowercase(),
+                "the runbook link of {} points at its own section",
+                r["alert"]
+            );
             assert!(
-                ops.contains(&format!("## {anchor}")),
+                sections.contains(anchor),
                 "docs/operations.md has no section for #{anchor}"
             );
         }
     }
-    assert_eq!(alerts, 6);
+    // The agents' alerts, the controller's (verdicts, not reporting) and the remediations'.
+    assert_eq!(alerts, 13);
     let dash =
         std::fs::read_to_string(root().join("deploy/grafana/coredns-healthcheck.json")).unwrap();
     let dash_json: Value = serde_json::from_str(&dash).unwrap();
@@ -478,4 +496,68 @@ fn alerts_and_dashboard_use_only_served_metrics() {
             "the dashboard uses {n}, which the agent does not serve"
         );
     }
+}
+
+/// The dashboard's `node` variable lists the agents' nodes, and every panel on a metric only the
+/// agents serve (one series set per node) follows it.
+#[test]
+fn the_dashboard_filters_per_node_panels_by_the_node_variable() {
+    let dash: Value = serde_json::from_str(
+        &std::fs::read_to_string(root().join("deploy/grafana/coredns-healthcheck.json")).unwrap(),
+    )
+    .unwrap();
+    let vars = dash["templating"]["list"].as_array().unwrap();
+    let node = vars
+        .iter()
+        .find(|v| v["name"] == "node")
+        .expect("a node variable");
+    let query = node["query"]["query"].as_str().unwrap();
+    assert!(
+        query.starts_with("label_values(coredns_healthcheck_") && query.ends_with(", node)"),
+        "{query}"
+    );
+    assert_eq!(node["multi"], true);
+    assert_eq!(node["includeAll"], true);
+    let name = |(n, ty): &(&str, &str)| -> Vec<String> {
+        let base = format!("coredns_healthcheck_{n}");
+        match *ty {
+            "counter" => vec![format!("{base}_total")],
+            "histogram" => vec![
+                format!("{base}_bucket"),
+                format!("{base}_sum"),
+                format!("{base}_count"),
+            ],
+            _ => vec![base],
+        }
+    };
+    let controller: BTreeSet<String> = hc_exporter::CONTROLLER_FAMILIES
+        .iter()
+        .flat_map(name)
+        .collect();
+    let agent_only: BTreeSet<String> = hc_exporter::FAMILIES
+        .iter()
+        .flat_map(name)
+        .filter(|n| !controller.contains(n))
+        .collect();
+    assert!(agent_only.contains("coredns_healthcheck_target_up"));
+    assert!(agent_only.contains(&query["label_values(".len()..query.len() - ", node)".len()]));
+    let mut per_node = 0;
+    for p in dash["panels"].as_array().unwrap() {
+        for t in p["targets"].as_array().into_iter().flatten() {
+            let expr = t["expr"].as_str().unwrap();
+            let names = referenced(expr);
+            let shared = names.iter().any(|n| controller.contains(n));
+            if names.iter().any(|n| agent_only.contains(n))
+                || (shared && expr.contains("coredns-healthcheck-metrics"))
+            {
+                per_node += 1;
+                assert!(
+                    expr.contains("node=~\"$node\""),
+                    "panel {:?}: {expr} does not follow $node",
+                    p["title"]
+                );
+            }
+        }
+    }
+    assert!(per_node >= 6, "{per_node} per-node queries");
 }
