@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use hc_testkit::{HttpResponse, Netns, free_port, http};
 
+pub mod manifests;
 #[cfg(target_os = "linux")]
 pub mod shipped;
 
@@ -143,10 +144,73 @@ pub fn render(dir: &str) -> (String, Vec<serde_json::Value>) {
         String::from_utf8_lossy(&out.stderr)
     );
     let yaml = String::from_utf8(out.stdout).unwrap();
-    let docs = serde_norway::Deserializer::from_str(&yaml)
+    let docs = objects(&yaml);
+    (yaml, docs)
+}
+
+/// The objects of a YAML stream (empty documents left out).
+pub fn objects(yaml: &str) -> Vec<serde_json::Value> {
+    serde_norway::Deserializer::from_str(yaml)
         .map(|d| serde::Deserialize::deserialize(d).unwrap())
         .filter(|v: &serde_json::Value| !v.is_null())
-        .collect();
+        .collect()
+}
+
+/// `kubernetes-validate --strict` against the Kubernetes 1.33 schema (the version .ci/run pins).
+pub fn kubernetes_validate(yaml: &str) -> std::process::Output {
+    let file = std::env::temp_dir().join(format!("{}.yaml", hc_testkit::unique_name("hcdeploy")));
+    std::fs::write(&file, yaml).unwrap();
+    // As a module: no dependence on where pip put the script (pyenv shims need a rehash).
+    let out = Command::new("python3")
+        .args(["-m", "kubernetes_validate", "--strict", "-k", "1.33.0", &file.display().to_string()])
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run python3 -m kubernetes_validate ({e}): pip install kubernetes-validate==1.33.1 (.ci/run does)"));
+    let _ = std::fs::remove_file(file);
+    if out.status.code() == Some(1)
+        && String::from_utf8_lossy(&out.stderr).contains("No module named kubernetes_validate")
+    {
+        panic!(
+            "kubernetes-validate is missing: pip install kubernetes-validate==1.33.1 (.ci/run does)"
+        );
+    }
+    out
+}
+
+/// `python3 deploy/helm/render.py ARGS` (the Helm chart through Helm's Go SDK, the PyPI package
+/// helm-python-sdk): its output. Panics, naming the install, when python3 or the package is
+/// missing.
+pub fn helm_py(args: &[&str]) -> std::process::Output {
+    let out = Command::new("python3")
+        .arg(root().join("deploy/helm/render.py"))
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run python3 ({e}): the Helm chart's tests need python3 and the package helm-python-sdk (.ci/run installs it)"));
+    assert_ne!(
+        out.status.code(),
+        Some(2),
+        "deploy/helm/render.py cannot run: {}(python3 -m pip install helm-python-sdk; .ci/run does)",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// The chart rendered with these values files (relative to the repository's root, later ones
+/// win) into `namespace`: the YAML and its objects.
+pub fn helm_render(values: &[&str], namespace: &str) -> (String, Vec<serde_json::Value>) {
+    let mut args = vec!["--namespace".to_owned(), namespace.to_owned()];
+    for v in values {
+        args.push("-f".to_owned());
+        args.push(root().join(v).display().to_string());
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = helm_py(&args);
+    assert!(
+        out.status.success(),
+        "the chart does not render with {values:?} in {namespace}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let yaml = String::from_utf8(out.stdout).unwrap();
+    let docs = objects(&yaml);
     (yaml, docs)
 }
 
