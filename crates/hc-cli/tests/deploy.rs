@@ -336,7 +336,13 @@ fn rbac_grants_only_what_each_component_needs() {
             asks("create", "coordination.k8s.io", "leases", ks, None),
             asks("create", "events.k8s.io", "events", ks, None),
             asks("create", "events.k8s.io", "events", Some("default"), None),
-            asks("update", "", "configmaps", ks, Some("coredns-healthcheck-plan")),
+            asks(
+                "update",
+                "",
+                "configmaps",
+                ks,
+                Some("coredns-healthcheck-plan"),
+            ),
             asks("create", "", "configmaps", ks, None),
         ] {
             assert!(
