@@ -89,7 +89,7 @@ pub use sockets::{OwnSockets, Preopened, SocketSource, new_socket};
 pub use spec::{
     AnswerExpectation, DEFAULT_PORT, DEFAULT_QUERY_NAME, DEFAULT_TIMEOUT, EDNS_PAYLOAD,
     Expectation, ProbeSpec, Transport, TransportMode, parse_name, parse_rcode, parse_record_type,
-    parse_target, rcode_name,
+    parse_target, rcode_name, record_type_name,
 };
 pub use verdict::TransportVerdict;
 
