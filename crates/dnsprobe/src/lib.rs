@@ -64,6 +64,8 @@
 
 mod classify;
 mod error;
+#[cfg(test)]
+mod fuzz;
 mod health;
 #[cfg(feature = "serde")]
 mod json;

@@ -156,7 +156,9 @@ pub(crate) fn accept_reply(query: &Message, bytes: &[u8]) -> Result<Message, Mis
             match section {
                 0 => reply.answers.push(record),
                 1 => reply.authorities.push(record),
-                _ if record.record_type() == RecordType::OPT => {
+                // A decoded OPT record only (hickory-proto's conversion panics on anything else):
+                // an OPT whose data did not decode stays an ordinary record.
+                _ if matches!(record.data, RData::OPT(_)) && record.name.is_root() => {
                     if reply.edns.is_none() {
                         let edns = Edns::from(&record);
                         metadata.merge_response_code(edns.rcode_high());
@@ -206,7 +208,13 @@ fn decode_rdata(message: &[u8], start: usize, len: u16, record_type: RecordType)
     match RData::read(&mut d, record_type, Restrict::new(len)) {
         // hickory-proto's placeholder for an empty RDATA in updates: keep the data raw.
         Ok(RData::Update0(_)) | Err(_) => None,
-        Ok(data) => Some(data),
+        // Data hickory-proto decodes but cannot write as text (its `Display` fails, e.g. an OPT
+        // record in the answer section): keep it raw, so that the report can show it.
+        Ok(data) => {
+            use std::fmt::Write;
+            let mut text = String::new();
+            write!(text, "{data}").ok().map(|()| data)
+        }
     }
 }
 
@@ -225,7 +233,17 @@ pub(crate) fn rdata_text(data: &RData) -> String {
             }
             s
         }
-        other => other.to_string(),
+        other => {
+            use std::fmt::Write;
+            let mut text = String::new();
+            match write!(text, "{other}") {
+                Ok(()) => text,
+                Err(_) => format!(
+                    "({} data that cannot be shown)",
+                    record_type_name(other.record_type())
+                ),
+            }
+        }
     }
 }
 
