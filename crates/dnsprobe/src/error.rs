@@ -49,7 +49,7 @@ pub enum SpecError {
     },
     /// A zone transfer (AXFR, IXFR) asked over UDP: zone transfers are TCP only here (RFC 5936
     /// §4.2 for AXFR).
-    #[error("{query_type} is a zone transfer: it is asked over TCP only (use TCP, not UDP)")]
+    #[error("{query_type} is a zone transfer, asked over TCP only")]
     ZoneTransferOverUdp {
         /// `AXFR` or `IXFR`.
         query_type: String,

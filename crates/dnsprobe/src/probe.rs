@@ -509,7 +509,9 @@ async fn udp_exchange(
             Ok(Err(e)) => return Err(AttemptError::Failed(udp_failure(&socket, &e))),
             Ok(Ok(got)) => got,
         };
-        if from != target {
+        // Address and port; not an IPv6 scope, which the kernel reports only for addresses that
+        // need one (`[::1%lo]` answers from plain `[::1]`).
+        if from.ip() != target.ip() || from.port() != target.port() {
             report.ignored = report.ignored.saturating_add(1);
             continue;
         }

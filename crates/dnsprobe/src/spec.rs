@@ -578,6 +578,10 @@ pub fn parse_record_type(input: &str) -> Result<RecordType, SpecError> {
     if let Some(Ok(n)) = upper.strip_prefix("TYPE").map(u16::from_str) {
         return Ok(RecordType::from(n));
     }
+    // hickory-proto's `FromStr` does not know IXFR.
+    if upper == "IXFR" {
+        return Ok(RecordType::IXFR);
+    }
     match RecordType::from_str(&upper) {
         Ok(RecordType::Unknown(_)) | Err(_) => Err(SpecError::UnknownType {
             input: input.to_owned(),
@@ -783,6 +787,8 @@ mod tests {
             "TYPE65280"
         );
         assert_eq!(record_type_name(RecordType::SRV), "SRV");
+        assert_eq!(parse_record_type("ixfr").unwrap(), RecordType::IXFR);
+        assert_eq!(parse_record_type("AXFR").unwrap(), RecordType::AXFR);
     }
 
     #[test]
