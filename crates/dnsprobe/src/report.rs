@@ -278,7 +278,8 @@ pub struct ProbeReport {
     pub query_type: RecordType,
     /// The transport probed.
     pub transport: Transport,
-    /// The transport that carried the final reply: TCP when a truncated UDP reply was retried.
+    /// The transport that carried the final reply: TCP when a truncated UDP reply was retried
+    /// and TCP answered.
     pub transport_used: Transport,
     /// A truncated UDP reply was received (and retried over TCP unless that was off).
     pub truncated: bool,
