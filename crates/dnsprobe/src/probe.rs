@@ -448,10 +448,12 @@ const UDP_BUFFER: usize = 4096;
 const MAX_MISMATCHED_FRAMES: u32 = 8;
 
 /// Makes a socket from a source ready for tokio; a failure here means the probe never started.
-fn udp_socket(socket: socket2::Socket) -> Result<UdpSocket, AttemptError> {
+fn udp_socket(socket: socket2::Socket, target: SocketAddr) -> Result<UdpSocket, AttemptError> {
     socket.set_nonblocking(true).map_err(not_probed)?;
     #[cfg(target_os = "linux")]
-    receive_icmp_errors(&socket);
+    receive_icmp_errors(&socket, target);
+    #[cfg(not(target_os = "linux"))]
+    let _ = target;
     UdpSocket::from_std(socket.into()).map_err(not_probed)
 }
 
@@ -459,19 +461,15 @@ fn udp_socket(socket: socket2::Socket) -> Result<UdpSocket, AttemptError> {
 /// protocol unreachable, prohibited) on a connected UDP socket, and drops host and net
 /// unreachable, which a probe would then see as a timeout after its whole deadline. Best effort:
 /// a socket that refuses the option only loses the early answer.
+/// The option is chosen by the target's family (the socket's, as a source must make it): one
+/// system call per probe.
 #[cfg(target_os = "linux")]
-fn receive_icmp_errors(socket: &socket2::Socket) {
+fn receive_icmp_errors(socket: &socket2::Socket, target: SocketAddr) {
     use nix::sys::socket::{setsockopt, sockopt};
-    match socket.domain() {
-        Ok(socket2::Domain::IPV6) => {
-            let _ = setsockopt(socket, sockopt::Ipv6RecvErr, &true);
-            // An IPv6 socket may reach IPv4 peers through mapped addresses.
-            let _ = setsockopt(socket, sockopt::Ipv4RecvErr, &true);
-        }
-        _ => {
-            let _ = setsockopt(socket, sockopt::Ipv4RecvErr, &true);
-        }
-    }
+    let _ = match target {
+        SocketAddr::V6(_) => setsockopt(socket, sockopt::Ipv6RecvErr, &true),
+        SocketAddr::V4(_) => setsockopt(socket, sockopt::Ipv4RecvErr, &true),
+    };
 }
 
 /// An error on a connected UDP socket, as a failure, told by the ICMP error behind it when the
@@ -496,7 +494,7 @@ async fn udp_exchange(
 ) -> Result<Message, AttemptError> {
     // Connecting filters other sources in the kernel and turns ICMP errors into socket errors;
     // an unbound socket gets a fresh ephemeral port here.
-    let socket = udp_socket(socket)?;
+    let socket = udp_socket(socket, target)?;
     socket.connect(target).await.map_err(failed)?;
     if let Err(e) = socket.send(bytes).await {
         return Err(AttemptError::Failed(udp_failure(&socket, &e)));
