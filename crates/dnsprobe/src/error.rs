@@ -13,8 +13,26 @@ pub enum SpecError {
         /// What was given.
         input: String,
     },
+    /// An unbracketed IPv6 address whose last group could be a port (`::1:5399`).
+    #[error(
+        "ambiguous target {input:?}: did you mean {suggestion}? Write an IPv6 address with a port in brackets ([::1]:5399); for the address itself, bracket it without a port ([::1:5399]) and give the port separately"
+    )]
+    AmbiguousTarget {
+        /// What was given.
+        input: String,
+        /// The bracketed form with a port that was probably meant.
+        suggestion: String,
+    },
+    /// An IPv6 zone (`%eth0`) that names no interface here.
+    #[error("invalid target {input:?}: {reason}")]
+    InvalidZone {
+        /// What was given.
+        input: String,
+        /// Why the zone was rejected.
+        reason: String,
+    },
     /// Not a valid DNS name.
-    #[error("invalid query name {input:?}: {reason}")]
+    #[error("invalid query name {}: {reason}", crate::spec::shown(input))]
     InvalidName {
         /// What was given.
         input: String,
@@ -28,6 +46,13 @@ pub enum SpecError {
     UnknownType {
         /// What was given.
         input: String,
+    },
+    /// A zone transfer (AXFR, IXFR) asked over UDP: zone transfers are TCP only here (RFC 5936
+    /// §4.2 for AXFR).
+    #[error("{query_type} is a zone transfer, asked over TCP only")]
+    ZoneTransferOverUdp {
+        /// `AXFR` or `IXFR`.
+        query_type: String,
     },
     /// Not a known response code.
     #[error(

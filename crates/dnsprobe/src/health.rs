@@ -213,16 +213,24 @@ impl HealthBook {
     }
 
     /// Records `report` for its (target, transport) and returns the change of state, if any.
-    /// A pair that is not tracked is ignored.
+    /// A pair that is not tracked is ignored. A report that does not count against the target
+    /// ([`crate::FailureKind::NotProbed`]: no socket could be had) is kept as the pair's last
+    /// report but leaves its counters and state as they were.
     pub fn record(&mut self, report: &ProbeReport) -> Option<Transition> {
         let t = self.thresholds;
         let e = self
             .entries
             .iter_mut()
             .find(|e| e.target == report.target && e.transport == report.transport)?;
-        let changed = e.health.record(report.healthy(), t);
         e.last = Some(report.clone());
         e.checked = Some(SystemTime::now());
+        if report
+            .failure_kind()
+            .is_some_and(|k| !k.counts_against_target())
+        {
+            return None;
+        }
+        let changed = e.health.record(report.healthy(), t);
         changed.map(|state| Transition {
             target: e.target,
             transport: e.transport,
@@ -342,5 +350,30 @@ mod tests {
         let mut h = Health::default();
         assert_eq!(h.record(false, th(3, 1)), None);
         assert_eq!(h.state, HealthState::Unknown);
+    }
+
+    #[test]
+    fn not_probed_leaves_the_state_alone_but_is_kept_as_last() {
+        let a: SocketAddr = "10.0.0.1:53".parse().unwrap();
+        let mut book = HealthBook::new(th(2, 1));
+        book.track([(a, Transport::Udp)]);
+        let up = book.record(&report("10.0.0.1:53", Transport::Udp, true));
+        assert_eq!(up.map(|t| t.state), Some(HealthState::Up));
+        book.record(&report("10.0.0.1:53", Transport::Udp, false));
+        let spec = ProbeSpec::new(a);
+        let emfile = ProbeReport::failed(
+            &spec,
+            Transport::Udp,
+            Failure::NotProbed {
+                detail: "no socket: Too many open files (os error 24)".into(),
+            },
+        );
+        for _ in 0..5 {
+            assert_eq!(book.record(&emfile), None);
+        }
+        let e = book.get(a, Transport::Udp).unwrap();
+        assert_eq!(e.health.state, HealthState::Up);
+        assert_eq!(e.health.consecutive_failures, 1);
+        assert_eq!(e.last.as_ref(), Some(&emfile));
     }
 }

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::JsonReportError;
 use crate::report::{Failure, FailureKind, ProbeReport};
 use crate::spec::{AnswerExpectation, ProbeSpec, Transport, parse_name, parse_rcode};
-use crate::spec::{parse_record_type, rcode_name};
+use crate::spec::{parse_record_type, rcode_name, record_type_name};
 
 /// One report as JSON.
 ///
@@ -76,7 +76,7 @@ impl From<&ProbeReport> for JsonReport {
             transport: r.transport,
             transport_used: r.transport_used,
             name: r.name.to_string(),
-            query_type: r.query_type.to_string(),
+            query_type: record_type_name(r.query_type),
             healthy: r.healthy(),
             rcode: r.rcode.map(rcode_name),
             answers: r.answers.clone(),
@@ -179,7 +179,15 @@ fn failure(
                 exact,
             }
         }
-        FailureKind::EmptyAnswer => Failure::EmptyAnswer,
+        FailureKind::EmptyAnswer if detail == Failure::EmptyAnswer.to_string() => {
+            Failure::EmptyAnswer
+        }
+        FailureKind::EmptyAnswer => Failure::NoAddress {
+            detail: strip(&detail, "no address for the name asked: "),
+        },
+        FailureKind::Truncated if detail == Failure::TruncatedOverTcp.to_string() => {
+            Failure::TruncatedOverTcp
+        }
         FailureKind::Truncated => Failure::Truncated,
         FailureKind::Malformed => Failure::Malformed {
             detail: detail
@@ -188,12 +196,20 @@ fn failure(
                 .to_owned(),
         },
         FailureKind::Io => Failure::Io {
-            detail: detail
-                .strip_prefix("I/O error: ")
-                .unwrap_or(&detail)
-                .to_owned(),
+            detail: strip(&detail, "I/O error: "),
+        },
+        FailureKind::Mismatched => Failure::Mismatched {
+            detail: strip(&detail, "no reply to this query, only mismatched ones: "),
+        },
+        FailureKind::NotProbed => Failure::NotProbed {
+            detail: strip(&detail, "not probed: "),
         },
     })
+}
+
+/// The detail of a failure's message: the message without the prefix its `Display` adds.
+fn strip(message: &str, prefix: &str) -> String {
+    message.strip_prefix(prefix).unwrap_or(message).to_owned()
 }
 
 #[cfg(test)]
@@ -236,15 +252,27 @@ mod tests {
                 exact: false,
             },
             Failure::EmptyAnswer,
+            Failure::NoAddress {
+                detail: "kubernetes.default.svc.cluster.local. is an alias (CNAME) of gone.example., and the answer holds no A record for it".into(),
+            },
             Failure::Truncated,
+            Failure::TruncatedOverTcp,
             Failure::Malformed {
                 detail: "unexpected end of input".into(),
             },
             Failure::Io {
                 detail: "tunnel closed".into(),
             },
+            Failure::Mismatched {
+                detail: "a reply with ID 7 to evil.example. A".into(),
+            },
+            Failure::NotProbed {
+                detail: "no socket: Too many open files (os error 24)".into(),
+            },
         ];
-        assert_eq!(failures.len(), FailureKind::ALL.len());
+        let kinds: std::collections::BTreeSet<FailureKind> =
+            failures.iter().map(Failure::kind).collect();
+        assert_eq!(kinds.len(), FailureKind::ALL.len(), "every kind is covered");
         for f in failures {
             let mut r = ProbeReport::failed(&s, Transport::Udp, f);
             if let Some(Failure::Rcode { rcode }) = &r.failure {

@@ -14,10 +14,18 @@
 //! - RFC 5452: every query has a random transaction ID and leaves from a fresh ephemeral port
 //!   (a new socket per query). A reply counts only if it comes from the queried address and port,
 //!   has QR set, the same ID and echoes the question; anything else — a spoofed ID, an answer to
-//!   another question, garbage — is dropped and the probe keeps waiting until its deadline.
-//! - UDP sockets are connected, so an ICMP port unreachable surfaces as `refused` at once
-//!   instead of a timeout. A truncated UDP reply is retried over TCP (as `dig` and stub resolvers
-//!   do) and the report says so ([`ProbeReport::truncated`], [`ProbeReport::transport_used`]).
+//!   another question, garbage — is dropped and the probe keeps waiting until its deadline, then
+//!   says what came instead ([`FailureKind::Mismatched`]).
+//! - A matching reply is never dropped: header and question are decoded first, then each record,
+//!   keeping data hickory-proto cannot decode as raw bytes. Addresses count only for the name asked
+//!   and its CNAME chain ([`answer_addresses`]).
+//! - UDP sockets are connected and receive ICMP errors (`IP_RECVERR` on Linux), so port
+//!   unreachable surfaces as `refused` and host, net and protocol unreachable or prohibited as
+//!   `unreachable` at once instead of a timeout. A truncated UDP reply is retried over TCP (as
+//!   `dig` and stub resolvers do) and the report says so ([`ProbeReport::truncated`],
+//!   [`ProbeReport::transport_used`]).
+//! - A probe that could not start (no socket) is [`FailureKind::NotProbed`]: not the target's
+//!   failure.
 //! - RFC 7766: TCP messages carry the 2-byte length prefix, sent in one segment with the message.
 //!
 //! ## Sockets from elsewhere
@@ -64,6 +72,8 @@
 
 mod classify;
 mod error;
+#[cfg(test)]
+mod fuzz;
 mod health;
 #[cfg(feature = "serde")]
 mod json;
@@ -89,7 +99,7 @@ pub use sockets::{OwnSockets, Preopened, SocketSource, new_socket};
 pub use spec::{
     AnswerExpectation, DEFAULT_PORT, DEFAULT_QUERY_NAME, DEFAULT_TIMEOUT, EDNS_PAYLOAD,
     Expectation, ProbeSpec, Transport, TransportMode, parse_name, parse_rcode, parse_record_type,
-    parse_target, rcode_name,
+    parse_target, rcode_name, record_type_name,
 };
 pub use verdict::TransportVerdict;
 

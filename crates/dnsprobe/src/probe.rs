@@ -16,7 +16,7 @@ use crate::classify::{answer_addresses, classify};
 use crate::report::{Failure, ProbeReport};
 use crate::sockets::{OwnSockets, SocketSource};
 use crate::spec::{ProbeSpec, Transport};
-use crate::wire::{Mismatch, accept_reply, build_query};
+use crate::wire::{Mismatch, accept_reply, build_query, rdata_text, record_text};
 
 /// Runs probes, taking sockets from a [`SocketSource`] (by default, its own).
 ///
@@ -101,7 +101,7 @@ impl Prober {
     /// lets every probe finish.
     /// Reports come in input order (per spec, UDP before TCP).
     pub async fn probe_many(&self, specs: &[ProbeSpec], deadline: Duration) -> Vec<ProbeReport> {
-        let until = Instant::now() + deadline;
+        let until = after(Instant::now(), deadline);
         join_all(specs.iter().flat_map(|spec| {
             spec.transport
                 .transports()
@@ -113,18 +113,22 @@ impl Prober {
 
     /// An overall deadline long enough for `specs` to run to completion under this prober's
     /// in-flight limit: every attempt, a TCP retry after truncation, queued in batches.
+    /// Saturates instead of overflowing: a huge timeout gives [`Duration::MAX`], which
+    /// [`Prober::probe_many`] takes as "no overall deadline" in practice.
     pub fn deadline_for(&self, specs: &[ProbeSpec]) -> Duration {
         let probes: usize = specs.iter().map(|s| s.transport.transports().len()).sum();
         let longest = specs
             .iter()
-            .map(|s| s.timeout * (s.attempts.get() + 1))
+            .map(|s| s.timeout.saturating_mul(s.attempts.get().saturating_add(1)))
             .max()
             .unwrap_or_default();
         let batches = match &self.limit {
             Some(l) => probes.div_ceil(l.0.available_permits().max(1)).max(1),
             None => 1,
         };
-        longest * u32::try_from(batches).unwrap_or(u32::MAX) + Duration::from_millis(500)
+        longest
+            .saturating_mul(u32::try_from(batches).unwrap_or(u32::MAX))
+            .saturating_add(Duration::from_millis(500))
     }
 
     /// Probes `spec` over one transport, making up to `spec.attempts` attempts, none going past
@@ -136,7 +140,13 @@ impl Prober {
         deadline: Option<Instant>,
     ) -> ProbeReport {
         let mut report = ProbeReport::new(spec, transport);
-        let mut last = None;
+        if let Err(e) = spec.check_transport(transport) {
+            report.failure = Some(Failure::NotProbed {
+                detail: e.to_string(),
+            });
+            return report;
+        }
+        let mut last: Option<AttemptError> = None;
         for attempt in 1..=spec.attempts.get() {
             // Wait for room before the attempt's clock starts: time queued is not the server's.
             let _permit = match &self.limit {
@@ -159,21 +169,35 @@ impl Prober {
                     record_reply(&mut report, &reply, spec, started);
                     return report;
                 }
+                // Not probed: nothing was sent, and the next socket would fail the same way. An
+                // earlier attempt's failure, if any, is the one that says something of the target.
+                Err(e @ AttemptError::Failed(Failure::NotProbed { .. })) => {
+                    last = last.or(Some(e));
+                    break;
+                }
                 // A later timeout does not hide a more specific failure seen earlier (a refusal
-                // can come back as silence when the kernel rate-limits its ICMP errors).
-                Err(AttemptError::Timeout { .. })
-                    if matches!(last, Some(AttemptError::Failed(_))) => {}
-                Err(e) => last = Some(e),
+                // can come back as silence when the kernel rate-limits its ICMP errors), nor
+                // silence what was heard before.
+                Err(e) => {
+                    if last.as_ref().is_none_or(|l| e.rank() >= l.rank()) {
+                        last = Some(e);
+                    }
+                }
             }
         }
         report.failure = Some(match last {
             Some(AttemptError::Failed(f)) => f,
             Some(AttemptError::Timeout {
-                malformed: Some(detail),
+                dropped: Some(Dropped::Malformed(detail)),
             }) => Failure::Malformed {
                 detail: format!("{detail} (no valid reply before the deadline)"),
             },
-            Some(AttemptError::Timeout { malformed: None }) | None => Failure::Timeout {
+            Some(AttemptError::Timeout {
+                dropped: Some(Dropped::Mismatched(detail)),
+            }) => Failure::Mismatched {
+                detail: format!("{detail}, and no reply to this query before the deadline"),
+            },
+            Some(AttemptError::Timeout { dropped: None }) | None => Failure::Timeout {
                 attempts: report.attempts,
                 timeout: spec.timeout,
             },
@@ -190,17 +214,18 @@ impl Prober {
         overall: Option<Instant>,
         report: &mut ProbeReport,
     ) -> Result<Message, AttemptError> {
-        let deadline = cap(Instant::now() + spec.timeout, overall);
+        let deadline = cap(after(Instant::now(), spec.timeout), overall);
         let reply = self.exchange(spec, transport, deadline, report).await?;
         if transport == Transport::Udp && reply.metadata.truncation {
             report.truncated = true;
             if spec.tcp_fallback {
-                report.transport_used = Transport::Tcp;
                 // The TCP retry gets a full timeout of its own, as stub resolvers give it.
-                let tcp_deadline = cap(Instant::now() + spec.timeout, overall);
-                return self
+                let tcp_deadline = cap(after(Instant::now(), spec.timeout), overall);
+                let reply = self
                     .exchange(spec, Transport::Tcp, tcp_deadline, report)
-                    .await;
+                    .await?;
+                report.transport_used = Transport::Tcp;
+                return Ok(reply);
             }
         }
         Ok(reply)
@@ -222,7 +247,7 @@ impl Prober {
         let socket = self
             .sockets
             .open(transport, spec.target)
-            .map_err(|e| AttemptError::Failed(io_failure(&e)))?;
+            .map_err(not_probed)?;
         match transport {
             Transport::Udp => {
                 udp_exchange(socket, spec.target, &query, &bytes, deadline, report).await
@@ -240,13 +265,29 @@ fn record_reply(report: &mut ProbeReport, reply: &Message, spec: &ProbeSpec, sta
     report.responder = Some(spec.target);
     report.rcode = Some(reply.metadata.response_code);
     report.addresses = answer_addresses(reply);
-    report.answers = reply.answers.iter().map(|r| r.data.to_string()).collect();
-    report.records = reply.answers.iter().map(|r| r.to_string()).collect();
-    report.failure = classify(reply, &spec.expect).err();
+    report.answers = reply.answers.iter().map(|r| rdata_text(&r.data)).collect();
+    report.records = reply.answers.iter().map(record_text).collect();
+    report.failure = match classify(reply, &spec.expect) {
+        Ok(()) => None,
+        // TC on a reply that came over TCP: no fallback could help.
+        Err(Failure::Truncated) if report.transport_used == Transport::Tcp => {
+            Some(Failure::TruncatedOverTcp)
+        }
+        Err(f) => Some(f),
+    };
 }
 
 fn cap(t: Instant, deadline: Option<Instant>) -> Instant {
     deadline.map_or(t, |d| t.min(d))
+}
+
+/// The farthest a deadline is set: about 30 years, tokio's own "far future". A longer duration
+/// (`--timeout 300000000000y`) is capped rather than overflowing `Instant + Duration`.
+const FAR_FUTURE: Duration = Duration::from_secs(86_400 * 365 * 30);
+
+/// `from + d`, capped at [`FAR_FUTURE`]; never panics.
+fn after(from: Instant, d: Duration) -> Instant {
+    from.checked_add(d.min(FAR_FUTURE)).unwrap_or(from)
 }
 
 /// Probes `spec` once over TCP framing on an already established byte stream — a tunnel such
@@ -272,7 +313,8 @@ pub async fn probe_over_stream<S: AsyncRead + AsyncWrite + Unpin>(
     let query = build_query(spec);
     let result = match query.to_vec() {
         Ok(bytes) => {
-            stream_exchange(stream, &query, &bytes, started + spec.timeout, &mut report).await
+            let deadline = after(started, spec.timeout);
+            stream_exchange(stream, &query, &bytes, deadline, &mut report).await
         }
         Err(e) => Err(AttemptError::Failed(Failure::Io {
             detail: format!("cannot encode query: {e}"),
@@ -281,6 +323,13 @@ pub async fn probe_over_stream<S: AsyncRead + AsyncWrite + Unpin>(
     match result {
         Ok(reply) => record_reply(&mut report, &reply, spec, started),
         Err(AttemptError::Failed(f)) => report.failure = Some(f),
+        Err(AttemptError::Timeout {
+            dropped: Some(Dropped::Mismatched(detail)),
+        }) => {
+            report.failure = Some(Failure::Mismatched {
+                detail: format!("{detail}, and no reply to this query before the deadline"),
+            });
+        }
         Err(AttemptError::Timeout { .. }) => {
             report.failure = Some(Failure::Timeout {
                 attempts: 1,
@@ -303,15 +352,65 @@ pub async fn probe_many(specs: &[ProbeSpec], deadline: Duration) -> Vec<ProbeRep
 
 #[derive(Debug)]
 enum AttemptError {
-    /// Nothing accepted before the deadline; `malformed` holds the last parse error of a
-    /// datagram that came from the target, if any.
+    /// Nothing accepted before the deadline; `dropped` says what the last message dropped was,
+    /// if one came from the target.
     Timeout {
-        malformed: Option<String>,
+        dropped: Option<Dropped>,
     },
     Failed(Failure),
 }
 
-fn io_failure(e: &io::Error) -> Failure {
+impl AttemptError {
+    /// How much an attempt's outcome says: a failure, then a timeout after hearing something,
+    /// then silence. A later attempt's outcome replaces an earlier one's only when it says as
+    /// much.
+    fn rank(&self) -> u8 {
+        match self {
+            AttemptError::Timeout { dropped: None } => 0,
+            AttemptError::Timeout { dropped: Some(_) } => 1,
+            AttemptError::Failed(_) => 2,
+        }
+    }
+}
+
+/// A message from the target that was dropped, as evidence for the final failure.
+#[derive(Debug)]
+enum Dropped {
+    /// Its header or question did not parse.
+    Malformed(String),
+    /// A reply to something else (described).
+    Mismatched(String),
+}
+
+/// A socket that could not be had or set up: the probe did not start (not the target's fault).
+fn not_probed(e: io::Error) -> AttemptError {
+    AttemptError::Failed(Failure::NotProbed {
+        detail: format!("no socket: {e}"),
+    })
+}
+
+/// A socket error on the path to the target, as a failure: ICMP errors and their local
+/// equivalents (an `unreachable` or `prohibit` route) are `unreachable`, a port unreachable or a
+/// TCP RST is `refused`, anything else `io`. The OS error is stated once, in its own words.
+fn path_failure(e: &io::Error) -> Failure {
+    #[cfg(target_os = "linux")]
+    if let Some(code) = e.raw_os_error() {
+        use nix::errno::Errno;
+        let why = match Errno::from_raw(code) {
+            // A local `prohibit` route (older kernels: also ICMP administratively prohibited).
+            Errno::EACCES => Some("prohibited"),
+            // ICMP protocol unreachable.
+            Errno::ENOPROTOOPT | Errno::EPROTO => Some("protocol unreachable"),
+            // ICMP host unknown, host isolated.
+            Errno::EHOSTDOWN | Errno::ENONET => Some("host unreachable"),
+            _ => None,
+        };
+        if let Some(why) = why {
+            return Failure::Unreachable {
+                detail: format!("{why}: {e}"),
+            };
+        }
+    }
     use io::ErrorKind::*;
     match e.kind() {
         ConnectionRefused => Failure::Refused,
@@ -325,22 +424,65 @@ fn io_failure(e: &io::Error) -> Failure {
 }
 
 fn failed(e: io::Error) -> AttemptError {
-    AttemptError::Failed(io_failure(&e))
+    AttemptError::Failed(path_failure(&e))
 }
 
-/// Notes a dropped message; returns the parse error for malformed ones.
-fn dropped(report: &mut ProbeReport, why: Mismatch, malformed: &mut Option<String>) {
-    report.ignored += 1;
-    if let Mismatch::Malformed(detail) = why {
-        *malformed = Some(detail);
-    }
+/// Notes a dropped message as the evidence for a later failure.
+fn dropped(report: &mut ProbeReport, why: Mismatch, last: &mut Option<Dropped>) {
+    report.ignored = report.ignored.saturating_add(1);
+    *last = Some(match why {
+        Mismatch::Malformed(detail) => Dropped::Malformed(detail),
+        other => Dropped::Mismatched(other.to_string()),
+    });
 }
 
 /// Receive buffer for UDP replies. We advertise 1232 bytes (EDNS_PAYLOAD); 4096 is the largest
-/// payload servers commonly send even when asked for less. A larger datagram is cut by the kernel
-/// and fails to parse (dropped, `malformed` if nothing else comes). Sized for memory: a sweep
-/// holds one buffer per concurrent probe (300 for 100 namespaces x 3 targets).
+/// payload servers commonly send even when asked for less. The buffer is one byte larger, so a
+/// datagram that does not fit is seen at once (the kernel cuts it): if it is the reply to the
+/// query, the probe fails as `malformed` saying so. Sized for memory: a sweep holds one buffer per
+/// concurrent probe (300 for 100 namespaces x 3 targets).
 const UDP_BUFFER: usize = 4096;
+
+/// Mismatched messages one TCP connection may carry before the probe gives up on it: a server
+/// that streams replies to other questions would otherwise keep a core busy until the deadline.
+const MAX_MISMATCHED_FRAMES: u32 = 8;
+
+/// Makes a socket from a source ready for tokio; a failure here means the probe never started.
+fn udp_socket(socket: socket2::Socket, target: SocketAddr) -> Result<UdpSocket, AttemptError> {
+    socket.set_nonblocking(true).map_err(not_probed)?;
+    #[cfg(target_os = "linux")]
+    receive_icmp_errors(&socket, target);
+    #[cfg(not(target_os = "linux"))]
+    let _ = target;
+    UdpSocket::from_std(socket.into()).map_err(not_probed)
+}
+
+/// IP_RECVERR / IPV6_RECVERR: without them Linux reports only "hard" ICMP errors (port and
+/// protocol unreachable, prohibited) on a connected UDP socket, and drops host and net
+/// unreachable, which a probe would then see as a timeout after its whole deadline. Best effort:
+/// a socket that refuses the option only loses the early answer.
+/// The option is chosen by the target's family (the socket's, as a source must make it): one
+/// system call per probe.
+#[cfg(target_os = "linux")]
+fn receive_icmp_errors(socket: &socket2::Socket, target: SocketAddr) {
+    use nix::sys::socket::{setsockopt, sockopt};
+    let _ = match target {
+        SocketAddr::V6(_) => setsockopt(socket, sockopt::Ipv6RecvErr, &true),
+        SocketAddr::V4(_) => setsockopt(socket, sockopt::Ipv4RecvErr, &true),
+    };
+}
+
+/// An error on a connected UDP socket, as a failure, told by the ICMP error behind it when the
+/// socket's error queue holds one (Linux): which error, and which router sent it. Recent kernels
+/// report an ICMP "administratively prohibited" as EHOSTUNREACH; the queue tells them apart.
+fn udp_failure(socket: &UdpSocket, e: &io::Error) -> Failure {
+    #[cfg(target_os = "linux")]
+    if let Some(icmp) = icmp::last_error(socket) {
+        return icmp.failure(e);
+    }
+    let _ = socket;
+    path_failure(e)
+}
 
 async fn udp_exchange(
     socket: socket2::Socket,
@@ -350,27 +492,42 @@ async fn udp_exchange(
     deadline: Instant,
     report: &mut ProbeReport,
 ) -> Result<Message, AttemptError> {
-    socket.set_nonblocking(true).map_err(failed)?;
-    // Connecting filters other sources in the kernel and turns ICMP port unreachable into
-    // ECONNREFUSED; an unbound socket gets a fresh ephemeral port here.
-    let socket = UdpSocket::from_std(socket.into()).map_err(failed)?;
+    // Connecting filters other sources in the kernel and turns ICMP errors into socket errors;
+    // an unbound socket gets a fresh ephemeral port here.
+    let socket = udp_socket(socket, target)?;
     socket.connect(target).await.map_err(failed)?;
-    socket.send(bytes).await.map_err(failed)?;
-    let mut buf = vec![0u8; UDP_BUFFER];
-    let mut malformed = None;
+    if let Err(e) = socket.send(bytes).await {
+        return Err(AttemptError::Failed(udp_failure(&socket, &e)));
+    }
+    let mut buf = vec![0u8; UDP_BUFFER + 1];
+    let mut last = None;
     loop {
         let (n, from) = match timeout_at(deadline, socket.recv_from(&mut buf)).await {
-            Err(_elapsed) => return Err(AttemptError::Timeout { malformed }),
-            Ok(Err(e)) => return Err(failed(e)),
+            Err(_elapsed) => return Err(AttemptError::Timeout { dropped: last }),
+            Ok(Err(e)) => return Err(AttemptError::Failed(udp_failure(&socket, &e))),
             Ok(Ok(got)) => got,
         };
-        if from != target {
-            report.ignored += 1;
+        // Address and port; not an IPv6 scope, which the kernel reports only for addresses that
+        // need one (`[::1%lo]` answers from plain `[::1]`).
+        if from.ip() != target.ip() || from.port() != target.port() {
+            report.ignored = report.ignored.saturating_add(1);
             continue;
         }
-        match accept_reply(query, &buf[..n]) {
+        let oversize = n > UDP_BUFFER;
+        match accept_reply(query, &buf[..n.min(UDP_BUFFER)]) {
+            Ok(_) | Err(Mismatch::Broken(_)) if oversize => {
+                return Err(AttemptError::Failed(Failure::Malformed {
+                    detail: format!(
+                        "reply larger than {UDP_BUFFER} bytes (the receive buffer), though the query allowed at most {}",
+                        crate::spec::EDNS_PAYLOAD
+                    ),
+                }));
+            }
             Ok(reply) => return Ok(reply),
-            Err(why) => dropped(report, why, &mut malformed),
+            Err(Mismatch::Broken(detail)) => {
+                return Err(AttemptError::Failed(Failure::Malformed { detail }));
+            }
+            Err(why) => dropped(report, why, &mut last),
         }
     }
 }
@@ -383,14 +540,25 @@ async fn tcp_exchange(
     deadline: Instant,
     report: &mut ProbeReport,
 ) -> Result<Message, AttemptError> {
-    socket.set_nonblocking(true).map_err(failed)?;
+    socket.set_nonblocking(true).map_err(not_probed)?;
     let socket = TcpSocket::from_std_stream(socket.into());
     let stream: TcpStream = match timeout_at(deadline, socket.connect(target)).await {
-        Err(_) => return Err(AttemptError::Timeout { malformed: None }),
+        Err(_) => return Err(AttemptError::Timeout { dropped: None }),
         Ok(r) => r.map_err(failed)?,
     };
     stream.set_nodelay(true).map_err(failed)?;
     stream_exchange(stream, query, bytes, deadline, report).await
+}
+
+/// A read or write error on a DNS-over-TCP stream, as a failure.
+fn stream_failure(e: io::Error) -> AttemptError {
+    if e.kind() == io::ErrorKind::UnexpectedEof {
+        AttemptError::Failed(Failure::Io {
+            detail: "the server closed the connection without a reply".into(),
+        })
+    } else {
+        failed(e)
+    }
 }
 
 /// One DNS-over-TCP exchange (RFC 7766 framing) over an established byte stream.
@@ -410,38 +578,142 @@ async fn stream_exchange<S: AsyncRead + AsyncWrite + Unpin>(
     let mut framed = Vec::with_capacity(bytes.len() + 2);
     framed.extend_from_slice(&len.to_be_bytes());
     framed.extend_from_slice(bytes);
-    let mut malformed = None;
+    let mut last = None;
     let io = async {
-        stream.write_all(&framed).await?;
+        stream.write_all(&framed).await.map_err(stream_failure)?;
         let mut buf = Vec::new();
+        let mut mismatched = 0u32;
         loop {
-            let n = usize::from(stream.read_u16().await?);
+            let n = usize::from(stream.read_u16().await.map_err(stream_failure)?);
             buf.resize(n, 0);
-            stream.read_exact(&mut buf).await?;
+            stream.read_exact(&mut buf).await.map_err(stream_failure)?;
             match accept_reply(query, &buf) {
                 Ok(reply) => return Ok(reply),
-                Err(Mismatch::Malformed(detail)) => {
-                    // Framing is intact but the message is not: nothing after it can be trusted.
-                    return Err(io::Error::new(io::ErrorKind::InvalidData, detail));
+                // Framing is intact but the message is not: nothing after it can be trusted.
+                Err(Mismatch::Malformed(detail) | Mismatch::Broken(detail)) => {
+                    report.ignored = report.ignored.saturating_add(1);
+                    return Err(AttemptError::Failed(Failure::Malformed { detail }));
                 }
-                Err(why) => dropped(report, why, &mut malformed),
+                Err(why) => {
+                    let what = why.to_string();
+                    dropped(report, why, &mut last);
+                    mismatched += 1;
+                    if mismatched >= MAX_MISMATCHED_FRAMES {
+                        return Err(AttemptError::Failed(Failure::Mismatched {
+                            detail: format!(
+                                "{mismatched} messages on one TCP connection answered something else (the last: {what}); gave up on it"
+                            ),
+                        }));
+                    }
+                }
             }
         }
     };
     match timeout_at(deadline, io).await {
-        Err(_) => Err(AttemptError::Timeout { malformed }),
-        Ok(Ok(reply)) => Ok(reply),
-        Ok(Err(e)) if e.kind() == io::ErrorKind::InvalidData => {
-            report.ignored += 1;
-            Err(AttemptError::Failed(Failure::Malformed {
-                detail: e.to_string(),
-            }))
+        Err(_) => Err(AttemptError::Timeout { dropped: last }),
+        Ok(result) => result,
+    }
+}
+
+/// The ICMP error behind a socket error, from the socket's error queue (IP_RECVERR).
+#[cfg(target_os = "linux")]
+mod icmp {
+    use std::io;
+    use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+    use std::os::fd::AsRawFd;
+
+    use nix::sys::socket::{ControlMessageOwned, MsgFlags, SockaddrStorage, recvmsg};
+    use tokio::net::UdpSocket;
+
+    use crate::report::Failure;
+
+    /// `SO_EE_ORIGIN_ICMP`, `SO_EE_ORIGIN_ICMP6`: the error came in an ICMP message.
+    const ORIGIN_ICMP: u8 = 2;
+    const ORIGIN_ICMP6: u8 = 3;
+
+    /// One ICMP error: its type and code, and who sent it.
+    #[derive(Debug)]
+    pub(super) struct IcmpError {
+        v6: bool,
+        kind: u8,
+        code: u8,
+        from: Option<IpAddr>,
+    }
+
+    /// The oldest ICMP error queued on `socket`, if any; never blocks.
+    pub(super) fn last_error(socket: &UdpSocket) -> Option<IcmpError> {
+        let mut cmsg = nix::cmsg_space!(nix::libc::sock_extended_err, nix::libc::sockaddr_in6);
+        let mut data = [0u8; 64];
+        let mut iov = [io::IoSliceMut::new(&mut data)];
+        let flags = MsgFlags::MSG_ERRQUEUE | MsgFlags::MSG_DONTWAIT;
+        let msg = recvmsg::<SockaddrStorage>(socket.as_raw_fd(), &mut iov, Some(&mut cmsg), flags)
+            .ok()?;
+        for c in msg.cmsgs().ok()? {
+            let (v6, ee, from) = match c {
+                ControlMessageOwned::Ipv4RecvErr(ee, from) => (
+                    false,
+                    ee,
+                    from.map(|a| IpAddr::V4(Ipv4Addr::from(u32::from_be(a.sin_addr.s_addr)))),
+                ),
+                ControlMessageOwned::Ipv6RecvErr(ee, from) => (
+                    true,
+                    ee,
+                    from.map(|a| IpAddr::V6(Ipv6Addr::from(a.sin6_addr.s6_addr))),
+                ),
+                _ => continue,
+            };
+            if ee.ee_origin == ORIGIN_ICMP || ee.ee_origin == ORIGIN_ICMP6 {
+                return Some(IcmpError {
+                    v6,
+                    kind: ee.ee_type,
+                    code: ee.ee_code,
+                    from,
+                });
+            }
         }
-        Ok(Err(e)) if e.kind() == io::ErrorKind::UnexpectedEof => {
-            Err(AttemptError::Failed(Failure::Io {
-                detail: "the server closed the connection without a reply".into(),
-            }))
+        None
+    }
+
+    impl IcmpError {
+        /// What the ICMP error says, in words; `None` for a type this probe does not expect.
+        fn words(&self) -> Option<&'static str> {
+            Some(match (self.v6, self.kind, self.code) {
+                (false, 3, 0 | 6 | 11) => "network unreachable",
+                (false, 3, 1 | 7 | 12) => "host unreachable",
+                (false, 3, 2) => "protocol unreachable",
+                (false, 3, 3) => "port unreachable",
+                (false, 3, 4) => "fragmentation needed",
+                (false, 3, 9 | 10 | 13) => "prohibited (administratively)",
+                (false, 3, 14 | 15) => "prohibited (precedence)",
+                (true, 1, 0) => "no route to destination",
+                (true, 1, 1) => "prohibited (administratively)",
+                (true, 1, 2) => "beyond the scope of the source address",
+                (true, 1, 3) => "address unreachable",
+                (true, 1, 4) => "port unreachable",
+                (true, 1, 5) => "prohibited (source address failed policy)",
+                (true, 1, 6) => "prohibited (reject route)",
+                (true, 2, _) => "packet too big",
+                _ => return None,
+            })
         }
-        Ok(Err(e)) => Err(failed(e)),
+
+        /// The failure, with the OS error stated once.
+        pub(super) fn failure(&self, e: &io::Error) -> Failure {
+            let Some(words) = self.words() else {
+                return super::path_failure(e);
+            };
+            if words == "port unreachable" {
+                return Failure::Refused;
+            }
+            let from = self
+                .from
+                .map(|ip| format!(" from {ip}"))
+                .unwrap_or_default();
+            let detail = format!("{words} (ICMP{from}): {e}");
+            match words {
+                "fragmentation needed" | "packet too big" => Failure::Io { detail },
+                _ => Failure::Unreachable { detail },
+            }
+        }
     }
 }

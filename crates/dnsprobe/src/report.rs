@@ -7,7 +7,7 @@ use std::time::Duration;
 use hickory_proto::op::ResponseCode;
 use hickory_proto::rr::{Name, RecordType};
 
-use crate::spec::{ProbeSpec, Transport, rcode_name};
+use crate::spec::{ProbeSpec, Transport, rcode_name, record_type_name};
 
 /// The kind of a failed probe, with a stable lowercase name ([`FailureKind::as_str`]) fit for a
 /// metric label, a JSON field or a finding code.
@@ -29,15 +29,26 @@ pub enum FailureKind {
     EmptyAnswer,
     /// A truncated UDP reply, and TCP fallback was not allowed.
     Truncated,
-    /// Only replies that could not be parsed came back (or a TCP stream carried one).
+    /// Only replies that could not be parsed came back, the reply to the query was broken (its
+    /// records cannot be read, it is larger than the receive buffer), or a TCP stream carried an
+    /// unparseable message.
     Malformed,
     /// Any other socket error.
     Io,
+    /// Only replies to something else came back: another transaction ID, another question, a
+    /// query instead of a reply (or, over TCP, too many of them on one connection). Not a
+    /// timeout: something answered, but never this query.
+    Mismatched,
+    /// The probe could not be started: no socket could be had (EMFILE, ENFILE, ENOBUFS,
+    /// ENOMEM, ...), or the spec cannot be probed over this transport (AXFR over UDP). Says
+    /// nothing about the target: it does not count against it
+    /// ([`FailureKind::counts_against_target`]).
+    NotProbed,
 }
 
 impl FailureKind {
     /// Every kind, in a fixed order (e.g. to pre-create metric label sets).
-    pub const ALL: [FailureKind; 9] = [
+    pub const ALL: [FailureKind; 11] = [
         FailureKind::Timeout,
         FailureKind::Refused,
         FailureKind::Unreachable,
@@ -47,10 +58,13 @@ impl FailureKind {
         FailureKind::Truncated,
         FailureKind::Malformed,
         FailureKind::Io,
+        FailureKind::Mismatched,
+        FailureKind::NotProbed,
     ];
 
     /// Stable lowercase (kebab-case) name: `timeout`, `refused`, `unreachable`, `rcode`,
-    /// `wrong-answer`, `empty-answer`, `truncated`, `malformed`, `io`. A contract: never renamed.
+    /// `wrong-answer`, `empty-answer`, `truncated`, `malformed`, `io`, `mismatched`, `not-probed`.
+    /// A contract: never renamed.
     pub fn as_str(self) -> &'static str {
         match self {
             FailureKind::Timeout => "timeout",
@@ -62,11 +76,14 @@ impl FailureKind {
             FailureKind::Truncated => "truncated",
             FailureKind::Malformed => "malformed",
             FailureKind::Io => "io",
+            FailureKind::Mismatched => "mismatched",
+            FailureKind::NotProbed => "not-probed",
         }
     }
 
     /// True for failures of the path (nothing usable came back), false for failures of the answer
-    /// (the server answered, wrongly). Only path failures are retried.
+    /// (the server answered, wrongly) and for [`FailureKind::NotProbed`] (nothing was asked).
+    /// Only path failures are retried.
     pub fn is_transport(self) -> bool {
         !matches!(
             self,
@@ -74,7 +91,15 @@ impl FailureKind {
                 | FailureKind::WrongAnswer
                 | FailureKind::EmptyAnswer
                 | FailureKind::Truncated
+                | FailureKind::NotProbed
         )
+    }
+
+    /// False for [`FailureKind::NotProbed`]: the probe never reached the target, so its report
+    /// must not move the target's state ([`crate::HealthBook::record`] keeps it unchanged). True
+    /// for every other kind.
+    pub fn counts_against_target(self) -> bool {
+        self != FailureKind::NotProbed
     }
 }
 
@@ -118,9 +143,19 @@ pub enum Failure {
     },
     /// NOERROR with no answer records.
     EmptyAnswer,
+    /// NOERROR, an A or AAAA question, and records in the answer section but no address for the
+    /// name asked: e.g. only a CNAME that leads nowhere in the answer (kind
+    /// [`FailureKind::EmptyAnswer`]: a client gets no address).
+    NoAddress {
+        /// What the answer held instead.
+        detail: String,
+    },
     /// Truncated UDP reply, TCP fallback off.
     Truncated,
-    /// Nothing parseable came back.
+    /// A reply received over TCP with the TC bit set (kind [`FailureKind::Truncated`]): the
+    /// server could not send the whole answer even over TCP.
+    TruncatedOverTcp,
+    /// Nothing parseable came back, or the reply to the query was broken.
     Malformed {
         /// What was wrong.
         detail: String,
@@ -128,6 +163,16 @@ pub enum Failure {
     /// Another socket error.
     Io {
         /// The operating system's words.
+        detail: String,
+    },
+    /// Only replies to something else came back.
+    Mismatched {
+        /// What came back (the last one): its ID, the question it answered.
+        detail: String,
+    },
+    /// The probe could not be started.
+    NotProbed {
+        /// Why: the operating system's words, or the spec's fault.
         detail: String,
     },
 }
@@ -141,10 +186,12 @@ impl Failure {
             Failure::Unreachable { .. } => FailureKind::Unreachable,
             Failure::Rcode { .. } => FailureKind::Rcode,
             Failure::WrongAnswer { .. } => FailureKind::WrongAnswer,
-            Failure::EmptyAnswer => FailureKind::EmptyAnswer,
-            Failure::Truncated => FailureKind::Truncated,
+            Failure::EmptyAnswer | Failure::NoAddress { .. } => FailureKind::EmptyAnswer,
+            Failure::Truncated | Failure::TruncatedOverTcp => FailureKind::Truncated,
             Failure::Malformed { .. } => FailureKind::Malformed,
             Failure::Io { .. } => FailureKind::Io,
+            Failure::Mismatched { .. } => FailureKind::Mismatched,
+            Failure::NotProbed { .. } => FailureKind::NotProbed,
         }
     }
 }
@@ -188,9 +235,17 @@ impl fmt::Display for Failure {
                 join_ips(expected)
             ),
             Failure::EmptyAnswer => f.write_str("empty answer (NOERROR with no records)"),
+            Failure::NoAddress { detail } => write!(f, "no address for the name asked: {detail}"),
             Failure::Truncated => f.write_str("reply truncated and TCP fallback is off"),
+            Failure::TruncatedOverTcp => f.write_str(
+                "reply truncated over TCP (TC set): the server could not send the whole answer",
+            ),
             Failure::Malformed { detail } => write!(f, "malformed reply: {detail}"),
             Failure::Io { detail } => write!(f, "I/O error: {detail}"),
+            Failure::Mismatched { detail } => {
+                write!(f, "no reply to this query, only mismatched ones: {detail}")
+            }
+            Failure::NotProbed { detail } => write!(f, "not probed: {detail}"),
         }
     }
 }
@@ -223,7 +278,8 @@ pub struct ProbeReport {
     pub query_type: RecordType,
     /// The transport probed.
     pub transport: Transport,
-    /// The transport that carried the final reply: TCP when a truncated UDP reply was retried.
+    /// The transport that carried the final reply: TCP when a truncated UDP reply was retried
+    /// and TCP answered.
     pub transport_used: Transport,
     /// A truncated UDP reply was received (and retried over TCP unless that was off).
     pub truncated: bool,
@@ -307,6 +363,8 @@ impl ProbeReport {
 
     /// False when the path failed (nothing usable came back: [`FailureKind::is_transport`]);
     /// true when it answered, rightly or wrongly. What [`crate::TransportVerdict`] compares.
+    /// A [`FailureKind::NotProbed`] report says nothing about the path (it is not false): check
+    /// [`FailureKind::counts_against_target`] before comparing.
     pub fn path_works(&self) -> bool {
         self.failure_kind().is_none_or(|k| !k.is_transport())
     }
@@ -325,7 +383,10 @@ impl fmt::Display for ProbeReport {
         write!(
             f,
             "{} {} {} {}",
-            self.target, self.transport, self.name, self.query_type
+            self.target,
+            self.transport,
+            self.name,
+            record_type_name(self.query_type)
         )?;
         match &self.failure {
             None if self.answers.is_empty() => {
@@ -340,10 +401,13 @@ impl fmt::Display for ProbeReport {
         }
         let mut notes = Vec::new();
         if self.truncated {
-            notes.push(if self.transport_used == self.transport {
+            notes.push(if self.transport_used != self.transport {
+                format!("truncated, answered over {}", self.transport_used)
+            } else if self.failure_kind() == Some(FailureKind::Truncated) {
                 "truncated".to_owned()
             } else {
-                format!("truncated, answered over {}", self.transport_used)
+                // The retry over TCP was made but brought no usable reply: the failure says why.
+                "truncated, no answer over tcp".to_owned()
             });
         }
         // A timeout already says how many attempts it took.
@@ -403,7 +467,9 @@ mod tests {
                 "empty-answer",
                 "truncated",
                 "malformed",
-                "io"
+                "io",
+                "mismatched",
+                "not-probed"
             ]
         );
     }

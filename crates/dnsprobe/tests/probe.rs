@@ -359,12 +359,14 @@ async fn sockets_from_the_caller() {
     assert!(r[0].healthy(), "{:?}", r[0].failure);
     assert_eq!(opened.load(Ordering::SeqCst), 1);
 
-    // A pool of one pre-opened UDP socket serves one probe, then says it is empty.
+    // A pool of one pre-opened UDP socket serves one probe, then says it is empty: the next
+    // probe is not probed (nothing was sent: it says nothing of the server).
     let pool = Preopened::new([new_socket(Transport::Udp, server.addr()).unwrap()]).unwrap();
     let prober = Prober::with_sockets(pool);
     assert!(prober.probe(&s).await[0].healthy());
     let r = prober.probe(&s).await.remove(0);
-    assert_eq!(r.failure_kind(), Some(FailureKind::Io));
+    assert_eq!(r.failure_kind(), Some(FailureKind::NotProbed));
+    assert_eq!(r.attempts, 1);
     assert!(
         r.failure
             .unwrap()

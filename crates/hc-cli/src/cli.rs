@@ -68,13 +68,14 @@ Healthy: a reply from the queried address and port, with the query's ID and ques
 response code in --rcode, and an answer holding every --expect address (any answer without
 --expect). A truncated UDP reply is retried over TCP, as dig does.
 Failure kinds (JSON error.kind): timeout, refused, unreachable, rcode, wrong-answer,
-empty-answer, truncated, malformed, io.
+empty-answer, truncated, malformed, io, mismatched, not-probed.
 Exit status: 0 every probe healthy, 1 any unhealthy, 2 bad usage, 3 run-time error.";
 
 /// Arguments of `hc-cli probe`.
 #[derive(Debug, Args)]
 pub(crate) struct ProbeArgs {
-    /// DNS server to query: IP or IP:PORT; IPv6 as [::1]:53 or bare ::1. Repeat for more.
+    /// DNS server to query: IP or IP:PORT; IPv6 as [::1]:53 or bare ::1, with a zone as
+    /// fe80::1%eth0. Repeat for more.
     #[arg(long = "target", visible_alias = "ip", value_name = "IP[:PORT]", required = true, num_args = 1.., action = clap::ArgAction::Append, value_parser = parse_target_arg)]
     pub(crate) targets: Vec<TargetArg>,
 
@@ -110,7 +111,7 @@ pub(crate) struct ProbeArgs {
     #[arg(long = "rcode", value_name = "CODE", value_parser = parse_rcode_arg)]
     pub(crate) rcodes: Vec<ResponseCode>,
 
-    /// Time allowed for each attempt, e.g. 300ms, 2s.
+    /// Time allowed for each attempt, e.g. 300ms, 2s (at most 1h).
     #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = parse_duration_arg)]
     pub(crate) timeout: Duration,
 
@@ -140,33 +141,95 @@ pub(crate) struct ProbeArgs {
 pub(crate) struct TargetArg {
     pub(crate) ip: IpAddr,
     pub(crate) port: Option<u16>,
+    /// The IPv6 zone's interface index (`fe80::1%eth0`), 0 for none.
+    pub(crate) scope_id: u32,
 }
 
 impl TargetArg {
     pub(crate) fn with_default_port(&self, port: u16) -> std::net::SocketAddr {
-        std::net::SocketAddr::new(self.ip, self.port.unwrap_or(port))
+        let port = self.port.unwrap_or(port);
+        match self.ip {
+            IpAddr::V6(v6) => std::net::SocketAddrV6::new(v6, port, 0, self.scope_id).into(),
+            IpAddr::V4(_) => std::net::SocketAddr::new(self.ip, port),
+        }
     }
 }
 
+/// `IP`, `IP:PORT`, `[IPv6]:PORT`, a bare IPv6 address, with an optional zone; dnsprobe's
+/// `parse_target` decides (and refuses `::1:5399`, which looks like a port without brackets).
 pub(crate) fn parse_target_arg(s: &str) -> Result<TargetArg, String> {
-    if let Ok(addr) = s.trim().parse::<std::net::SocketAddr>() {
-        if addr.port() == 0 {
-            return Err("port 0 is not a DNS port: give 1-65535, or leave the port out".into());
-        }
-        return Ok(TargetArg {
-            ip: addr.ip(),
-            port: Some(addr.port()),
-        });
+    let t = s.trim();
+    let explicit_port = if t.starts_with('[') {
+        t.contains("]:")
+    } else {
+        t.parse::<std::net::SocketAddrV4>().is_ok()
+    };
+    let addr = dnsprobe::parse_target(t, dnsprobe::DEFAULT_PORT).map_err(|e| e.to_string())?;
+    if explicit_port && addr.port() == 0 {
+        return Err("port 0 is not a DNS port: give 1-65535, or leave the port out".into());
     }
-    let addr = dnsprobe::parse_target(s, 0).map_err(|e| e.to_string())?;
     Ok(TargetArg {
         ip: addr.ip(),
-        port: None,
+        port: explicit_port.then_some(addr.port()),
+        scope_id: match addr {
+            std::net::SocketAddr::V6(v6) => v6.scope_id(),
+            std::net::SocketAddr::V4(_) => 0,
+        },
     })
 }
 
-pub(crate) fn parse_name_arg(s: &str) -> Result<Name, String> {
-    dnsprobe::parse_name(s).map_err(|e| e.to_string())
+/// The value parser of every query-name flag (`value_parser = parse_name_arg`): dnsprobe's
+/// `parse_name`, with the value shown once, quoted with escapes (a space, a tab, an empty label
+/// show) and cut short when long.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct NameArg;
+
+/// Named as the function it replaced (see `parse_duration_arg`).
+#[allow(non_upper_case_globals)]
+pub(crate) const parse_name_arg: NameArg = NameArg;
+
+impl clap::builder::TypedValueParser for NameArg {
+    type Value = Name;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<Name, clap::Error> {
+        let text = value.to_string_lossy();
+        dnsprobe::parse_name(&text).map_err(|e| {
+            let why = match e {
+                dnsprobe::SpecError::InvalidName { reason, .. } => reason,
+                other => other.to_string(),
+            };
+            value_error(cmd, arg, "query name", &text, &why)
+        })
+    }
+}
+
+/// `invalid WHAT "VALUE" for '--flag <V>': why`, the value quoted with escapes and cut short
+/// when long, so that it is stated once and what is invisible shows.
+fn value_error(
+    cmd: &clap::Command,
+    arg: Option<&clap::Arg>,
+    what: &str,
+    value: &str,
+    why: &str,
+) -> clap::Error {
+    const SHOWN: usize = 64;
+    let shown = if value.chars().count() <= SHOWN {
+        format!("{value:?}")
+    } else {
+        let head: String = value.chars().take(SHOWN).collect();
+        format!("{head:?}... ({} bytes)", value.len())
+    };
+    let flag = arg.map(ToString::to_string).unwrap_or_else(|| "...".into());
+    clap::Error::raw(
+        clap::error::ErrorKind::ValueValidation,
+        format!("invalid {what} {shown} for '{flag}': {why}\n"),
+    )
+    .with_cmd(cmd)
 }
 
 fn parse_type_arg(s: &str) -> Result<RecordType, String> {
@@ -177,13 +240,58 @@ fn parse_rcode_arg(s: &str) -> Result<ResponseCode, String> {
     dnsprobe::parse_rcode(s).map_err(|e| e.to_string())
 }
 
-pub(crate) fn parse_duration_arg(s: &str) -> Result<Duration, String> {
-    let d = humantime::parse_duration(s)
+/// The longest timeout a flag accepts (`--timeout`, `--probe-pod-timeout`, ...).
+const MAX_TIMEOUT: Duration = Duration::from_secs(3600);
+/// The longest any other duration flag accepts (`--interval`, `--window`, ...).
+const MAX_DURATION: Duration = Duration::from_secs(86_400);
+
+/// A positive duration (`300ms`, `2s`, `1m`), bounded by the flag it is given to: a timeout at
+/// most 1h, anything else (an interval, a window) at most 1 day. Out of bounds is a usage error
+/// (exit 2) naming the flag's limit, where a huge value used to overflow and abort.
+fn duration_within(s: &str, flag: Option<&str>) -> Result<Duration, String> {
+    let d = humantime::parse_duration(s.trim())
         .map_err(|e| format!("{e}: write a duration such as 300ms, 2s or 1m"))?;
     if d.is_zero() {
         return Err("must be greater than zero".into());
     }
+    let (max, limit) = match flag {
+        Some(f) if f.contains("timeout") => (MAX_TIMEOUT, "1h"),
+        _ => (MAX_DURATION, "1 day"),
+    };
+    if d > max {
+        let flag = flag
+            .map(|f| format!("--{f}"))
+            .unwrap_or_else(|| "it".into());
+        return Err(format!("{flag} is at most {limit}"));
+    }
     Ok(d)
+}
+
+/// The value parser of every duration flag (`value_parser = parse_duration_arg`): clap hands it
+/// the flag, so each flag gets its own bound (see `duration_within`).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct DurationArg;
+
+/// Named as the function it replaced, so that every `value_parser = parse_duration_arg` gets
+/// the per-flag bound.
+#[allow(non_upper_case_globals)]
+pub(crate) const parse_duration_arg: DurationArg = DurationArg;
+
+impl clap::builder::TypedValueParser for DurationArg {
+    type Value = Duration;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<Duration, clap::Error> {
+        let flag = arg.and_then(clap::Arg::get_long);
+        let text = value.to_str().ok_or_else(|| {
+            clap::Error::raw(clap::error::ErrorKind::InvalidUtf8, "not UTF-8\n").with_cmd(cmd)
+        })?;
+        duration_within(text, flag).map_err(|why| value_error(cmd, arg, "value", text, &why))
+    }
 }
 
 /// The query every probe of a sweep or an agent is made from: `name`, an answer that must hold
@@ -209,6 +317,24 @@ mod tests {
     #[test]
     fn cli_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn durations_are_bounded_per_flag() {
+        assert_eq!(
+            duration_within("2s", Some("timeout")),
+            Ok(Duration::from_secs(2))
+        );
+        assert_eq!(
+            duration_within("2h", Some("timeout")),
+            Err("--timeout is at most 1h".into())
+        );
+        assert!(duration_within("2h", Some("interval")).is_ok());
+        assert_eq!(
+            duration_within("300000000000y", Some("interval")),
+            Err("--interval is at most 1 day".into())
+        );
+        assert!(duration_within("0s", Some("interval")).is_err());
     }
 
     #[test]

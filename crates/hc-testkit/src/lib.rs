@@ -6,6 +6,9 @@
 //! - [`ScriptedServer`]: a DNS server on hickory-proto whose misbehaviour is scripted per
 //!   transport (silence, SERVFAIL, truncation, spoofed IDs, garbage, ...), for the failure modes
 //!   a real server will not produce on demand.
+//! - [`HostileServer`]: replies written byte by byte for what no encoder produces: compression
+//!   loops, other owners, other questions, endless TCP streams, oversize datagrams, records a
+//!   strict decoder refuses, CNAME-only answers.
 //! - [`unique_name`] and [`free_port`]: per-run names and ports.
 #![allow(clippy::unwrap_used, unreachable_pub)]
 
@@ -15,6 +18,7 @@ mod cluster;
 mod cluster_lab;
 mod dnsmasq;
 mod fakeapi;
+mod hostile;
 mod http;
 #[cfg(target_os = "linux")]
 mod lab;
@@ -33,6 +37,7 @@ pub use cluster::{
 pub use cluster_lab::{ClusterDnsPod, ClusterLab, LabNode, UNDERLAY_GATEWAY};
 pub use dnsmasq::Dnsmasq;
 pub use fakeapi::{ADMIN, AuditEntry, FakeApi};
+pub use hostile::{Hostile, HostileServer};
 pub use http::{HttpResponse, http, metric_value};
 #[cfg(target_os = "linux")]
 pub use lab::{LAB_API_IP, LAB_DNS_VIP, LAB_GATEWAY, Lab, LabDnsPod, LabPod, nft};

@@ -43,6 +43,13 @@ fn specs(args: &ProbeArgs) -> Vec<ProbeSpec> {
 
 pub(crate) fn run(args: ProbeArgs) -> exit::Result {
     let specs = specs(&args);
+    // Zone transfers only over TCP: say so before anything is sent.
+    if let Some(Err(e)) = specs.first().map(ProbeSpec::check) {
+        let t = dnsprobe::record_type_name(args.query_type);
+        return Err(exit::usage(anyhow::anyhow!(
+            "--type {t} needs --tcp (not UDP, nor --both): {e}"
+        )));
+    }
     let prober = Prober::new();
     // Long enough for every probe to finish: the overall deadline only guards against a bug.
     let deadline = prober.deadline_for(&specs);
