@@ -190,10 +190,10 @@ pub fn scan(opts: &ScanOptions) -> Result<Scan, NetnsError> {
     for ns in &mut out.namespaces {
         let Some(pid) = ns.pid else { continue };
         let dir = opts.proc_root.join(pid.to_string());
-        ns.process = fs::read_to_string(dir.join("comm"))
+        ns.process = crate::files::read_small(&dir.join("comm"))
             .ok()
             .map(|s| s.trim_end().to_owned());
-        if let Ok(cg) = fs::read_to_string(dir.join("cgroup")) {
+        if let Ok(cg) = crate::files::read_small(&dir.join("cgroup")) {
             let k = parse_cgroup(&cg);
             ns.pod_uid = k.pod_uid;
             ns.container_id = k.container_id;
