@@ -134,8 +134,23 @@ impl std::fmt::Display for NamespaceTable<'_> {
 pub struct Scan {
     /// Namespaces found, processes' first (by PID), then named-only ones (by name).
     pub namespaces: Vec<Namespace>,
-    /// Processes whose namespace could not be read for lack of permission (CAP_SYS_PTRACE).
+    /// Processes whose namespace could not be read for lack of permission (CAP_SYS_PTRACE, or
+    /// out of reach: [`Scan::denied_note`] says which).
     pub denied: usize,
+}
+
+impl Scan {
+    /// A warning to print when some processes could not be inspected, naming the capability to
+    /// grant only when it is the cause; `None` when all were.
+    pub fn denied_note(&self) -> Option<String> {
+        (self.denied > 0).then(|| {
+            format!(
+                "{} processes could not be inspected{}",
+                self.denied,
+                crate::error::denied_hint()
+            )
+        })
+    }
 }
 
 /// Scans the proc root and the netns directories. Processes that vanish mid-scan are skipped;
