@@ -550,7 +550,7 @@ impl ControllerMetrics {
         );
         r.register(
             "decisions",
-            "Decisions by verdict (pod, node, service, all, oom), action (the action, or report) and result",
+            "Decisions by verdict (pod, node, service, all, oom; api for a round paused by a stale watch), action (the action, or report) and result",
             self.decisions.clone(),
         );
         r.register(

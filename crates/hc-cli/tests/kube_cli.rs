@@ -1,5 +1,6 @@
 //! `hc-cli run` in Kubernetes mode: the real binary talks to a stateful fake API server through
-//! a generated kubeconfig, probes the lab's DNS pods it discovered, and remediates. Root only;
+//! a generated kubeconfig, probes the lab's DNS pods it discovered, and reports what it saw
+//! (read-only: remediation is the controller's, controller_lab.rs). Root only;
 //! everything runs inside the lab's node namespace.
 #![cfg(target_os = "linux")]
 #![allow(clippy::unwrap_used)]
