@@ -1,15 +1,64 @@
 //! `hc-cli probe`: one query per target and transport, printed as lines or JSON.
 
+use anyhow::anyhow;
+use dnsprobe::hickory_proto::rr::{Name, RecordType};
 use dnsprobe::{
-    AnswerExpectation, Expectation, JsonReport, ProbeReport, ProbeSpec, Prober, TransportMode,
+    AnswerExpectation, Expectation, JsonReport, ProbeReport, ProbeSpec, Prober, Transport,
+    TransportMode,
 };
+use hc_netns::FindingCode;
 
 use crate::cli::ProbeArgs;
 use crate::exit;
 use crate::output::Out;
 
+/// What to ask whom: the flags and the dig-style words together.
+struct Query {
+    targets: Vec<std::net::SocketAddr>,
+    name: Name,
+    query_type: RecordType,
+}
+
+/// Joins `--target`/`--name`/`--type` with `@SERVER NAME TYPE`; a name or type given both ways
+/// is a usage error.
+fn query(args: &ProbeArgs) -> exit::Result<Query> {
+    let words = dnsprobe::parse_query_words(&args.words).map_err(|e| exit::usage(anyhow!(e)))?;
+    let mut targets: Vec<_> = (args.targets.iter())
+        .map(|t| t.with_default_port(args.port))
+        .collect();
+    for s in &words.servers {
+        let t = crate::cli::parse_target_arg(s).map_err(|e| exit::usage(anyhow!("@{s}: {e}")))?;
+        targets.push(t.with_default_port(args.port));
+    }
+    if targets.is_empty() {
+        return Err(exit::usage(anyhow!(
+            "no server: write @IP[:PORT] (as dig does) or --target IP[:PORT] (repeatable)"
+        )));
+    }
+    let twice = |what: &str, flag: &str| {
+        exit::usage(anyhow!(
+            "the {what} is given twice (as a word and as {flag}): give it once"
+        ))
+    };
+    let name = match (args.name.clone(), words.name) {
+        (Some(_), Some(_)) => return Err(twice("query name", "--name")),
+        (Some(n), None) | (None, Some(n)) => n,
+        (None, None) => ProbeSpec::new(targets[0]).name,
+    };
+    let query_type = match (args.query_type, words.query_type) {
+        (Some(_), Some(_)) => return Err(twice("query type", "--type")),
+        (Some(t), None) | (None, Some(t)) => t,
+        (None, None) => RecordType::A,
+    };
+    Ok(Query {
+        targets,
+        name,
+        query_type,
+    })
+}
+
 /// One spec per target, from the arguments.
-fn specs(args: &ProbeArgs) -> Vec<ProbeSpec> {
+fn specs(args: &ProbeArgs, q: &Query) -> Vec<ProbeSpec> {
     let transport = match (args.tcp, args.both) {
         (_, true) => TransportMode::Both,
         (true, false) => TransportMode::Tcp,
@@ -24,12 +73,11 @@ fn specs(args: &ProbeArgs) -> Vec<ProbeSpec> {
     if !args.rcodes.is_empty() {
         expect = expect.with_rcodes(args.rcodes.iter().copied());
     }
-    args.targets
-        .iter()
+    (q.targets.iter())
         .map(|t| {
-            ProbeSpec::new(t.with_default_port(args.port))
-                .with_name(args.name.clone())
-                .with_query_type(args.query_type)
+            ProbeSpec::new(*t)
+                .with_name(q.name.clone())
+                .with_query_type(q.query_type)
                 .with_transport(transport)
                 .with_tcp_fallback(!args.no_tcp_fallback)
                 .with_timeout(args.timeout)
@@ -42,11 +90,12 @@ fn specs(args: &ProbeArgs) -> Vec<ProbeSpec> {
 }
 
 pub(crate) fn run(args: ProbeArgs) -> exit::Result {
-    let specs = specs(&args);
+    let q = query(&args)?;
+    let specs = specs(&args, &q);
     // Zone transfers only over TCP: say so before anything is sent.
     if let Some(Err(e)) = specs.first().map(ProbeSpec::check) {
-        let t = dnsprobe::record_type_name(args.query_type);
-        return Err(exit::usage(anyhow::anyhow!(
+        let t = dnsprobe::record_type_name(q.query_type);
+        return Err(exit::usage(anyhow!(
             "--type {t} needs --tcp (not UDP, nor --both): {e}"
         )));
     }
@@ -57,10 +106,32 @@ pub(crate) fn run(args: ProbeArgs) -> exit::Result {
     let mut out = Out::new();
     if args.json {
         out.json(&reports.iter().map(JsonReport::from).collect::<Vec<_>>())?;
-    } else {
-        for r in &reports {
-            out.status(r.healthy(), r)?;
-        }
+        return Ok(exit::status(reports.iter().all(ProbeReport::healthy)));
+    }
+    for r in &reports {
+        out.status(r.healthy(), format_args!("{r:#}"))?;
+    }
+    if args.both {
+        compare_transports(&mut out, &reports)?;
     }
     Ok(exit::status(reports.iter().all(ProbeReport::healthy)))
+}
+
+/// With `--both`: per target, UDP against TCP in sweep's words (`udp-blocked: UDP to ... fails
+/// (...) while TCP works: ...`), when they differ or both fail.
+fn compare_transports(out: &mut Out, reports: &[ProbeReport]) -> exit::Result<()> {
+    let over = |t, tr| reports.iter().find(|r| r.target == t && r.transport == tr);
+    for udp in reports.iter().filter(|r| r.transport == Transport::Udp) {
+        let compared = hc_netns::transport_findings(udp, over(udp.target, Transport::Tcp));
+        let verdicts = compared.iter().filter(|f| {
+            matches!(
+                f.code,
+                FindingCode::UdpBlocked | FindingCode::TcpBlocked | FindingCode::DnsUnreachable
+            )
+        });
+        for f in verdicts {
+            out.status(false, f)?;
+        }
+    }
+    Ok(())
 }
