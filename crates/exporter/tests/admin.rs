@@ -16,6 +16,15 @@ async fn get(addr: std::net::SocketAddr, method: &'static str, path: &'static st
         .unwrap()
 }
 
+/// The admin server of `registry` on a free loopback port.
+async fn serve(registry: Registry) -> (Admin, std::net::SocketAddr) {
+    let admin = Admin::new(registry);
+    let server = admin.bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let addr = server.local_addr().unwrap();
+    tokio::spawn(server.run());
+    (admin, addr)
+}
+
 fn target(state: TargetState) -> TargetStatus {
     TargetStatus {
         target: "10.96.0.10:53".into(),
@@ -41,10 +50,7 @@ async fn endpoints() {
     let metrics = Metrics::new(DEFAULT_LATENCY_BUCKETS)
         .unwrap()
         .register(&mut registry, "9.9.9");
-    let admin = Admin::new(registry);
-    let server = admin.bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
-    let addr = server.local_addr().unwrap();
-    tokio::spawn(server.run());
+    let (admin, addr) = serve(registry).await;
 
     assert_eq!(get(addr, "GET", "/healthz").await.status, 200);
     let r = get(addr, "GET", "/readyz").await;
@@ -259,10 +265,7 @@ fn families(body: &str) -> Vec<(String, String)> {
 async fn the_controller_serves_its_families_and_its_view() {
     let mut registry = Registry::default();
     let metrics = ControllerMetrics::default().register(&mut registry, "9.9.9");
-    let admin = Admin::new(registry);
-    let server = admin.bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
-    let addr = server.local_addr().unwrap();
-    tokio::spawn(server.run());
+    let (admin, addr) = serve(registry).await;
 
     // Created at 0 before anything happens, so that increase() sees the first event.
     let r = get(addr, "GET", "/metrics").await;
@@ -377,16 +380,10 @@ async fn metrics_answer_in_the_format_the_scraper_asks_for() {
     let metrics = Metrics::new(DEFAULT_LATENCY_BUCKETS)
         .unwrap()
         .register(&mut registry, "9.9.9");
-    let admin = Admin::new(registry);
-    let server = admin.bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
-    let addr = server.local_addr().unwrap();
-    tokio::spawn(server.run());
+    let (_admin, addr) = serve(registry).await;
     let mut registry = Registry::default();
     let controller = ControllerMetrics::default().register(&mut registry, "9.9.9");
-    let controller_admin = Admin::new(registry);
-    let server = (controller_admin.bind("127.0.0.1:0".parse().unwrap()).await).unwrap();
-    let controller_addr = server.local_addr().unwrap();
-    tokio::spawn(server.run());
+    let (_controller_admin, controller_addr) = serve(registry).await;
     metrics.target_known("10.96.0.10:53", "udp");
     metrics.observe_query("10.96.0.10:53", "udp", Source::Host, "timeout", None);
     let rtt = Some(Duration::from_micros(800));

@@ -3,10 +3,8 @@
 use anyhow::anyhow;
 use dnsprobe::hickory_proto::rr::{Name, RecordType};
 use dnsprobe::{
-    AnswerExpectation, Expectation, JsonReport, ProbeReport, ProbeSpec, Prober, Transport,
-    TransportMode,
+    AnswerExpectation, Expectation, JsonReport, ProbeReport, ProbeSpec, Prober, TransportMode,
 };
-use hc_netns::FindingCode;
 
 use crate::cli::ProbeArgs;
 use crate::exit;
@@ -111,27 +109,9 @@ pub(crate) fn run(args: ProbeArgs) -> exit::Result {
     for r in &reports {
         out.status(r.healthy(), format_args!("{r:#}"))?;
     }
-    if args.both {
-        compare_transports(&mut out, &reports)?;
+    // With --both: UDP against TCP per target, in sweep's words (udp-blocked, ...).
+    for f in hc_netns::compare_transports(&reports).iter().filter(|_| args.both) {
+        out.status(false, f)?;
     }
     Ok(exit::status(reports.iter().all(ProbeReport::healthy)))
-}
-
-/// With `--both`: per target, UDP against TCP in sweep's words (`udp-blocked: UDP to ... fails
-/// (...) while TCP works: ...`), when they differ or both fail.
-fn compare_transports(out: &mut Out, reports: &[ProbeReport]) -> exit::Result<()> {
-    let over = |t, tr| reports.iter().find(|r| r.target == t && r.transport == tr);
-    for udp in reports.iter().filter(|r| r.transport == Transport::Udp) {
-        let compared = hc_netns::transport_findings(udp, over(udp.target, Transport::Tcp));
-        let verdicts = compared.iter().filter(|f| {
-            matches!(
-                f.code,
-                FindingCode::UdpBlocked | FindingCode::TcpBlocked | FindingCode::DnsUnreachable
-            )
-        });
-        for f in verdicts {
-            out.status(false, f)?;
-        }
-    }
-    Ok(())
 }

@@ -119,7 +119,8 @@ async fn serve(args: &RunArgs, metrics: Metrics, cluster: Option<AgentCluster>) 
         None => std::time::Duration::ZERO,
     };
     if let Some(c) = &cluster {
-        info!(targets = %discovered(c, args.kube.dns_port), "discovered");
+        let found = c.snapshot().describe(args.kube.dns_port);
+        info!(targets = %found, "discovered");
     }
     let mut agent = Agent::new(agent_config(args), Some(metrics), cluster);
     info!(
@@ -142,30 +143,6 @@ async fn serve(args: &RunArgs, metrics: Metrics, cluster: Option<AgentCluster>) 
     admin.shutting_down();
     crate::service::log_shutdown(ended);
     Ok(exit::HEALTHY)
-}
-
-/// What discovery found at start, for the first log line: `10.96.0.10:53 (service),
-/// 10.244.0.5:53 (pod coredns-a on node-1), expect 10.96.0.1`, or why there is nothing.
-fn discovered(cluster: &AgentCluster, dns_port: Option<u16>) -> String {
-    let d = cluster.snapshot();
-    let mut found: Vec<String> = (d.targets(dns_port).into_iter())
-        .map(|t| match t.role {
-            hc_remedy::TargetRole::Service => format!("{} (service)", t.addr),
-            hc_remedy::TargetRole::Pod { name, node, .. } => format!(
-                "{} (pod {} on {})",
-                t.addr,
-                name.as_deref().unwrap_or("?"),
-                node.as_deref().unwrap_or("?")
-            ),
-        })
-        .collect();
-    if found.is_empty() {
-        found.push("nothing yet (the watches keep trying; see /status)".into());
-    }
-    if let Some(api) = d.api_ip {
-        found.push(format!("expect {api}"));
-    }
-    found.join(", ")
 }
 
 async fn once(args: &RunArgs, cluster: Option<AgentCluster>) -> exit::Result {
