@@ -231,6 +231,11 @@ impl Agent {
             })
             .flat_map(|(s, _)| s.transport.transports().iter().map(move |t| (s.target, *t)))
             .collect();
+        if let Some(m) = &self.metrics {
+            // At 0 from the round a target is known, so `increase()` sees its first failure.
+            keys.iter()
+                .for_each(|(t, tr)| m.target_known(&t.to_string(), tr.as_str()));
+        }
         for (target, transport) in self.health.track(keys) {
             if let Some(m) = &self.metrics {
                 m.forget_target(&target.to_string(), transport.as_str());

@@ -8,8 +8,9 @@
 //! - [`Stage`] (Linux, root): two throwaway network namespaces, one healthy with the server
 //!   inside, one broken; removed on drop.
 //! - [`tour`] (Linux): `hc-cli demo` itself — the real agent round ([`hc_agent::Agent`])
-//!   against the server, a scripted UDP outage and its recovery, metrics and `/status` served,
-//!   and as root a sweep of the [`Stage`] with its diagnosis, told line by line.
+//!   against the server, a scripted UDP outage and its recovery, an excerpt of `/metrics` and
+//!   `/status` read over HTTP while the outage is on, and as root a sweep of the [`Stage`] with
+//!   the fault it planted named and its diagnosis one finding per line.
 //!
 //! The server runs on the caller's tokio runtime (I/O and time drivers enabled).
 //!
@@ -22,6 +23,8 @@
 //! # Ok(()) }
 //! ```
 
+#[cfg(target_os = "linux")]
+mod excerpt;
 mod server;
 #[cfg(target_os = "linux")]
 mod stage;

@@ -1,6 +1,7 @@
 //! The tour of `hc-cli demo`: the server, the real agent round against it, a scripted UDP outage
-//! and its recovery, metrics and `/status` served, and (as root) a sweep of two namespaces with
-//! its diagnosis. Told through a narrator the caller prints.
+//! and its recovery, an excerpt of `/metrics` and `/status` while the outage is on, and (as root)
+//! a sweep of two namespaces, one with a planted fault, and its diagnosis. Told through a
+//! narrator the caller prints.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
@@ -117,7 +118,7 @@ pub async fn tour(opts: &TourOptions, say: &dyn Fn(Line<'_>)) -> Result<(), Demo
         "The checking loop probes it every {every} over UDP and TCP; a target is down after 2 failed rounds."
     )));
     let Some((udp_failed, tcp_failed)) =
-        rounds(&mut agent, &admin, &server, opts.interval, say).await?
+        rounds(&mut agent, (&admin, at), &server, opts.interval, say).await?
     else {
         say(Line::Note("interrupted"));
         return Ok(());
@@ -144,7 +145,7 @@ pub async fn tour(opts: &TourOptions, say: &dyn Fn(Line<'_>)) -> Result<(), Demo
         "  - the state changed once each way after the thresholds (the 'DNS target down/up' lines), not every round;",
     ));
     say(Line::Plain(&format!(
-        "  - metrics and /status were served on http://{at};"
+        "  - metrics and /status were served on http://{at}, target_up and /status saying which path failed;"
     )));
     if let Some(s) = swept {
         say(Line::Plain(&format!(
@@ -154,11 +155,11 @@ pub async fn tour(opts: &TourOptions, say: &dyn Fn(Line<'_>)) -> Result<(), Demo
     Ok(())
 }
 
-/// The rounds, with the fault switched on and off; the rounds UDP and TCP failed in, or `None`
-/// when interrupted.
+/// The rounds, with the fault switched on and off and the endpoints shown while it is on; the
+/// rounds UDP and TCP failed in, or `None` when interrupted.
 async fn rounds(
     agent: &mut Agent,
-    admin: &Admin,
+    (admin, at): (&Admin, SocketAddr),
     server: &DemoServer,
     interval: Duration,
     say: &dyn Fn(Line<'_>),
@@ -200,15 +201,41 @@ async fn rounds(
             "  round {round:>2}: {}",
             words.join(", ")
         )));
+        // Two rounds after the state turned: what a scraper and the controller read now.
+        if round == FAULT.start + 2 {
+            show_endpoints(at, say).await?;
+        }
     }
     Ok(Some((udp_failed, tcp_failed)))
+}
+
+/// An excerpt of `/metrics` and of `/status` as served at this moment.
+async fn show_endpoints(at: SocketAddr, say: &dyn Fn(Line<'_>)) -> Result<(), DemoError> {
+    let (code, body) = crate::excerpt::get(at, "/metrics").await?;
+    say(Line::Note(&format!(
+        "While UDP is down, http://{at}/metrics ({code}) says, among its lines:"
+    )));
+    for l in crate::excerpt::metrics(&body) {
+        say(Line::Plain(&format!("    {l}")));
+    }
+    let (code, body) = crate::excerpt::get(at, "/status").await?;
+    say(Line::Note(&format!(
+        "and http://{at}/status answers {code} (what the controller reads):"
+    )));
+    for l in crate::excerpt::status(&body)? {
+        say(Line::Plain(&format!("    {l}")));
+    }
+    Ok(())
 }
 
 async fn namespaces(target: SocketAddr, say: &dyn Fn(Line<'_>)) -> Result<String, DemoError> {
     let stage = Stage::create(&format!("hcdemo{}", std::process::id()), target.port()).await?;
     let [ok, broken] = [&stage.names[0], &stage.names[1]];
     say(Line::Note(&format!(
-        "Two network namespaces: {ok} (loopback up, a DNS server inside, resolv.conf right) and {broken} (loopback down, resolv.conf naming 10.0.0.99). Sweeping them:"
+        "Two network namespaces: {ok} (loopback up, a DNS server inside, resolv.conf naming it) and {broken}."
+    )));
+    say(Line::Note(&format!(
+        "Fault planted in {broken}: its loopback is down (no route to any DNS server) and its resolv.conf names 10.0.0.99, not the DNS Service 127.0.0.1. Sweeping both; each finding on a line:"
     )));
     let mut cfg = SweepConfig::new(vec![target]);
     cfg.probe = (cfg.probe)
@@ -219,7 +246,7 @@ async fn namespaces(target: SocketAddr, say: &dyn Fn(Line<'_>)) -> Result<String
     let reports = hc_netns::sweep(&cfg).await.map_err(DemoError::other)?;
     for r in &reports {
         let word = if r.healthy() { "OK  " } else { "FAIL" };
-        say(Line::Plain(&format!("  {word} {r}")));
+        say(Line::Plain(&format!("  {word} {r:#}")));
     }
     let bad = reports.iter().filter(|r| !r.healthy()).count();
     Ok(format!(

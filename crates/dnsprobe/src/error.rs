@@ -54,6 +54,22 @@ pub enum SpecError {
         /// `AXFR` or `IXFR`.
         query_type: String,
     },
+    /// A query word given twice: two names, or two types ([`crate::parse_query_words`]).
+    #[error("two {what}s, {first:?} and {second:?}: give one (and the server as @IP)")]
+    RepeatedWord {
+        /// `query name` or `query type`.
+        what: &'static str,
+        /// The first one given.
+        first: String,
+        /// The second one.
+        second: String,
+    },
+    /// A query class other than `IN` ([`crate::parse_query_words`]).
+    #[error("class {input} is not probed: cluster DNS answers class IN only (leave the class out)")]
+    UnsupportedClass {
+        /// What was given.
+        input: String,
+    },
     /// Not a known response code.
     #[error(
         "unknown response code {input:?}: use a mnemonic such as NOERROR, NXDOMAIN, SERVFAIL, or a number 0-4095"

@@ -83,6 +83,7 @@ mod sockets;
 mod spec;
 mod verdict;
 mod wire;
+mod words;
 
 pub use classify::{answer_addresses, classify};
 #[cfg(feature = "serde")]
@@ -102,6 +103,7 @@ pub use spec::{
     parse_target, rcode_name, record_type_name,
 };
 pub use verdict::TransportVerdict;
+pub use words::{QueryWords, parse_query_words};
 
 /// The DNS wire-format crate whose types ([`hickory_proto::rr::Name`],
 /// [`hickory_proto::rr::RecordType`], [`hickory_proto::op::ResponseCode`], ...) appear in this API.

@@ -377,7 +377,8 @@ fn ms(d: Duration) -> f64 {
 
 /// `10.96.0.10:53 udp kubernetes.default.svc.cluster.local. A -> 10.96.0.1 (0.412 ms)`, or
 /// `10.96.0.10:53 tcp kubernetes.default.svc.cluster.local. A: connection refused`, with notes in
-/// brackets (truncation, attempts, mismatched replies ignored).
+/// brackets (truncation, attempts, mismatched replies ignored). The alternate form (`{:#}`)
+/// shows a long answer one record per line, indented, after `-> N records` on the first line.
 impl fmt::Display for ProbeReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
@@ -392,6 +393,9 @@ impl fmt::Display for ProbeReport {
             None if self.answers.is_empty() => {
                 let rcode = self.rcode.map(rcode_name).unwrap_or_default();
                 write!(f, " -> ({rcode})")?;
+            }
+            None if f.alternate() && long_answer(&self.answers) => {
+                write!(f, " -> {} records", self.answers.len())?;
             }
             None => write!(f, " -> {}", self.answers.join(", "))?,
             Some(failure) => write!(f, ": {failure}")?,
@@ -420,9 +424,24 @@ impl fmt::Display for ProbeReport {
         if !notes.is_empty() {
             write!(f, " [{}]", notes.join("; "))?;
         }
+        if f.alternate() && self.failure.is_none() && long_answer(&self.answers) {
+            for a in &self.answers {
+                write!(f, "\n    {a}")?;
+            }
+        }
         Ok(())
     }
 }
+
+/// More than one record, longer together than [`ONE_LINE_ANSWER`] characters: shown one record
+/// per line by the alternate form of [`ProbeReport`]'s `Display`.
+fn long_answer(answers: &[String]) -> bool {
+    answers.len() > 1 && answers.iter().map(|a| a.len() + 2).sum::<usize>() > ONE_LINE_ANSWER
+}
+
+/// The longest answer (records joined by `, `) the alternate `Display` keeps on the report's
+/// line.
+const ONE_LINE_ANSWER: usize = 48;
 
 #[cfg(test)]
 mod tests {
@@ -471,6 +490,32 @@ mod tests {
                 "mismatched",
                 "not-probed"
             ]
+        );
+    }
+
+    #[test]
+    fn long_answers_one_record_per_line_in_the_alternate_form() {
+        let spec = crate::ProbeSpec::new("10.96.0.10:53".parse().unwrap());
+        let mut r = ProbeReport::failed(&spec, crate::Transport::Udp, Failure::Refused);
+        r.failure = None;
+        r.rtt = Some(Duration::from_micros(412));
+        r.answers = vec!["10.96.0.1".into(), "10.96.0.2".into()];
+        let head = "10.96.0.10:53 udp kubernetes.default.svc.cluster.local. A";
+        // Short: one line either way.
+        assert_eq!(
+            format!("{r:#}"),
+            format!("{head} -> 10.96.0.1, 10.96.0.2 (0.412 ms)")
+        );
+        r.answers = (1..=6).map(|i| format!("10.244.{i}.17")).collect();
+        assert_eq!(
+            format!("{r:#}"),
+            format!(
+                "{head} -> 6 records (0.412 ms)\n    10.244.1.17\n    10.244.2.17\n    10.244.3.17\n    10.244.4.17\n    10.244.5.17\n    10.244.6.17"
+            )
+        );
+        assert!(
+            !r.to_string().contains('\n'),
+            "the plain form stays one line"
         );
     }
 }

@@ -5,7 +5,8 @@
 //! - [`Metrics`] (the agent's) and [`ControllerMetrics`]: typed metric families (prefix
 //!   `coredns_healthcheck_`), created once and [registered](Metrics::register) into a
 //!   prometheus-client [`Registry`], which other tools may fill with families of their own.
-//! - [`Admin`] and [`AdminServer`]: `GET /metrics` (OpenMetrics text), `/healthz` (200 while the
+//! - [`Admin`] and [`AdminServer`]: `GET /metrics` (OpenMetrics text, or the Prometheus text
+//!   format 0.0.4 for a scraper that asks only for it: [`negotiate`]), `/healthz` (200 while the
 //!   process runs), `/readyz` (200 after the first published round, 503 before and during
 //!   shutdown), `/status` (JSON of the last round, 200 when everything is up, 503 otherwise).
 //!   GET and HEAD only; a 2 s header-read timeout.
@@ -26,14 +27,17 @@
 //! # Ok(()) }
 //! ```
 
+mod format;
 mod metrics;
 mod server;
 mod status;
 mod view;
 
+pub use format::{Format, PROMETHEUS_TEXT, encode, negotiate};
 pub use metrics::{
-    ACTIONS, BucketsError, CONTROLLER_FAMILIES, ControllerMetrics, DEFAULT_LATENCY_BUCKETS,
-    FAMILIES, Metrics, PREFIX, RESULTS, Source, VERDICT_KINDS, sample_names,
+    ACTIONS, BucketsError, CONTROLLER_FAMILIES, ControllerMetrics, DECISIONS,
+    DEFAULT_LATENCY_BUCKETS, FAMILIES, Metrics, PREFIX, RESULTS, Source, VERDICT_KINDS,
+    sample_names,
 };
 pub use server::{
     Admin, AdminServer, HEADER_READ_TIMEOUT, MAX_CONNECTIONS, OPENMETRICS, ServeError,

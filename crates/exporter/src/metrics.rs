@@ -348,6 +348,29 @@ impl Metrics {
         }
     }
 
+    /// Creates at 0 the node's (`source="host"`) `dns_queries_total` series of a target and
+    /// transport for `ok` and every failure kind, and its `failures_total` series for every
+    /// failure kind, so that `increase()` sees the first failure of a target once it is known.
+    /// Idempotent: counts already made stay.
+    pub fn target_known(&self, target: &str, transport: &str) {
+        let kinds = dnsprobe::FailureKind::ALL.map(dnsprobe::FailureKind::as_str);
+        for result in std::iter::once("ok").chain(kinds) {
+            let _ = self.queries.get_or_create(&QueryLabels {
+                target: target.to_owned(),
+                transport: transport.to_owned(),
+                source: Source::Host.as_str().to_owned(),
+                result: result.to_owned(),
+            });
+        }
+        for reason in kinds {
+            let _ = self.failures.get_or_create(&FailureLabels {
+                target: target.to_owned(),
+                transport: transport.to_owned(),
+                reason: reason.to_owned(),
+            });
+        }
+    }
+
     /// Counts one report of `source` (see [`Metrics::observe_query`]).
     pub fn observe_report(&self, r: &dnsprobe::ProbeReport, source: Source) {
         self.observe_query(
@@ -476,6 +499,19 @@ pub const VERDICT_KINDS: [&str; 4] = ["pod", "node", "service", "all"];
 pub const ACTIONS: [&str; 4] = ["evict", "raise-memory", "rollout-restart", "node-event"];
 /// Results of an action.
 pub const RESULTS: [&str; 5] = ["success", "dry-run", "retry-later", "refused", "error"];
+/// The (verdict, action) pairs the controller decides, created at 0 in `decisions_total`: with
+/// every result of [`RESULTS`] for an action, with `reported` for a `report`.
+pub const DECISIONS: [(&str, &str); 9] = [
+    ("pod", "evict"),
+    ("pod", "report"),
+    ("oom", "raise-memory"),
+    ("oom", "report"),
+    ("node", "node-event"),
+    ("service", "report"),
+    ("all", "report"),
+    ("all", "rollout-restart"),
+    ("api", "report"),
+];
 
 /// The controller's families: the view (per CoreDNS pod, the share of nodes reaching it; nodes
 /// reporting), the verdicts and decisions, the remediation outcomes, the CoreDNS restarts and
@@ -529,7 +565,8 @@ impl Default for ControllerMetrics {
 
 impl ControllerMetrics {
     /// Registers every family under [`PREFIX`], sets `build_info{version}`, and creates at 0
-    /// the label sets known up front (verdict kinds, actions and results).
+    /// the label sets known up front (verdict kinds, actions and results, [`DECISIONS`]), so
+    /// that `increase()` sees the first event.
     pub fn register(self, registry: &mut Registry, version: &str) -> Self {
         let r = registry.sub_registry_with_prefix(PREFIX);
         r.register("rounds", "Completed controller rounds", self.rounds.clone());
@@ -623,6 +660,20 @@ impl ControllerMetrics {
                 let _ = self.remediations.get_or_create(&RemediationLabels {
                     action: action.into(),
                     result: result.into(),
+                });
+            }
+        }
+        for (verdict, action) in DECISIONS {
+            let results: &[&str] = if action == "report" {
+                &["reported"]
+            } else {
+                &RESULTS
+            };
+            for result in results {
+                let _ = self.decisions.get_or_create(&DecisionLabels {
+                    verdict: verdict.into(),
+                    action: action.into(),
+                    result: (*result).into(),
                 });
             }
         }

@@ -127,12 +127,18 @@ impl Admin {
         }
         let mut r = match req.uri().path() {
             "/metrics" => {
-                let mut body = String::new();
-                match prometheus_client::encoding::text::encode(&mut body, &self.state.registry) {
-                    Ok(()) => {
+                let accept = req.headers().get(hyper::header::ACCEPT);
+                let format =
+                    crate::format::negotiate(accept.and_then(|v| v.to_str().ok()).unwrap_or(""));
+                match crate::format::encode(&self.state.registry, format) {
+                    Ok(body) => {
                         let mut r = Response::new(Full::new(Bytes::from(body)));
+                        r.headers_mut().insert(
+                            CONTENT_TYPE,
+                            HeaderValue::from_static(format.content_type()),
+                        );
                         r.headers_mut()
-                            .insert(CONTENT_TYPE, HeaderValue::from_static(OPENMETRICS));
+                            .insert(hyper::header::VARY, HeaderValue::from_static("Accept"));
                         r
                     }
                     Err(e) => text(

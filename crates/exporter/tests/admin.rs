@@ -16,6 +16,15 @@ async fn get(addr: std::net::SocketAddr, method: &'static str, path: &'static st
         .unwrap()
 }
 
+/// The admin server of `registry` on a free loopback port.
+async fn serve(registry: Registry) -> (Admin, std::net::SocketAddr) {
+    let admin = Admin::new(registry);
+    let server = admin.bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let addr = server.local_addr().unwrap();
+    tokio::spawn(server.run());
+    (admin, addr)
+}
+
 fn target(state: TargetState) -> TargetStatus {
     TargetStatus {
         target: "10.96.0.10:53".into(),
@@ -41,10 +50,7 @@ async fn endpoints() {
     let metrics = Metrics::new(DEFAULT_LATENCY_BUCKETS)
         .unwrap()
         .register(&mut registry, "9.9.9");
-    let admin = Admin::new(registry);
-    let server = admin.bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
-    let addr = server.local_addr().unwrap();
-    tokio::spawn(server.run());
+    let (admin, addr) = serve(registry).await;
 
     assert_eq!(get(addr, "GET", "/healthz").await.status, 200);
     let r = get(addr, "GET", "/readyz").await;
@@ -292,10 +298,7 @@ fn families(body: &str) -> Vec<(String, String)> {
 async fn the_controller_serves_its_families_and_its_view() {
     let mut registry = Registry::default();
     let metrics = ControllerMetrics::default().register(&mut registry, "9.9.9");
-    let admin = Admin::new(registry);
-    let server = admin.bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
-    let addr = server.local_addr().unwrap();
-    tokio::spawn(server.run());
+    let (admin, addr) = serve(registry).await;
 
     // Created at 0 before anything happens, so that increase() sees the first event.
     let r = get(addr, "GET", "/metrics").await;
@@ -372,4 +375,137 @@ async fn the_controller_serves_its_families_and_its_view() {
     assert_eq!(v["pods"][0]["udp"]["failing"], 3);
     let back: ControllerStatus = serde_json::from_str(&r.body).unwrap();
     assert_eq!(back, view);
+}
+
+/// `promtool check metrics` (Prometheus's own 0.0.4 parser and linter) on an exposition.
+fn promtool_check_metrics(exposition: &str) -> (bool, String) {
+    use std::io::Write as _;
+    let mut child = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| {
+            panic!(
+                "cannot run promtool ({e}): this test needs Prometheus's promtool \
+                 (apt-get install prometheus; scripts/setup.sh does)"
+            )
+        });
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(exposition.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_answer_in_the_format_the_scraper_asks_for() {
+    let mut registry = Registry::default();
+    let metrics = Metrics::new(DEFAULT_LATENCY_BUCKETS)
+        .unwrap()
+        .register(&mut registry, "9.9.9");
+    let (_admin, addr) = serve(registry).await;
+    let mut registry = Registry::default();
+    let controller = ControllerMetrics::default().register(&mut registry, "9.9.9");
+    let (_controller_admin, controller_addr) = serve(registry).await;
+    metrics.target_known("10.96.0.10:53", "udp");
+    metrics.observe_query("10.96.0.10:53", "udp", Source::Host, "timeout", None);
+    let rtt = Some(Duration::from_micros(800));
+    metrics.observe_query("10.96.0.10:53", "tcp", Source::Host, "ok", rtt);
+    metrics.set_target_up("10.96.0.10:53", "udp", false);
+    metrics.round_done(Duration::from_millis(3));
+    controller.decision("pod", "evict", "dry-run");
+
+    let scrape = |addr, accept: &'static str| {
+        tokio::task::spawn_blocking(move || {
+            hc_testkit::http_with_headers(addr, "GET", "/metrics", &[("Accept", accept)]).unwrap()
+        })
+    };
+    // Prometheus configured for the text format only, and Prometheus's default list.
+    let only_text = "text/plain;version=0.0.4;q=1,*/*;q=0.1";
+    let text = scrape(addr, only_text).await.unwrap();
+    let om = scrape(
+        addr,
+        "application/openmetrics-text;version=1.0.0;q=0.5,text/plain;version=0.0.4;q=0.3,*/*;q=0.2",
+    )
+    .await
+    .unwrap();
+    let controller_text = scrape(controller_addr, only_text).await.unwrap();
+    assert_eq!(
+        text.header("content-type"),
+        Some(hc_exporter::PROMETHEUS_TEXT)
+    );
+    assert_eq!(om.header("content-type"), Some(hc_exporter::OPENMETRICS));
+    assert_eq!(text.header("vary"), Some("Accept"));
+    assert!(om.body.ends_with("# EOF\n"));
+    assert!(!text.body.contains("# EOF"), "{}", text.body);
+    assert!(
+        text.body
+            .contains("# TYPE coredns_healthcheck_dns_queries_total counter\n"),
+        "{}",
+        text.body
+    );
+
+    // Prometheus's own parser reads the 0.0.4 bodies, and its linter has nothing to say.
+    for body in [&text.body, &controller_text.body] {
+        let (ok, said) = promtool_check_metrics(body);
+        assert!(ok, "promtool check metrics:\n{said}\n{body}");
+    }
+    // The same samples in both formats.
+    let samples = |body: &str| {
+        let mut s: Vec<String> = (body.lines())
+            .filter(|l| !l.starts_with('#'))
+            .map(str::to_owned)
+            .collect();
+        s.sort();
+        s
+    };
+    assert_eq!(samples(&text.body), samples(&om.body));
+
+    // Known label sets at 0: the first failure of another kind is seen by increase().
+    let value =
+        |name: &str, labels: &[(&str, &str)]| hc_testkit::metric_value(&text.body, name, labels);
+    let q = |result| {
+        [
+            ("target", "10.96.0.10:53"),
+            ("transport", "udp"),
+            ("source", "host"),
+            ("result", result),
+        ]
+    };
+    let queries = "coredns_healthcheck_dns_queries_total";
+    assert_eq!(value(queries, &q("timeout")), Some(1.0));
+    assert_eq!(value(queries, &q("ok")), Some(0.0));
+    assert_eq!(value(queries, &q("refused")), Some(0.0));
+    let failures = "coredns_healthcheck_failures_total";
+    let reason = |r| [("transport", "udp"), ("reason", r)];
+    assert_eq!(value(failures, &reason("not-probed")), Some(0.0));
+    assert_eq!(value(failures, &reason("timeout")), Some(1.0));
+    assert_eq!(
+        value(queries, &[("transport", "tcp"), ("result", "timeout")]),
+        None,
+        "only the known target and transport are made"
+    );
+    let value = |name: &str, labels: &[(&str, &str)]| {
+        hc_testkit::metric_value(&controller_text.body, name, labels)
+    };
+    let decisions = "coredns_healthcheck_decisions_total";
+    let d = |v, a, r| [("verdict", v), ("action", a), ("result", r)];
+    assert_eq!(value(decisions, &d("pod", "evict", "dry-run")), Some(1.0));
+    assert_eq!(value(decisions, &d("pod", "evict", "success")), Some(0.0));
+    assert_eq!(value(decisions, &d("api", "report", "reported")), Some(0.0));
+    assert_eq!(
+        value(decisions, &d("oom", "raise-memory", "error")),
+        Some(0.0)
+    );
+    assert_eq!(value(decisions, &d("api", "report", "success")), None);
 }

@@ -29,50 +29,66 @@ macro_rules! env_flag {
 
 pub(crate) const SWEEP_HELP: &str = "\
 Examples:
-  hc-cli sweep --target 10.96.0.10 --expect 10.96.0.1 --dns-service 10.96.0.10
-  hc-cli sweep --target 10.96.0.10 --target 10.244.0.5 --netns-glob 'cni-*' --json
-  hc-cli sweep --target 10.96.0.10 --netns /proc/4242/ns/net --proc-root /host/proc
+  hc-cli sweep -s 10.96.0.10 --expect 10.96.0.1 --dns-service 10.96.0.10
+  hc-cli sweep -s 10.96.0.10 -s 10.244.0.5 --netns-glob 'cni-*' --json
+  hc-cli sweep -s 10.96.0.10 --netns /proc/4242/ns/net \\
+      --proc-root /host/proc
 
-Sockets are opened inside each namespace (one setns per namespace, on a thread of its own), then
-every probe runs at once; a target that fails over UDP is probed again over TCP; each failing
-namespace is diagnosed over rtnetlink. Finding codes: docs/netns.md.
-Needs CAP_SYS_ADMIN (enter namespaces) and CAP_SYS_PTRACE (see other users' processes).
-Exit status: 0 every namespace healthy, 1 any unhealthy, 2 bad usage, 3 run-time error.";
+Sockets are opened inside each namespace (one setns per namespace, on a
+thread of its own), then every probe runs at once; a target that fails over
+UDP is probed again over TCP; each failing namespace is diagnosed over
+rtnetlink. Finding codes: docs/netns.md.
+Needs CAP_SYS_ADMIN (enter namespaces) and CAP_SYS_PTRACE (see other
+users' processes).
+Exit status: 0 every namespace healthy, 1 any unhealthy, 2 bad usage,
+3 run-time error.";
 
 pub(crate) const RUN_HELP: &str = "\
 Examples:
   hc-cli run --target 10.96.0.10 --expect 10.96.0.1
-  hc-cli run --sweep-netns --proc-root /host/proc          # in the DaemonSet (deploy/base)
-  hc-cli run --target 10.96.0.10 --once --json             # one round: 0 healthy, 1 not
+  # in the DaemonSet (deploy/base):
+  hc-cli run --sweep-netns --proc-root /host/proc
+  # one round, exit 0 healthy, 1 not:
+  hc-cli run --target 10.96.0.10 --once --json
 
-A target is down after --failure-threshold failed rounds and up after --success-threshold good
-ones; transitions are logged once. Rounds never overlap. The agent's DNS queries stay within
---query-budget: given targets over UDP and TCP every round; the DNS Service every round (over
-TCP every --tcp-every-th); a rotating sample of CoreDNS pods so each is probed by --observers
-nodes a minute; with --sweep-netns, one query per pod namespace to the nameserver it uses, each
-namespace at least every --netns-every while the budget lasts. Endpoints on --metrics-addr: /metrics,
-/healthz, /readyz, /status (the last round; the controller reads it). SIGTERM/SIGINT: /readyz
-turns 503, the round is abandoned, exit 0. Details: docs/cli.md, docs/metrics.md.
+A target is down after --failure-threshold failed rounds and up after
+--success-threshold good ones; transitions are logged once. Rounds never
+overlap. The agent's DNS queries stay within --query-budget: given targets
+over UDP and TCP every round; the DNS Service every round (over TCP every
+--tcp-every-th); a rotating sample of CoreDNS pods so each is probed by
+--observers nodes a minute; with --sweep-netns, one query per pod namespace
+to the nameserver it uses, each namespace at least every --netns-every
+while the budget lasts. Endpoints on --metrics-addr: /metrics, /healthz,
+/readyz, /status (the last round; the controller reads it).
+SIGTERM/SIGINT: /readyz turns 503, the round is abandoned, exit 0.
+Details: docs/cli.md, docs/metrics.md.
 Exit status (--once): 0 healthy, 1 unhealthy, 2 bad usage, 3 run-time error.";
 
 pub(crate) const CONTROLLER_HELP: &str = "\
 Examples:
-  hc-cli controller                                        # in the cluster (deploy/base)
-  hc-cli controller --kubeconfig ~/.kube/config --remediation off --metrics-addr 127.0.0.1:9891
+  # in the cluster (deploy/base):
+  hc-cli controller
+  hc-cli controller --kubeconfig ~/.kube/config --remediation off \\
+      --metrics-addr 127.0.0.1:9891
 
-Every --interval: read at most --sample agents (those that, by the probing plan it publishes,
-probed a CoreDNS pod it lacks reports on; then rotating over the nodes), keep each node's last
-result per CoreDNS pod (by UID) and for the Service over --window, and classify by --quorum:
-pod (evicted after --confirm-rounds), node (an Event on it), service (reported), all (reported;
-a rollout restart only with --rollout-restart). Memory only for an OOM kill of the last 10
-minutes. The cooldown, the budget and what was set live on the Lease. docs/remediation.md.
+Every --interval: read at most --sample agents (those that, by the probing
+plan it publishes, probed a CoreDNS pod it lacks reports on; then rotating
+over the nodes), keep each node's last result per CoreDNS pod (by UID) and
+for the Service over --window, and classify by --quorum: pod (evicted after
+--confirm-rounds), node (an Event on it), service (reported), all
+(reported; a rollout restart only with --rollout-restart). Memory only for
+an OOM kill of the last 10 minutes. The cooldown, the budget and what was
+set live on the Lease. docs/remediation.md.
 Exit status: 0 after SIGTERM/SIGINT, 2 bad usage, 3 run-time error.";
 
 pub(crate) const STATUS_HELP: &str = "\
 Examples:
-  hc-cli status --kubeconfig ~/.kube/config           # through the API server's service proxy
-  hc-cli status --controller http://127.0.0.1:9891    # e.g. after kubectl port-forward
-Exit status: 0 healthy, 1 not healthy, 2 bad usage, 3 the controller cannot be read.";
+  # through the API server's service proxy:
+  hc-cli status --kubeconfig ~/.kube/config
+  # e.g. after kubectl port-forward:
+  hc-cli status --controller http://127.0.0.1:9891
+Exit status: 0 healthy, 1 not healthy, 2 bad usage, 3 the controller
+cannot be read.";
 
 /// `hc-cli netns ...`
 #[derive(Debug, Subcommand)]
@@ -145,7 +161,7 @@ pub(crate) struct SweepArgs {
     #[arg(long, value_name = "DURATION", env = "HC_TIMEOUT", default_value = "2s", value_parser = parse_duration_arg)]
     pub(crate) timeout: Duration,
     /// Print a JSON array, one object per namespace.
-    #[arg(long, env = "HC_JSON", action = clap::ArgAction::SetTrue, value_parser = env_flag!())]
+    #[arg(short = 'j', long, env = "HC_JSON", action = clap::ArgAction::SetTrue, value_parser = env_flag!())]
     pub(crate) json: bool,
 }
 
@@ -164,13 +180,14 @@ pub(crate) enum LogFormat {
 pub(crate) struct QueryArgs {
     /// DNS server to probe: IP or IP:PORT (port 53 when absent). Repeat for more. In Kubernetes
     /// (`run`) these are added to the discovered ones.
-    #[arg(long = "target", value_name = "IP[:PORT]", env = "HC_TARGET", value_delimiter = ',', num_args = 1.., action = clap::ArgAction::Append, value_parser = parse_target_arg)]
+    #[arg(short = 's', long = "target", value_name = "IP[:PORT]", env = "HC_TARGET", value_delimiter = ',', num_args = 1.., action = clap::ArgAction::Append, value_parser = parse_target_arg)]
     pub(crate) targets: Vec<TargetArg>,
     /// Name to query. [default: kubernetes.default.svc.cluster.local., with --cluster-domain in Kubernetes]
-    #[arg(long, env = "HC_NAME", value_parser = parse_name_arg)]
+    #[arg(short = 'q', long, env = "HC_NAME", value_parser = parse_name_arg)]
     pub(crate) name: Option<Name>,
     /// An address the answer must contain (e.g. the ClusterIP of default/kubernetes). Repeat for more.
     #[arg(
+        short = 'e',
         long = "expect",
         value_name = "IP",
         env = "HC_EXPECT",
@@ -476,6 +493,40 @@ pub(crate) struct StatusArgs {
     /// Print the controller's JSON as it is.
     #[arg(long)]
     pub(crate) json: bool,
+}
+
+pub(crate) const COMPLETIONS_HELP: &str = "\
+Examples:
+  hc-cli completions bash > /etc/bash_completion.d/hc-cli
+  hc-cli completions zsh > \"${fpath[1]}/_hc-cli\"
+  hc-cli completions fish > ~/.config/fish/completions/hc-cli.fish";
+
+/// Arguments of `hc-cli completions`.
+#[derive(Debug, Args)]
+pub(crate) struct CompletionsArgs {
+    /// The shell.
+    #[arg(value_enum)]
+    pub(crate) shell: Shell,
+}
+
+/// A shell `hc-cli completions` writes for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum Shell {
+    /// Bash.
+    Bash,
+    /// Zsh.
+    Zsh,
+    /// Fish.
+    Fish,
+}
+
+/// Arguments of `hc-cli man`.
+#[derive(Debug, Args)]
+pub(crate) struct ManArgs {
+    /// Write hc-cli.1 and one page per command (hc-cli-probe.1, ...) into this directory,
+    /// instead of printing hc-cli.1.
+    #[arg(long, value_name = "DIR")]
+    pub(crate) dir: Option<PathBuf>,
 }
 
 /// Arguments of `hc-cli demo`.

@@ -16,8 +16,32 @@ pub(crate) use crate::args::*;
 #[derive(Debug, Parser)]
 #[command(name = "hc-cli", version, propagate_version = true)]
 pub(crate) struct Cli {
+    /// When to colour output and logs: auto (a terminal, unless NO_COLOR is set or
+    /// CLICOLOR_FORCE asks for it), always, never.
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        value_name = "WHEN",
+        default_value = "auto",
+        hide_possible_values = true,
+        display_order = 1000
+    )]
+    pub(crate) color: ColorChoice,
+
     #[command(subcommand)]
     pub(crate) command: Command,
+}
+
+/// `--color`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum ColorChoice {
+    /// On a terminal, unless NO_COLOR is set; also when CLICOLOR_FORCE is.
+    Auto,
+    /// Always, whatever the environment.
+    Always,
+    /// Never.
+    Never,
 }
 
 #[derive(Debug, Subcommand)]
@@ -55,44 +79,69 @@ pub(crate) enum Command {
     /// against it, a scripted UDP outage and its recovery, metrics; as root also a namespace
     /// sweep with a diagnosis. Ends by itself; no cluster, nothing left behind.
     Demo(DemoArgs),
+
+    /// Print a shell completion script: bash, zsh or fish.
+    #[command(after_help = COMPLETIONS_HELP)]
+    Completions(CompletionsArgs),
+
+    /// Print the manual page (roff), or write one per command into a directory.
+    #[command(
+        after_help = "Examples:\n  hc-cli man | man -l -\n  hc-cli man --dir /usr/local/share/man/man1"
+    )]
+    Man(ManArgs),
 }
 
 const PROBE_HELP: &str = "\
 Examples:
-  hc-cli probe --target 10.96.0.10                  # kubernetes.default.svc.cluster.local A over UDP
-  hc-cli probe --target 10.96.0.10 --both --expect 10.96.0.1   # UDP dead while TCP answers?
-  hc-cli probe --target 10.244.0.5 --target 10.244.1.7 --tcp --json
-  hc-cli probe --target 10.96.0.10 --name nope.default.svc.cluster.local --rcode NXDOMAIN
+  # kubernetes.default.svc.cluster.local. A over UDP:
+  hc-cli probe @10.96.0.10
+  hc-cli probe @10.96.0.10 kubernetes.default.svc.cluster.local A
+  # UDP dead while TCP answers?
+  hc-cli probe --target 10.96.0.10 --both --expect 10.96.0.1
+  hc-cli probe -s 10.244.0.5 -s 10.244.1.7 --tcp --json
+  hc-cli probe @10.96.0.10 nope.default.svc.cluster.local --rcode NXDOMAIN
 
-Healthy: a reply from the queried address and port, with the query's ID and question, a
-response code in --rcode, and an answer holding every --expect address (any answer without
---expect). A truncated UDP reply is retried over TCP, as dig does.
-Failure kinds (JSON error.kind): timeout, refused, unreachable, rcode, wrong-answer,
-empty-answer, truncated, malformed, io, mismatched, not-probed.
-Exit status: 0 every probe healthy, 1 any unhealthy, 2 bad usage, 3 run-time error.";
+Words in any order, as dig takes them: @SERVER (repeatable), NAME, TYPE.
+
+Healthy: a reply from the queried address and port, with the query's ID
+and question, a response code in --rcode, and an answer holding every
+--expect address (any answer without --expect). A truncated UDP reply is
+retried over TCP, as dig does. With --both, a target whose UDP fails while
+TCP works is named udp-blocked (tcp-blocked, dns-unreachable), as sweep
+names it.
+Failure kinds (JSON error.kind): timeout, refused, unreachable, rcode,
+wrong-answer, empty-answer, truncated, malformed, io, mismatched,
+not-probed.
+Exit status: 0 every probe healthy, 1 any unhealthy, 2 bad usage,
+3 run-time error.";
 
 /// Arguments of `hc-cli probe`.
 #[derive(Debug, Args)]
 pub(crate) struct ProbeArgs {
+    /// @SERVER, NAME and TYPE as dig takes them, in any order (beside the flags).
+    #[arg(value_name = "@SERVER NAME TYPE")]
+    pub(crate) words: Vec<String>,
+
     /// DNS server to query: IP or IP:PORT; IPv6 as [::1]:53 or bare ::1, with a zone as
-    /// fe80::1%eth0. Repeat for more.
-    #[arg(long = "target", visible_alias = "ip", value_name = "IP[:PORT]", required = true, num_args = 1.., action = clap::ArgAction::Append, value_parser = parse_target_arg)]
+    /// fe80::1%eth0. Repeat for more (or write @IP).
+    #[arg(short = 's', long = "target", visible_alias = "ip", value_name = "IP[:PORT]", num_args = 1.., action = clap::ArgAction::Append, value_parser = parse_target_arg)]
     pub(crate) targets: Vec<TargetArg>,
 
     /// Port for targets given without one.
-    #[arg(long, default_value_t = dnsprobe::DEFAULT_PORT, value_parser = clap::value_parser!(u16).range(1..))]
+    #[arg(short, long, default_value_t = dnsprobe::DEFAULT_PORT, value_parser = clap::value_parser!(u16).range(1..))]
     pub(crate) port: u16,
 
     /// Name to query (taken as fully qualified: no search list).
-    #[arg(long, default_value = dnsprobe::DEFAULT_QUERY_NAME, value_parser = parse_name_arg)]
-    pub(crate) name: Name,
+    /// [default: kubernetes.default.svc.cluster.local.]
+    #[arg(short = 'q', long, value_parser = parse_name_arg)]
+    pub(crate) name: Option<Name>,
 
-    /// Query type: A, AAAA, SRV, TXT, PTR, ... or TYPE<n>.
-    #[arg(long = "type", value_name = "TYPE", default_value = "A", value_parser = parse_type_arg)]
-    pub(crate) query_type: RecordType,
+    /// Query type: A, AAAA, SRV, TXT, PTR, ... or TYPE<n>. [default: A]
+    #[arg(short = 't', long = "type", value_name = "TYPE", value_parser = parse_type_arg)]
+    pub(crate) query_type: Option<RecordType>,
 
     /// Query over TCP only.
-    #[arg(long, conflicts_with = "both")]
+    #[arg(short = 'T', long, conflicts_with = "both")]
     pub(crate) tcp: bool,
 
     /// Query over UDP and over TCP, each reported on its own.
@@ -100,7 +149,7 @@ pub(crate) struct ProbeArgs {
     pub(crate) both: bool,
 
     /// An address the answer must contain. Repeat for more.
-    #[arg(long = "expect", value_name = "IP")]
+    #[arg(short = 'e', long = "expect", value_name = "IP")]
     pub(crate) expect: Vec<IpAddr>,
 
     /// With --expect: the answer must be exactly the --expect set, nothing more.
@@ -132,7 +181,7 @@ pub(crate) struct ProbeArgs {
     pub(crate) no_edns: bool,
 
     /// Print a JSON array, one object per target and transport.
-    #[arg(long)]
+    #[arg(short = 'j', long)]
     pub(crate) json: bool,
 }
 
@@ -164,7 +213,13 @@ pub(crate) fn parse_target_arg(s: &str) -> Result<TargetArg, String> {
     } else {
         t.parse::<std::net::SocketAddrV4>().is_ok()
     };
-    let addr = dnsprobe::parse_target(t, dnsprobe::DEFAULT_PORT).map_err(|e| e.to_string())?;
+    let addr = dnsprobe::parse_target(t, dnsprobe::DEFAULT_PORT).map_err(|e| {
+        // `--target IP NAME TYPE`: the flag takes several values, so the words went to it.
+        let word = t.chars().any(|c| c.is_ascii_alphabetic() && c > 'f')
+            || dnsprobe::parse_record_type(t).is_ok();
+        let hint = "; a name or type after --target is read as another target: write the server as @IP, or put --target last";
+        format!("{e}{}", if word { hint } else { "" })
+    })?;
     if explicit_port && addr.port() == 0 {
         return Err("port 0 is not a DNS port: give 1-65535, or leave the port out".into());
     }

@@ -45,6 +45,7 @@ fn main() -> ExitCode {
         }
         e.exit()
     });
+    output::set_colour_choice(cli.color);
     match cmd::dispatch(cli.command) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {

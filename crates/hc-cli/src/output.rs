@@ -7,9 +7,24 @@ use std::io::{IsTerminal, Write};
 
 use crate::exit::{self, Context};
 
-/// Whether to colour a stream: never when `NO_COLOR` is set (non-empty), always when
-/// `CLICOLOR_FORCE` is (and not `0`), else only on a terminal.
+/// `--color always` (`Some(true)`) or `never` (`Some(false)`); unset for `auto`.
+static CHOICE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+
+/// Records `--color`, once, before anything is printed.
+pub(crate) fn set_colour_choice(choice: crate::cli::ColorChoice) {
+    use crate::cli::ColorChoice;
+    if choice != ColorChoice::Auto {
+        let _ = CHOICE.set(choice == ColorChoice::Always);
+    }
+}
+
+/// Whether to colour a stream: as `--color always|never` says; with `auto`, never when
+/// `NO_COLOR` is set (non-empty), always when `CLICOLOR_FORCE` is (and not `0`), else only on
+/// a terminal.
 pub(crate) fn colour(is_terminal: bool) -> bool {
+    if let Some(c) = CHOICE.get() {
+        return *c;
+    }
     let set = |k: &str| std::env::var_os(k).is_some_and(|v| !v.is_empty() && v != "0");
     if std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty()) {
         return false;
@@ -78,6 +93,11 @@ impl Out {
     pub(crate) fn status(&mut self, healthy: bool, s: impl Display) -> exit::Result<()> {
         let word = status_word(healthy, self.colour);
         self.line(format_args!("{word} {s}"))
+    }
+
+    /// Bytes as they are (a generated script or page).
+    pub(crate) fn bytes(&mut self, b: &[u8]) -> exit::Result<()> {
+        self.write(|w| w.write_all(b))
     }
 
     /// Pretty JSON, then a newline.

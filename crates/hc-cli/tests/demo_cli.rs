@@ -68,6 +68,36 @@ fn the_demo_shows_the_udp_outage_and_the_recovery() {
     assert!(out.contains("tcp ok") && out.contains("udp timeout"));
     assert!(out.contains("What it showed:"));
     assert!(out.contains("/metrics"));
+    // While UDP is down (after the transition, before the repair), the endpoints as served.
+    let metrics = pos("/metrics (200) says");
+    let status = pos("/status answers 503");
+    assert!(
+        down < metrics && metrics < status && status < repaired,
+        "{out}"
+    );
+    let shown = &lines[metrics..status];
+    assert!(
+        shown
+            .iter()
+            .any(|l| l.contains("coredns_healthcheck_target_up{")
+                && l.contains("transport=\"udp\"")
+                && l.ends_with("} 0")),
+        "{out}"
+    );
+    assert!(
+        shown
+            .iter()
+            .any(|l| l.contains("coredns_healthcheck_failures_total{")
+                && l.contains("reason=\"timeout\"")),
+        "{out}"
+    );
+    assert!(lines[status + 1].contains("\"healthy\": false"), "{out}");
+    assert!(
+        lines[status + 2..status + 4]
+            .iter()
+            .any(|l| l.contains(" udp: down") && l.contains("last error timeout")),
+        "{out}"
+    );
     assert!(
         !out.contains("src:udp://"),
         "the embedded server's own logs stay out"
@@ -79,12 +109,27 @@ fn root_sweeps_two_namespaces_and_removes_them() {
     hc_testkit::needs_root("the demo's namespace sweep");
     let (code, out) = demo(&[]);
     assert_eq!(code, 0, "{out}");
-    let broken = out
-        .lines()
-        .find(|l| l.contains("FAIL hcdemo") && l.contains("-broken"))
+    let lines: Vec<&str> = out.lines().collect();
+    let at = lines
+        .iter()
+        .position(|l| l.contains("FAIL hcdemo") && l.contains("-broken"))
         .unwrap_or_else(|| panic!("{out}"));
+    let broken = lines[at];
+    assert!(
+        out.contains("Fault planted in hcdemo") && out.contains("its loopback is down"),
+        "the demo names what it broke: {out}"
+    );
+    // One finding per line, under the namespace's line.
+    let findings: Vec<&str> = (lines[at + 1..].iter())
+        .take_while(|l| l.starts_with("    - "))
+        .copied()
+        .collect();
     for code in ["no-route", "resolv-conf-nameserver", "dns-unreachable"] {
-        assert!(broken.contains(code), "{code} missing: {broken}");
+        let n = findings
+            .iter()
+            .filter(|l| l.starts_with(&format!("    - {code}:")))
+            .count();
+        assert_eq!(n, 1, "{code} on a line of its own: {out}");
     }
     assert!(
         out.lines()

@@ -198,6 +198,22 @@ fn root_the_agent_status_names_each_coredns_pod_and_its_node() {
         assert_eq!(t["last_result"], "ok");
         assert!(t["checked_unix_ms"].as_u64().unwrap() > 1_700_000_000_000);
     }
+    // At start it said what discovery found, before the first round.
+    let mut a = a;
+    a.child.kill().unwrap();
+    let mut log = String::new();
+    std::io::Read::read_to_string(&mut a.child.stderr.take().unwrap(), &mut log).unwrap();
+    let found = (log.lines())
+        .find(|l| l.contains(r#""message":"discovered""#))
+        .unwrap_or_else(|| panic!("no discovered line:\n{log}"));
+    for t in [
+        "10.96.0.10:53 (service)",
+        "10.244.0.2:53 (pod coredns-a on node-1)",
+        "10.244.0.3:53 (pod coredns-b on ",
+        "expect 10.96.0.1",
+    ] {
+        assert!(found.contains(t), "{t} missing: {found}");
+    }
 }
 
 #[test]

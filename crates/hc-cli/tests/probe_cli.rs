@@ -291,3 +291,249 @@ fn help_teaches() {
         assert!(h.contains(needle), "--help lacks {needle}");
     }
 }
+
+#[test]
+fn dig_style_words_beside_the_flags() {
+    let s = dnsmasq_on(loopback(), "10.96.0.1");
+    let (addr, at) = (s.addr().to_string(), format!("@{}", s.addr()));
+    let good = format!("OK   {addr} udp {NAME}. A -> 10.96.0.1 (");
+    for args in [
+        vec!["probe", &at],
+        vec!["probe", &at, NAME, "A"],
+        vec!["probe", "a", NAME, &at, "--expect", "10.96.0.1"],
+        vec!["probe", NAME, "IN", "A", &at],
+        vec![
+            "probe",
+            "-s",
+            &addr,
+            "-q",
+            NAME,
+            "-t",
+            "A",
+            "-e",
+            "10.96.0.1",
+        ],
+    ] {
+        let o = hc(&args);
+        assert_eq!(o.status.code(), Some(0), "{args:?}: {}", stderr(&o));
+        assert!(stdout(&o).starts_with(&good), "{args:?}: {}", stdout(&o));
+    }
+    // The server's address with --port (-p), the type as a word, JSON with -j.
+    let ip_only = format!("@{}", s.addr().ip());
+    let port = s.addr().port().to_string();
+    let o = hc(&["probe", &ip_only, "-p", &port, NAME, "aaaa", "-T", "-j"]);
+    let v = json(&o);
+    assert_eq!(v[0]["target"], addr);
+    assert_eq!(v[0]["transport"], "tcp");
+    assert_eq!(v[0]["type"], "AAAA");
+    // Careless mixes: named, exit 2, nothing sent to stdout.
+    let cases: &[(&[&str], &str)] = &[
+        (&["probe", &at, "a.example", "b.example"], "two query names"),
+        (&["probe", &at, "A", "AAAA"], "two query types"),
+        (&["probe", &at, "--name", NAME, NAME], "given twice"),
+        (&["probe", &at, "--type", "A", "TXT"], "given twice"),
+        (&["probe", "@", NAME], "invalid target"),
+        (&["probe", "@kube-dns", NAME], "@kube-dns"),
+        (&["probe", &at, "CH", "TXT"], "class CH"),
+        (&["probe", NAME, "A"], "no server"),
+        (
+            &["probe", "--target", &addr, NAME, "A"],
+            "write the server as @IP",
+        ),
+    ];
+    for (args, needle) in cases {
+        let o = hc(args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stdout(&o));
+        assert!(stderr(&o).contains(needle), "{args:?}: {}", stderr(&o));
+        assert!(stdout(&o).is_empty(), "{args:?}: nothing on stdout");
+    }
+}
+
+#[test]
+fn both_names_the_transport_difference_as_sweep_does() {
+    let udp_dead = ScriptedServer::start(
+        loopback(),
+        &[ip("10.96.0.1")],
+        Behaviour::Silent,
+        Behaviour::Answer,
+    );
+    let tcp_dead = ScriptedServer::start(
+        loopback(),
+        &[ip("10.96.0.1")],
+        Behaviour::Answer,
+        Behaviour::Closed,
+    );
+    let good = dnsmasq_on(loopback(), "10.96.0.1");
+    let [u, t, g] = [udp_dead.addr(), tcp_dead.addr(), good.addr()].map(|a| format!("@{a}"));
+    let o = hc(&["probe", &u, &t, &g, "--both", "--timeout", "300ms"]);
+    assert_eq!(o.status.code(), Some(1));
+    let out = stdout(&o);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 8, "6 probes, then 2 comparisons: {out}");
+    let udp_blocked = format!(
+        "FAIL udp-blocked: UDP to {} fails (timed out after 1 attempt",
+        udp_dead.addr()
+    );
+    assert!(lines[6].starts_with(&udp_blocked), "{out}");
+    assert!(lines[6].ends_with("while TCP works: a filter or conntrack problem on the UDP path"));
+    let tcp_blocked = format!(
+        "FAIL tcp-blocked: TCP to {} fails (connection refused) while UDP works",
+        tcp_dead.addr()
+    );
+    assert_eq!(lines[7], tcp_blocked, "{out}");
+    // Without --both there is nothing to compare.
+    let o = hc(&["probe", &u, "--timeout", "300ms"]);
+    assert!(!stdout(&o).contains("udp-blocked"), "{}", stdout(&o));
+}
+
+#[test]
+fn long_answers_one_record_per_line() {
+    let many: Vec<String> = (1..=6).map(|i| format!("10.244.{i}.17")).collect();
+    let records: Vec<(&str, IpAddr)> = many.iter().map(|a| (NAME, ip(a))).collect();
+    let s = Dnsmasq::start(loopback(), &records, "cluster.local");
+    let o = hc(&["probe", &format!("@{}", s.addr())]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let out = stdout(&o);
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(lines[0].contains(" -> 6 records ("), "{out}");
+    let mut shown: Vec<&str> = lines[1..].iter().map(|l| l.trim()).collect();
+    shown.sort();
+    assert_eq!(shown, many, "one record per line: {out}");
+    assert!(lines[1..].iter().all(|l| l.starts_with("    ")), "{out}");
+    // JSON is unchanged: the records in one array.
+    let v = json(&hc(&["probe", &format!("@{}", s.addr()), "--json"]));
+    assert_eq!(v[0]["answers"].as_array().unwrap().len(), 6);
+}
+
+#[test]
+fn colour_follows_the_flag_then_the_environment() {
+    let s = dnsmasq_on(loopback(), "10.96.0.1");
+    let at = format!("@{}", s.addr());
+    let run = |args: &[&str], env: &[(&str, &str)]| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_hc-cli"));
+        c.args(args)
+            .env_remove("NO_COLOR")
+            .env_remove("CLICOLOR_FORCE");
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        stdout(&c.output().unwrap()).contains("\x1b[32mOK")
+    };
+    assert!(!run(&["probe", &at], &[]), "not a terminal: no colour");
+    assert!(run(
+        &["probe", &at, "--color", "always"],
+        &[("NO_COLOR", "1")]
+    ));
+    assert!(run(&["probe", &at], &[("CLICOLOR_FORCE", "1")]));
+    assert!(!run(
+        &["probe", &at],
+        &[("CLICOLOR_FORCE", "1"), ("NO_COLOR", "1")]
+    ));
+    assert!(!run(
+        &["probe", &at, "--color=never"],
+        &[("CLICOLOR_FORCE", "1")]
+    ));
+    assert!(
+        run(&["--color", "always", "probe", &at], &[]),
+        "global flag"
+    );
+    let o = hc(&["probe", &at, "--color", "sometimes"]);
+    assert_eq!(o.status.code(), Some(2));
+}
+
+#[test]
+fn completions_and_manual_pages() {
+    let o = hc(&["completions", "bash"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    // Bash itself completes with the script: the subcommands, then probe's flags.
+    let script = std::env::temp_dir().join(format!("hc-cli-completion-{}", std::process::id()));
+    std::fs::write(&script, &o.stdout).unwrap();
+    let complete = |words: &str| {
+        let line = format!(
+            "source {}; COMP_WORDS=({words}); COMP_CWORD=$((${{#COMP_WORDS[@]}}-1)); \
+             COMP_LINE=\"{words}\"; COMP_POINT=${{#COMP_LINE}}; \
+             $(complete -p hc-cli | sed -E 's/.*-F ([^ ]+).*/\\1/') hc-cli \"${{COMP_WORDS[-1]}}\" \
+             \"${{COMP_WORDS[-2]}}\"; printf '%s\\n' \"${{COMPREPLY[@]}}\"",
+            script.display()
+        );
+        let o = Command::new("bash").args(["-c", &line]).output().unwrap();
+        assert!(o.status.success(), "{line}: {o:?}");
+        stdout(&o)
+    };
+    let subcommands = complete("hc-cli pro");
+    assert_eq!(subcommands.trim(), "probe", "{subcommands}");
+    let flags = complete("hc-cli probe --ta");
+    assert!(flags.lines().any(|l| l == "--target"), "{flags}");
+    std::fs::remove_file(&script).unwrap();
+    let zsh = stdout(&hc(&["completions", "zsh"]));
+    assert!(zsh.starts_with("#compdef hc-cli"), "{zsh}");
+    assert!(zsh.contains("--target"));
+    let fish = stdout(&hc(&["completions", "fish"]));
+    assert!(
+        fish.contains("complete -c hc-cli") && fish.contains("-l target"),
+        "{fish}"
+    );
+    assert_eq!(hc(&["completions", "tcsh"]).status.code(), Some(2));
+
+    let page = stdout(&hc(&["man"]));
+    assert!(page.contains(".TH hc-cli 1"), "{page}");
+    let dir = std::env::temp_dir().join(format!("hc-cli-man-{}", std::process::id()));
+    let o = hc(&["man", "--dir", dir.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    for page in [
+        "hc-cli.1",
+        "hc-cli-probe.1",
+        "hc-cli-sweep.1",
+        "hc-cli-run.1",
+    ] {
+        let text = std::fs::read_to_string(dir.join(page)).unwrap();
+        assert!(text.contains(".SH"), "{page}");
+    }
+    // groff (as `man` does) renders the probe page with its flags.
+    let o = Command::new("groff")
+        .args(["-man", "-Tutf8", "-P", "-c"])
+        .arg(dir.join("hc-cli-probe.1"))
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run groff ({e}): apt-get install groff-base"));
+    assert!(stdout(&o).contains("--target"), "{}", stdout(&o));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn help_examples_do_not_wrap_at_80_columns() {
+    let help = |sub: &[&str], cols: &str| {
+        let o = Command::new(env!("CARGO_BIN_EXE_hc-cli"))
+            .args(sub)
+            .arg("--help")
+            .env("COLUMNS", cols)
+            .output()
+            .unwrap();
+        let text = stdout(&o);
+        let after = text.split("\nExamples:\n").nth(1).map(str::to_owned);
+        (text, after)
+    };
+    let commands: &[&[&str]] = &[
+        &["probe"],
+        &["sweep"],
+        &["run"],
+        &["controller"],
+        &["status"],
+        &["netns", "list"],
+        &["completions"],
+        &["man"],
+    ];
+    for sub in commands {
+        let (narrow, examples) = help(sub, "80");
+        let (_, wide) = help(sub, "200");
+        let examples = examples.unwrap_or_else(|| panic!("{sub:?}: no Examples:\n{narrow}"));
+        assert_eq!(
+            Some(&examples),
+            wide.as_ref(),
+            "{sub:?}: the examples and notes wrap at 80 columns"
+        );
+        for l in examples.lines() {
+            let n = l.chars().count();
+            assert!(n <= 80, "{sub:?}: {n} columns: {l}");
+        }
+    }
+}

@@ -25,11 +25,25 @@ impl HttpResponse {
 
 /// A minimal blocking HTTP/1.1 request (`Connection: close`), for tests of the admin server.
 pub fn http(addr: SocketAddr, method: &str, path: &str) -> std::io::Result<HttpResponse> {
+    http_with_headers(addr, method, path, &[])
+}
+
+/// [`http`] with request headers of the caller's (`("Accept", "text/plain")`).
+pub fn http_with_headers(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> std::io::Result<HttpResponse> {
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
     s.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let extra: String = headers
+        .iter()
+        .map(|(n, v)| format!("{n}: {v}\r\n"))
+        .collect();
     write!(
         s,
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{extra}Connection: close\r\n\r\n"
     )?;
     let mut raw = Vec::new();
     s.read_to_end(&mut raw)?;

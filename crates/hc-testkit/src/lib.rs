@@ -43,7 +43,7 @@ pub use cluster_lab::{ClusterDnsPod, ClusterLab, LabNode, UNDERLAY_GATEWAY};
 pub use dnsmasq::Dnsmasq;
 pub use fakeapi::{ADMIN, AuditEntry, FakeApi};
 pub use hostile::{Hostile, HostileServer};
-pub use http::{HttpResponse, http, metric_value};
+pub use http::{HttpResponse, http, http_with_headers, metric_value};
 #[cfg(target_os = "linux")]
 pub use lab::{LAB_API_IP, LAB_DNS_VIP, LAB_GATEWAY, Lab, LabDnsPod, LabPod, nft};
 #[cfg(target_os = "linux")]

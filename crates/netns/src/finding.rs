@@ -188,6 +188,25 @@ pub fn transport_findings(udp: &ProbeReport, tcp: Option<&ProbeReport>) -> Vec<F
     out
 }
 
+/// For reports of several targets probed over UDP and TCP (`hc-cli probe --both`): per target,
+/// the transports compared in [`transport_findings`]'s words — `udp-blocked`, `tcp-blocked` or
+/// `dns-unreachable` — when they differ or both fail; in the order of the UDP reports.
+pub fn compare_transports(reports: &[ProbeReport]) -> Vec<Finding> {
+    let tcp_of = |t| {
+        (reports.iter()).find(|r| r.target == t && r.transport == dnsprobe::Transport::Tcp)
+    };
+    (reports.iter())
+        .filter(|r| r.transport == dnsprobe::Transport::Udp)
+        .flat_map(|udp| transport_findings(udp, tcp_of(udp.target)))
+        .filter(|f| {
+            matches!(
+                f.code,
+                FindingCode::UdpBlocked | FindingCode::TcpBlocked | FindingCode::DnsUnreachable
+            )
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -206,6 +225,26 @@ mod tests {
 
     fn codes(f: &[Finding]) -> Vec<&'static str> {
         f.iter().map(|f| f.code.as_str()).collect()
+    }
+
+    #[test]
+    fn transports_compared_per_target() {
+        use Transport::*;
+        let other: SocketAddr = "10.96.0.11:53".parse().unwrap();
+        let mut refused_tcp = report(Some(Failure::Refused), Tcp);
+        refused_tcp.target = other;
+        let mut ok_udp = report(None, Udp);
+        ok_udp.target = other;
+        let reports = [
+            report(Some(Failure::Refused), Udp),
+            report(None, Tcp),
+            ok_udp,
+            refused_tcp,
+        ];
+        let found = compare_transports(&reports);
+        assert_eq!(codes(&found), ["udp-blocked", "tcp-blocked"]);
+        assert_eq!(found[1].target, Some(other));
+        assert!(compare_transports(&reports[..1]).is_empty(), "UDP alone: nothing compared");
     }
 
     #[test]

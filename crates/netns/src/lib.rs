@@ -55,7 +55,7 @@ mod resolv;
 
 pub use cgroup::{KubeRef, from_path as cgroup_path_ref, parse_cgroup};
 pub use diagnose::{Address, Link, Lookup, NetSnapshot, Route, check_resolv_conf, diagnose_path};
-pub use finding::{Finding, FindingCode, transport_findings};
+pub use finding::{Finding, FindingCode, compare_transports, transport_findings};
 pub use resolv::{GLIBC_MAX_NAMESERVERS, GLIBC_MAX_SEARCH, ResolvConf};
 
 #[cfg(target_os = "linux")]

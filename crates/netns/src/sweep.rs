@@ -162,7 +162,8 @@ pub struct NamespaceJson<'a> {
 
 /// `OK`/`FAIL` aside, the line `hc-cli sweep` prints: who, then what was answered or what is
 /// wrong. A target's own probe finding is left out when `udp-blocked` or `dns-unreachable`
-/// already says what it found (JSON keeps both).
+/// already says what it found (JSON keeps both). The alternate form (`{:#}`) puts each finding
+/// on a line of its own, as `\n    - code: message`.
 impl fmt::Display for NsReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.host {
@@ -193,6 +194,10 @@ impl fmt::Display for NsReport {
             .filter(|x| !summarized(x))
             .map(ToString::to_string)
             .collect();
+        if f.alternate() {
+            f.write_str(":")?;
+            return words.iter().try_for_each(|w| write!(f, "\n    - {w}"));
+        }
         write!(f, ": {}", words.join("; "))
     }
 }

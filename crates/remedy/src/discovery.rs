@@ -137,6 +137,29 @@ pub struct Discovered {
 }
 
 impl Discovered {
+    /// What discovery found, for a person (the agent's first log line): `10.96.0.10:53
+    /// (service), 10.244.0.5:53 (pod coredns-a on node-1), expect 10.96.0.1`, or `nothing yet`.
+    pub fn describe(&self, port: Option<u16>) -> String {
+        let mut found: Vec<String> = (self.targets(port).into_iter())
+            .map(|t| match t.role {
+                TargetRole::Service => format!("{} (service)", t.addr),
+                TargetRole::Pod { name, node, .. } => format!(
+                    "{} (pod {} on {})",
+                    t.addr,
+                    name.as_deref().unwrap_or("?"),
+                    node.as_deref().unwrap_or("?")
+                ),
+            })
+            .collect();
+        if found.is_empty() {
+            found.push("nothing yet (the watches keep trying; see /status)".into());
+        }
+        if let Some(api) = self.api_ip {
+            found.push(format!("expect {api}"));
+        }
+        found.join(", ")
+    }
+
     /// The targets to probe: the Service's ClusterIPs on its ports, and every CoreDNS endpoint
     /// not terminating on the pods' own ports; `port` (`--dns-port`) replaces every port.
     pub fn targets(&self, port: Option<u16>) -> Vec<DiscoveredTarget> {

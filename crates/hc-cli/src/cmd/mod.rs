@@ -2,6 +2,7 @@
 
 mod controller;
 mod demo;
+mod manual;
 mod netns;
 mod probe;
 mod run;
@@ -20,5 +21,7 @@ pub(crate) fn dispatch(command: Command) -> exit::Result {
         Command::Controller(args) => controller::run(*args),
         Command::Status(args) => status::run(args),
         Command::Demo(args) => demo::run(args),
+        Command::Completions(args) => manual::completions(args),
+        Command::Man(args) => manual::man(args),
     }
 }

@@ -1,5 +1,7 @@
 //! `hc-cli probe`: one query per target and transport, printed as lines or JSON.
 
+use anyhow::anyhow;
+use dnsprobe::hickory_proto::rr::{Name, RecordType};
 use dnsprobe::{
     AnswerExpectation, Expectation, JsonReport, ProbeReport, ProbeSpec, Prober, TransportMode,
 };
@@ -8,8 +10,53 @@ use crate::cli::ProbeArgs;
 use crate::exit;
 use crate::output::Out;
 
+/// What to ask whom: the flags and the dig-style words together.
+struct Query {
+    targets: Vec<std::net::SocketAddr>,
+    name: Name,
+    query_type: RecordType,
+}
+
+/// Joins `--target`/`--name`/`--type` with `@SERVER NAME TYPE`; a name or type given both ways
+/// is a usage error.
+fn query(args: &ProbeArgs) -> exit::Result<Query> {
+    let words = dnsprobe::parse_query_words(&args.words).map_err(|e| exit::usage(anyhow!(e)))?;
+    let mut targets: Vec<_> = (args.targets.iter())
+        .map(|t| t.with_default_port(args.port))
+        .collect();
+    for s in &words.servers {
+        let t = crate::cli::parse_target_arg(s).map_err(|e| exit::usage(anyhow!("@{s}: {e}")))?;
+        targets.push(t.with_default_port(args.port));
+    }
+    if targets.is_empty() {
+        return Err(exit::usage(anyhow!(
+            "no server: write @IP[:PORT] (as dig does) or --target IP[:PORT] (repeatable)"
+        )));
+    }
+    let twice = |what: &str, flag: &str| {
+        exit::usage(anyhow!(
+            "the {what} is given twice (as a word and as {flag}): give it once"
+        ))
+    };
+    let name = match (args.name.clone(), words.name) {
+        (Some(_), Some(_)) => return Err(twice("query name", "--name")),
+        (Some(n), None) | (None, Some(n)) => n,
+        (None, None) => ProbeSpec::new(targets[0]).name,
+    };
+    let query_type = match (args.query_type, words.query_type) {
+        (Some(_), Some(_)) => return Err(twice("query type", "--type")),
+        (Some(t), None) | (None, Some(t)) => t,
+        (None, None) => RecordType::A,
+    };
+    Ok(Query {
+        targets,
+        name,
+        query_type,
+    })
+}
+
 /// One spec per target, from the arguments.
-fn specs(args: &ProbeArgs) -> Vec<ProbeSpec> {
+fn specs(args: &ProbeArgs, q: &Query) -> Vec<ProbeSpec> {
     let transport = match (args.tcp, args.both) {
         (_, true) => TransportMode::Both,
         (true, false) => TransportMode::Tcp,
@@ -24,12 +71,11 @@ fn specs(args: &ProbeArgs) -> Vec<ProbeSpec> {
     if !args.rcodes.is_empty() {
         expect = expect.with_rcodes(args.rcodes.iter().copied());
     }
-    args.targets
-        .iter()
+    (q.targets.iter())
         .map(|t| {
-            ProbeSpec::new(t.with_default_port(args.port))
-                .with_name(args.name.clone())
-                .with_query_type(args.query_type)
+            ProbeSpec::new(*t)
+                .with_name(q.name.clone())
+                .with_query_type(q.query_type)
                 .with_transport(transport)
                 .with_tcp_fallback(!args.no_tcp_fallback)
                 .with_timeout(args.timeout)
@@ -42,11 +88,12 @@ fn specs(args: &ProbeArgs) -> Vec<ProbeSpec> {
 }
 
 pub(crate) fn run(args: ProbeArgs) -> exit::Result {
-    let specs = specs(&args);
+    let q = query(&args)?;
+    let specs = specs(&args, &q);
     // Zone transfers only over TCP: say so before anything is sent.
     if let Some(Err(e)) = specs.first().map(ProbeSpec::check) {
-        let t = dnsprobe::record_type_name(args.query_type);
-        return Err(exit::usage(anyhow::anyhow!(
+        let t = dnsprobe::record_type_name(q.query_type);
+        return Err(exit::usage(anyhow!(
             "--type {t} needs --tcp (not UDP, nor --both): {e}"
         )));
     }
@@ -57,10 +104,14 @@ pub(crate) fn run(args: ProbeArgs) -> exit::Result {
     let mut out = Out::new();
     if args.json {
         out.json(&reports.iter().map(JsonReport::from).collect::<Vec<_>>())?;
-    } else {
-        for r in &reports {
-            out.status(r.healthy(), r)?;
-        }
+        return Ok(exit::status(reports.iter().all(ProbeReport::healthy)));
+    }
+    for r in &reports {
+        out.status(r.healthy(), format_args!("{r:#}"))?;
+    }
+    // With --both: UDP against TCP per target, in sweep's words (udp-blocked, ...).
+    for f in hc_netns::compare_transports(&reports).iter().filter(|_| args.both) {
+        out.status(false, f)?;
     }
     Ok(exit::status(reports.iter().all(ProbeReport::healthy)))
 }

@@ -118,6 +118,10 @@ async fn serve(args: &RunArgs, metrics: Metrics, cluster: Option<AgentCluster>) 
         Some(_) => hc_agent::schedule::jitter(args.interval),
         None => std::time::Duration::ZERO,
     };
+    if let Some(c) = &cluster {
+        let found = c.snapshot().describe(args.kube.dns_port);
+        info!(targets = %found, "discovered");
+    }
     let mut agent = Agent::new(agent_config(args), Some(metrics), cluster);
     info!(
         targets = %agent.targets().join(","),
