@@ -14,6 +14,8 @@
 //! a load model (`cargo run -p hc-agent --example load-model`). Linux only.
 
 #[cfg(target_os = "linux")]
+pub mod api_dns;
+#[cfg(target_os = "linux")]
 mod round;
 #[cfg(target_os = "linux")]
 pub mod schedule;

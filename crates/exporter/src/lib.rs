@@ -26,14 +26,17 @@
 //! # Ok(()) }
 //! ```
 
+mod checks;
 mod metrics;
 mod server;
 mod status;
 mod view;
 
+pub use checks::{ApiDnsStatus, FreshnessResult, FreshnessView, HealthGap, PodHttp, StaleRecord};
 pub use metrics::{
     ACTIONS, BucketsError, CONTROLLER_FAMILIES, ControllerMetrics, DEFAULT_LATENCY_BUCKETS,
-    FAMILIES, Metrics, PREFIX, RESULTS, Source, VERDICT_KINDS, sample_names,
+    FAMILIES, FRESHNESS_EVENTS, FRESHNESS_RESULTS, Metrics, PREFIX, PROPAGATION_BUCKETS, RESULTS,
+    Source, VERDICT_KINDS, sample_names,
 };
 pub use server::{Admin, AdminServer, HEADER_READ_TIMEOUT, OPENMETRICS, ServeError};
 pub use status::{

@@ -35,6 +35,10 @@ pub struct Status {
     /// Kubernetes mode only: the API connection.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kubernetes: Option<KubernetesStatus>,
+    /// Kubernetes mode only: the last check of the API server through cluster DNS (apart from
+    /// DNS health: it does not change `healthy`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_dns: Option<crate::checks::ApiDnsStatus>,
 }
 
 /// The agent's connection to Kubernetes.
@@ -87,6 +91,7 @@ impl Status {
             targets: targets.entries().iter().map(TargetStatus::from).collect(),
             namespaces: namespaces.known().map(NamespaceStatus::from).collect(),
             kubernetes: None,
+            api_dns: None,
         }
     }
 

@@ -59,6 +59,8 @@ mod controller;
 mod discovery;
 mod error;
 mod execute;
+pub mod freshness;
+mod health_http;
 mod lease;
 mod node_condition;
 mod plan;
@@ -70,19 +72,22 @@ mod watch;
 
 pub use agent::{AgentCluster, AgentClusterConfig, AgentClusterError, Via};
 pub use agents::{
-    AgentRef, MAX_STATUS_BYTES, ReadError, Sampler, agents_of, http_get, read_all, read_status,
+    AgentRef, MAX_STATUS_BYTES, ReadError, Sampler, agents_of, http_get, http_get_any, read_all,
+    read_status,
 };
 pub use classify::{Quorum, Verdict, classify};
 pub use client::{
     ClusterSource, ControllerAt, cluster_source, connect, controller_status, service_proxy_get,
 };
-pub use controller::{Controller, ControllerConfig, deployment_info};
+pub use controller::{Controller, ControllerConfig, SERVICES_WATCH, deployment_info};
 pub use discovery::{
     Discovered, DiscoveredTarget, Discovery, DiscoveryConfig, EndpointInfo, PodInfo, TargetRole,
     pod_info,
 };
 pub use error::RemedyError;
 pub use execute::{Executor, FIELD_MANAGER, Mode, Outcome};
+pub use freshness::{Freshness, FreshnessConfig};
+pub use health_http::{HttpChecks, HttpChecksConfig, MAX_HTTP_BODY};
 pub use lease::{Decision, Elector, HISTORY_ANNOTATION, LeaseConfig, LeaseError, decide};
 pub use node_condition::{NODE_CONDITION, NodeVerdict, node_verdict, set_node_condition};
 pub use plan::{
