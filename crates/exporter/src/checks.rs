@@ -91,6 +91,10 @@ pub struct StaleRecord {
     pub event: String,
     /// Since when (the change), milliseconds since the Unix epoch.
     pub since_unix_ms: u64,
+    /// The CoreDNS pods that answered the old address when asked directly (empty: seen through
+    /// the Service only).
+    #[serde(default)]
+    pub pods: Vec<String>,
 }
 
 /// How one followed Service ended.
@@ -129,8 +133,12 @@ impl fmt::Display for StaleRecord {
             self.name, self.address, self.event
         )?;
         match &self.current {
-            Some(c) => write!(f, ", now {c})"),
-            None => write!(f, ")"),
+            Some(c) => write!(f, ", now {c})")?,
+            None => write!(f, ")")?,
+        }
+        match self.pods.as_slice() {
+            [] => Ok(()),
+            pods => write!(f, " from {}", pods.join(", ")),
         }
     }
 }

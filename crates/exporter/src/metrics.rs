@@ -739,22 +739,23 @@ impl ControllerMetrics {
         }
     }
 
-    /// Counts how a followed Service change ended (`skipped`: not followed) and, when it
-    /// propagated, observes how long it took.
-    pub fn freshness(&self, event: &str, result: &str, seconds: Option<f64>) {
+    /// Counts how a followed Service change ended (`skipped`: not followed).
+    pub fn freshness(&self, event: &str, result: &str) {
         self.freshness_checks
             .get_or_create(&FreshnessLabels {
                 event: event.into(),
                 result: result.into(),
             })
             .inc();
-        if let Some(s) = seconds {
-            self.propagation
-                .get_or_create(&EventLabels {
-                    event: event.into(),
-                })
-                .observe(s);
-        }
+    }
+
+    /// Observes how long a Service change took to resolve through cluster DNS.
+    pub fn propagation(&self, event: &str, seconds: f64) {
+        self.propagation
+            .get_or_create(&EventLabels {
+                event: event.into(),
+            })
+            .observe(seconds);
     }
 
     /// Counts a completed round.

@@ -328,6 +328,7 @@ async fn the_controller_serves_its_families_and_its_view() {
                 current: None,
                 event: "deleted".into(),
                 since_unix_ms: 1,
+                pods: vec!["coredns-a".into()],
             }],
             ..Default::default()
         }),
@@ -338,8 +339,9 @@ async fn the_controller_serves_its_families_and_its_view() {
         }],
         ..ControllerStatus::default()
     };
-    metrics.freshness("added", "propagated", Some(0.3));
-    metrics.freshness("deleted", "stale", None);
+    metrics.propagation("added", 0.3);
+    metrics.freshness("added", "propagated");
+    metrics.freshness("deleted", "stale");
     metrics.set_view(&view);
     admin.publish_document(view.healthy(), &view);
 

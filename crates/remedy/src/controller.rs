@@ -317,7 +317,7 @@ impl Controller {
         };
         let mut status = self.status(&pods, &verdicts, agents_view, watches, leader);
         status.health_gaps = gaps;
-        status.freshness = self.freshness(leader, metrics);
+        status.freshness = self.freshness(leader, &pods, metrics);
         if let Some(m) = metrics {
             m.set_view(&status);
             for w in &status.watches {
@@ -375,24 +375,29 @@ impl Controller {
     fn freshness(
         &self,
         leader: bool,
+        pods: &[PodInfo],
         metrics: Option<&ControllerMetrics>,
     ) -> Option<hc_exporter::FreshnessView> {
         let f = self.freshness.as_ref()?;
         f.set_active(leader);
+        f.set_pods(
+            (pods.iter())
+                .filter(|p| !p.terminating)
+                .filter_map(|p| Some((p.name.clone(), p.ip?)))
+                .collect(),
+        );
         let (done, skipped, view) = f.take();
         if let Some(m) = metrics {
-            for c in done
-                .iter()
-                .filter(|c| c.outcome != crate::freshness::Outcome::Cleared)
-            {
-                let seconds = match c.outcome {
-                    crate::freshness::Outcome::Propagated(d) => Some(d.as_secs_f64()),
-                    _ => None,
-                };
-                m.freshness(c.change.as_str(), c.outcome.as_str(), seconds);
+            use crate::freshness::Outcome;
+            for c in &done {
+                match c.outcome {
+                    Outcome::Resolved(d) => m.propagation(c.change.as_str(), d.as_secs_f64()),
+                    Outcome::Cleared => {}
+                    o => m.freshness(c.change.as_str(), o.as_str()),
+                }
             }
             for change in skipped {
-                m.freshness(change.as_str(), "skipped", None);
+                m.freshness(change.as_str(), "skipped");
             }
         }
         leader.then_some(view)

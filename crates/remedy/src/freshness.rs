@@ -2,24 +2,34 @@
 //! names that still resolve to a deleted or replaced Service's address.
 //!
 //! CoreDNS learns Services from its own watch of the API (the `kubernetes` plugin) and caches
-//! answers (the `cache` plugin). A CoreDNS pod whose watch stalled answers from an old picture
-//! of the cluster: new Services do not resolve, deleted ones still do. The controller watches
-//! Services cluster-wide (read-only; one watch in one place, where 5,000 agents would be 5,000
-//! watches of every Service) and, for each change it sees after its first list — a Service
-//! `added`, `changed` (deleted and created again with another address, or its ClusterIP
-//! changed) or `deleted` — asks the DNS Service's ClusterIP for the name
-//! (`NAME.NAMESPACE.svc.DOMAIN`) until [`CONFIRM`] answers in a row are right: the new address
-//! (not the old), or for a deleted Service no longer the old one. The time from the change to
-//! the first of those answers is the propagation time. The probes start 100 ms after the change
-//! and double their spacing up to a twentieth of the give-up time (2 s at most).
+//! answers (the `cache` plugin, 30 s by default). A CoreDNS pod whose watch stalled answers from
+//! an old picture of the cluster: new Services do not resolve, deleted ones still do. The
+//! controller watches Services cluster-wide (read-only; one watch in one place, where 5,000
+//! agents would be 5,000 watches of every Service) and follows each change it sees after its
+//! first list — a Service `added`, `changed` (deleted and created again with another address,
+//! or its ClusterIP changed) or `deleted` — by asking the DNS Service's ClusterIP for the name
+//! (`NAME.NAMESPACE.svc.DOMAIN`), as a client would:
 //!
-//! Bounded: at most `follow` changes are followed at once (the others are counted as skipped);
-//! a change that is not right by `give_up` ends as `stale` (an old address among the last
-//! answers) or `not-propagated`. A stale name is kept and asked again every quarter of
-//! `give_up` until it answers right [`CONFIRM`] times in a row; at most `follow` of them.
-//! Headless and ExternalName Services are not followed (their names do not answer a ClusterIP);
-//! changes made while the watch relists are not followed either (when they happened is not
-//! known).
+//! - **propagation**: the first of [`CONFIRM`] right answers in a row (the new address and not
+//!   the old; for a deleted Service, no longer the old one) is when the change reached cluster
+//!   DNS: the time from the change is observed in the histogram. The queries start 100 ms after
+//!   the change and double their spacing up to a twentieth of the give-up time (2 s at most),
+//!   each spacing varied by ±20% so that follows do not fall in step with a round-robin
+//!   balancer;
+//! - **stale**: the follow goes on until the give-up time; an old address answered in its second
+//!   half (past CoreDNS's cache, with the default 60 s give-up) makes the name `stale`. Behind
+//!   the Service one CoreDNS pod of several may be stale and answer only the queries a balancer
+//!   sends it, so in that second half every other query goes to a CoreDNS pod directly, the
+//!   pods taken in turn (their addresses from the controller's watch, on the Service's target
+//!   port): a stale pod is asked whatever the balancer does, and named. A change never right by
+//!   the give-up time, with no late old answer, is `not-propagated`.
+//!
+//! A stale name is kept and asked again every quarter of the give-up time until it answers right
+//! [`CLEAR`] times in a row. Bounded: at most `follow` changes followed at once (the others are
+//! counted as skipped), each for the give-up time (about 35 queries at the defaults), and at
+//! most `follow` stale names. Headless and ExternalName Services are not followed (their names
+//! do not answer a ClusterIP); nor are changes made while the watch relists (when they
+//! happened is not known).
 //!
 //! [`Tracker`] is the state machine, with no I/O; [`Freshness`] runs it on a task with the watch
 //! and the probes.
@@ -36,6 +46,7 @@ use dnsprobe::{AnswerExpectation, Expectation, ProbeReport, ProbeSpec, Prober, T
 use futures_util::StreamExt;
 use hc_exporter::{FreshnessResult, FreshnessView, StaleRecord};
 use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::api::ListParams;
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client};
@@ -43,9 +54,11 @@ use tracing::{debug, info, warn};
 
 use crate::watch::WatchHealth;
 
-/// Right answers in a row that end a follow (or clear a stale name): with several CoreDNS pods
-/// behind the Service, one stale pod shows among them.
+/// Right answers in a row that mark a change as propagated.
 pub const CONFIRM: u32 = 3;
+/// Right answers in a row that clear a stale name (one stale CoreDNS pod of two behind the
+/// Service is missed by 6 queries once in 64).
+pub const CLEAR: u32 = 6;
 /// The first probe after a change.
 const FIRST_STEP: Duration = Duration::from_millis(100);
 /// The widest spacing between probes of a followed change.
@@ -137,13 +150,15 @@ pub fn classify_answer(r: &ProbeReport, new: Option<IpAddr>, old: Option<IpAddr>
     }
 }
 
-/// How a follow ended.
+/// What a follow reports: the propagation time when it is known, then how it ended.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Outcome {
-    /// Right [`CONFIRM`] times in a row (or right at the give-up time, with no old address
-    /// among the last answers), this long after the change.
+    /// Right [`CONFIRM`] times in a row, the first of them this long after the change (the
+    /// follow goes on, for stale answers).
+    Resolved(Duration),
+    /// Ended: resolved (this long after the change) and no old address late in the follow.
     Propagated(Duration),
-    /// An old address among the last answers at the give-up time.
+    /// Ended: an old address answered in the second half of the give-up time.
     Stale,
     /// Never right by the give-up time, no old address seen last.
     NotPropagated,
@@ -155,6 +170,7 @@ impl Outcome {
     /// The `result` label.
     pub fn as_str(self) -> &'static str {
         match self {
+            Outcome::Resolved(_) => "resolved",
             Outcome::Propagated(_) => "propagated",
             Outcome::Stale => "stale",
             Outcome::NotPropagated => "not-propagated",
@@ -180,14 +196,20 @@ struct Follow {
     max_step: Duration,
     run: u32,
     run_start: Option<Instant>,
-    /// The last answers, newest in bit 0: 1 where the old address was answered.
-    olds: u32,
+    /// When it became right ([`CONFIRM`] in a row), after the change.
+    resolved: Option<Duration>,
+    /// Old addresses answered in the second half of the give-up time.
+    late_old: u32,
+    /// Queries sent.
+    sent: u32,
+    /// The CoreDNS pods that answered the old address (empty: seen through the Service only).
+    stale_pods: Vec<String>,
 }
 
 impl Follow {
-    /// Takes one answer at `at`; the outcome when the follow ends.
-    fn observe(&mut self, seen: Seen, at: Instant) -> Option<Outcome> {
-        self.olds = ((self.olds << 1) | u32::from(seen == Seen::Old)) & ((1 << CONFIRM) - 1);
+    /// Takes one answer at `at`; what it reports. `jitter` (0.8 to 1.2) varies the next
+    /// spacing.
+    fn observe(&mut self, seen: Seen, at: Instant, jitter: f64) -> Vec<Outcome> {
         if seen == Seen::Right {
             self.run_start.get_or_insert(at);
             self.run += 1;
@@ -195,29 +217,39 @@ impl Follow {
             self.run = 0;
             self.run_start = None;
         }
-        let right_for = |s: &Follow| s.run_start.map(|r| r.saturating_duration_since(s.since));
-        if self.run >= CONFIRM {
-            return Some(match self.deadline {
-                Some(_) => Outcome::Propagated(right_for(self).unwrap_or_default()),
-                None => Outcome::Cleared,
+        let Some(deadline) = self.deadline else {
+            // A stale name, asked again until it is right.
+            self.next = at + self.step.mul_f64(jitter);
+            return if self.run >= CLEAR {
+                vec![Outcome::Cleared]
+            } else {
+                Vec::new()
+            };
+        };
+        let mut out = Vec::new();
+        let half = self.since + deadline.saturating_duration_since(self.since) / 2;
+        if seen == Seen::Old && at >= half {
+            self.late_old += 1;
+        }
+        if self.run >= CONFIRM && self.resolved.is_none() {
+            let d = (self.run_start.unwrap_or(at)).saturating_duration_since(self.since);
+            self.resolved = Some(d);
+            out.push(Outcome::Resolved(d));
+        }
+        if at >= deadline {
+            out.push(match self.resolved {
+                _ if self.late_old > 0 => Outcome::Stale,
+                Some(d) => Outcome::Propagated(d),
+                None => Outcome::NotPropagated,
             });
+            return out;
         }
-        if let Some(d) = self.deadline {
-            if at >= d {
-                return Some(if self.olds != 0 {
-                    Outcome::Stale
-                } else if let Some(t) = right_for(self) {
-                    Outcome::Propagated(t)
-                } else {
-                    Outcome::NotPropagated
-                });
-            }
-            self.step = (self.step * 2).min(self.max_step);
-            self.next = (at + self.step).min(d);
-        } else {
-            self.next = at + self.step;
-        }
-        None
+        self.step = match self.resolved {
+            Some(_) => self.max_step,
+            None => (self.step * 2).min(self.max_step),
+        };
+        self.next = (at + self.step.mul_f64(jitter)).min(deadline);
+        out
     }
 }
 
@@ -237,6 +269,28 @@ pub struct Completed {
     pub old: Option<IpAddr>,
 }
 
+/// One query of a follow.
+#[derive(Debug, Clone)]
+pub struct Query {
+    /// The follow (`NAMESPACE/NAME`).
+    pub key: String,
+    /// The CoreDNS pod asked directly; `None`: the DNS Service.
+    pub pod: Option<String>,
+    /// The query.
+    pub spec: ProbeSpec,
+}
+
+/// An answer to a [`Query`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Answer {
+    /// The follow.
+    pub key: String,
+    /// The CoreDNS pod asked directly, if any.
+    pub pod: Option<String>,
+    /// What it says.
+    pub seen: Seen,
+}
+
 /// The freshness check's state machine: the Services known, the changes followed, the stale
 /// names. No I/O: [`Tracker::event`] takes the watch's events, [`Tracker::due`] gives the queries
 /// to send, [`Tracker::record`] takes their answers.
@@ -246,6 +300,11 @@ pub struct Tracker {
     known: Known,
     /// The DNS Service's UDP port.
     dns_port: u16,
+    /// Its target port: the CoreDNS pods' own.
+    pod_port: u16,
+    /// The CoreDNS pods (name, address), asked in turn in the second half of a follow.
+    pods: Vec<(String, IpAddr)>,
+    cursor: usize,
     /// Filled during a (re)list; replaces `known` at its end.
     listing: Option<Known>,
     synced: bool,
@@ -259,6 +318,8 @@ pub struct Tracker {
     skipped_now: Vec<Change>,
     completed: Vec<Completed>,
     last: VecDeque<FreshnessResult>,
+    /// The state of the spacing's jitter (splitmix64).
+    rng: u64,
 }
 
 /// The first ClusterIP of a Service that has one to answer: not headless, not ExternalName.
@@ -285,6 +346,9 @@ impl Tracker {
             cfg,
             known: Known::new(),
             dns_port: 53,
+            pod_port: 53,
+            pods: Vec::new(),
+            cursor: 0,
             listing: None,
             synced: false,
             follows: Vec::new(),
@@ -294,7 +358,21 @@ impl Tracker {
             skipped_now: Vec::new(),
             completed: Vec::new(),
             last: VecDeque::new(),
+            rng: {
+                use std::hash::BuildHasher;
+                std::collections::hash_map::RandomState::new().hash_one(0u8)
+            },
         }
+    }
+
+    /// A factor from 0.8 to 1.2 (splitmix64).
+    fn jitter(&mut self) -> f64 {
+        self.rng = self.rng.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.rng;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^= z >> 31;
+        0.8 + 0.4 * (z >> 11) as f64 / (1u64 << 53) as f64
     }
 
     /// The DNS server the queries go to: the DNS Service's ClusterIP, once known.
@@ -381,10 +459,13 @@ impl Tracker {
             .unwrap_or_default();
         let udp =
             |p: &&k8s_openapi::api::core::v1::ServicePort| p.protocol.as_deref() == Some("UDP");
-        let port = (ports.iter().find(|p| p.name.as_deref() == Some("dns")))
-            .or_else(|| ports.iter().find(udp))
-            .and_then(|p| u16::try_from(p.port).ok());
-        self.dns_port = port.unwrap_or(53);
+        let dns = (ports.iter().find(|p| p.name.as_deref() == Some("dns")))
+            .or_else(|| ports.iter().find(udp));
+        self.dns_port = dns.and_then(|p| u16::try_from(p.port).ok()).unwrap_or(53);
+        self.pod_port = match dns.and_then(|p| p.target_port.clone()) {
+            Some(IntOrString::Int(p)) => u16::try_from(p).unwrap_or(self.dns_port),
+            _ => self.dns_port,
+        };
     }
 
     /// Starts following a change of `key` (replacing a follow or stale name of the same key).
@@ -422,7 +503,10 @@ impl Tracker {
             max_step,
             run: 0,
             run_start: None,
-            olds: 0,
+            resolved: None,
+            late_old: 0,
+            sent: 0,
+            stale_pods: Vec::new(),
         });
     }
 
@@ -446,59 +530,111 @@ impl Tracker {
             .min()
     }
 
-    /// The queries due at `now`: (follow key, spec), at most one per followed name.
-    pub fn due(&self, now: Instant) -> Vec<(String, ProbeSpec)> {
+    /// The CoreDNS pods (name, address) to ask directly in the second half of a follow.
+    pub fn set_pods(&mut self, pods: Vec<(String, IpAddr)>) {
+        self.pods = pods;
+    }
+
+    /// The queries due at `now`, at most one per followed name.
+    pub fn due(&mut self, now: Instant) -> Vec<Query> {
         let Some(server) = self.dns_server() else {
             return Vec::new();
         };
         let expect = Expectation::default()
             .with_rcodes([ResponseCode::NoError, ResponseCode::NXDomain])
             .with_answer(AnswerExpectation::Any);
-        (self.follows.iter().chain(&self.stale))
-            .filter(|f| f.next <= now)
-            .map(|f| {
-                let v6 = f.new.or(f.old).is_some_and(|ip| ip.is_ipv6());
-                let spec = ProbeSpec::new(server)
-                    .with_name(f.name.clone())
-                    .with_query_type(if v6 { RecordType::AAAA } else { RecordType::A })
-                    .with_transport(TransportMode::Udp)
-                    .with_timeout(self.cfg.timeout)
-                    .with_attempts(1)
-                    .with_expect(expect.clone());
-                (f.key.clone(), spec)
-            })
-            .collect()
+        let (pods, port, timeout) = (&self.pods, self.pod_port, self.cfg.timeout);
+        let mut out = Vec::new();
+        for f in (self.follows.iter_mut().chain(&mut self.stale)).filter(|f| f.next <= now) {
+            let late = match f.deadline {
+                Some(d) => now >= f.since + d.saturating_duration_since(f.since) / 2,
+                None => true,
+            };
+            f.sent += 1;
+            let pod = (late && f.sent.is_multiple_of(2) && !pods.is_empty()).then(|| {
+                self.cursor = self.cursor.wrapping_add(1);
+                pods[self.cursor % pods.len()].clone()
+            });
+            let target = pod
+                .as_ref()
+                .map_or(server, |(_, ip)| SocketAddr::new(*ip, port));
+            let v6 = f.new.or(f.old).is_some_and(|ip| ip.is_ipv6());
+            let spec = ProbeSpec::new(target)
+                .with_name(f.name.clone())
+                .with_query_type(if v6 { RecordType::AAAA } else { RecordType::A })
+                .with_transport(TransportMode::Udp)
+                .with_timeout(timeout)
+                .with_attempts(1)
+                .with_expect(expect.clone());
+            out.push(Query {
+                key: f.key.clone(),
+                pod: pod.map(|(name, _)| name),
+                spec,
+            });
+        }
+        out
     }
 
     /// Takes the answers to [`Tracker::due`]'s queries, received by `now`.
-    pub fn record(&mut self, answers: &[(String, Seen)], now: Instant) {
-        for (key, seen) in answers {
-            if let Some(i) = self.follows.iter().position(|f| &f.key == key) {
-                if let Some(o) = self.follows[i].observe(*seen, now) {
-                    let f = self.follows.remove(i);
-                    self.finish(f, o);
-                }
-            } else if let Some(i) = self.stale.iter().position(|f| &f.key == key)
-                && let Some(o) = self.stale[i].observe(*seen, now)
+    pub fn record(&mut self, answers: &[Answer], now: Instant) {
+        for a in answers {
+            let jitter = self.jitter();
+            let key = &a.key;
+            let found = (self.follows.iter().position(|f| &f.key == key))
+                .map(|i| (false, i))
+                .or_else(|| {
+                    self.stale
+                        .iter()
+                        .position(|f| &f.key == key)
+                        .map(|i| (true, i))
+                });
+            let Some((stale, i)) = found else { continue };
+            let list = if stale {
+                &mut self.stale
+            } else {
+                &mut self.follows
+            };
+            if let Some(pod) = a.pod.as_ref().filter(|_| a.seen == Seen::Old)
+                && !list[i].stale_pods.contains(pod)
             {
-                let f = self.stale.remove(i);
-                self.finish(f, o);
+                list[i].stale_pods.push(pod.clone());
+            }
+            let outcomes = list[i].observe(a.seen, now, jitter);
+            if outcomes.is_empty() {
+                continue;
+            }
+            let ended = outcomes.iter().any(|o| !matches!(o, Outcome::Resolved(_)));
+            let f = if ended {
+                list.remove(i)
+            } else {
+                list[i].clone()
+            };
+            for o in outcomes {
+                self.report(&f, o);
+            }
+            if ended && outcomes_stale(&f) {
+                self.keep_stale(f);
             }
         }
     }
 
-    fn finish(&mut self, mut f: Follow, o: Outcome) {
-        let name = f.name.to_ascii();
-        if o == Outcome::Stale && self.stale.len() < self.cfg.follow.max(1) {
-            // Asked again every quarter of the give-up time until it answers right.
-            f.deadline = None;
-            f.step = (self.cfg.give_up / 4).max(FIRST_STEP);
-            f.next = f.next.max(f.since) + f.step;
-            f.run = 0;
-            f.run_start = None;
-            self.stale.push(f.clone());
+    /// A follow that ended stale is asked again every quarter of the give-up time (at most
+    /// `follow` of them).
+    fn keep_stale(&mut self, mut f: Follow) {
+        if self.stale.len() >= self.cfg.follow.max(1) {
+            return;
         }
-        if o != Outcome::Cleared {
+        f.deadline = None;
+        f.step = (self.cfg.give_up / 4).max(FIRST_STEP);
+        f.next += f.step;
+        f.run = 0;
+        f.run_start = None;
+        self.stale.push(f);
+    }
+
+    fn report(&mut self, f: &Follow, o: Outcome) {
+        let name = f.name.to_ascii();
+        if !matches!(o, Outcome::Resolved(_) | Outcome::Cleared) {
             let seconds = match o {
                 Outcome::Propagated(d) => Some(d.as_secs_f64()),
                 _ => None,
@@ -546,6 +682,7 @@ impl Tracker {
                     current: f.new.map(|a| a.to_string()),
                     event: f.change.as_str().into(),
                     since_unix_ms: hc_exporter::unix_ms(f.since_wall),
+                    pods: f.stale_pods.clone(),
                 })
                 .collect(),
         }
@@ -559,6 +696,11 @@ impl Tracker {
     }
 }
 
+/// A follow that ended with late old answers (a follow's deadline is still set when it ends).
+fn outcomes_stale(f: &Follow) -> bool {
+    f.deadline.is_some() && f.late_old > 0
+}
+
 /// What the round reads from the running check.
 #[derive(Debug, Default)]
 struct Shared {
@@ -566,6 +708,7 @@ struct Shared {
     view: FreshnessView,
     completed: Vec<Completed>,
     skipped: Vec<Change>,
+    pods: Vec<(String, IpAddr)>,
 }
 
 /// The freshness check running: the Services watch and the probes, on a task of its own (the
@@ -604,6 +747,11 @@ impl Freshness {
     /// Follow changes (true on the Lease holder), or stop following.
     pub fn set_active(&self, on: bool) {
         self.active.store(on, Ordering::Relaxed);
+    }
+
+    /// The CoreDNS pods (name, address) to ask directly in the second half of a follow.
+    pub fn set_pods(&self, pods: Vec<(String, IpAddr)>) {
+        self.lock().pods = pods;
     }
 
     /// The watch's health.
@@ -662,11 +810,14 @@ async fn run(
                     }
                     s.health.last_error = None;
                     drop(s);
+                    // Read now: the flag may have changed while this waited for the event.
+                    let on = active.load(Ordering::Relaxed);
                     t.event(ev, Instant::now(), SystemTime::now(), on);
                 }
                 Some(Err(e)) => lock().health.last_error = Some(e.to_string()),
             },
             () = tokio::time::sleep_until(next.unwrap_or(far).min(far)) => {
+                t.set_pods(lock().pods.clone());
                 probe_due(&mut t, &prober).await;
                 if lock().health.last_error.is_some() && last_recheck.elapsed() >= RECHECK {
                     last_recheck = Instant::now();
@@ -696,12 +847,16 @@ async fn probe_due(t: &mut Tracker, prober: &Prober) {
     if due.is_empty() {
         return;
     }
-    let specs: Vec<ProbeSpec> = due.iter().map(|(_, s)| s.clone()).collect();
+    let specs: Vec<ProbeSpec> = due.iter().map(|q| q.spec.clone()).collect();
     let reports = prober.probe_many(&specs, prober.deadline_for(&specs)).await;
-    let answers: Vec<(String, Seen)> = (due.iter().zip(&reports))
-        .filter_map(|((key, _), r)| {
-            let (new, old) = t.addresses(key)?;
-            Some((key.clone(), classify_answer(r, new, old)))
+    let answers: Vec<Answer> = (due.into_iter().zip(&reports))
+        .filter_map(|(q, r)| {
+            let (new, old) = t.addresses(&q.key)?;
+            Some(Answer {
+                seen: classify_answer(r, new, old),
+                key: q.key,
+                pod: q.pod,
+            })
         })
         .collect();
     t.record(&answers, Instant::now());
@@ -712,9 +867,10 @@ fn log(done: &[Completed]) {
         let event = c.change.as_str();
         let old = c.old.map(|o| o.to_string()).unwrap_or_default();
         match c.outcome {
-            Outcome::Propagated(d) => {
-                debug!(name = %c.name, event, seconds = d.as_secs_f64(), "Service change propagated to cluster DNS")
+            Outcome::Resolved(d) => {
+                debug!(name = %c.name, event, seconds = d.as_secs_f64(), "Service change resolves through cluster DNS")
             }
+            Outcome::Propagated(_) => {}
             Outcome::Stale => {
                 warn!(name = %c.name, event, old_address = %old, finding = "stale-record", "cluster DNS still answers the address of a deleted or replaced Service")
             }
@@ -765,14 +921,26 @@ mod tests {
         (t, now)
     }
 
-    fn answer(t: &mut Tracker, seen: Seen, at: Instant) {
-        let due: Vec<String> = t.due(at).into_iter().map(|(k, _)| k).collect();
-        let answers: Vec<(String, Seen)> = due.into_iter().map(|k| (k, seen)).collect();
-        t.record(&answers, at);
+    /// Answers every query due until `until` with `seen(n)` (n counts the answers).
+    fn answer_until(t: &mut Tracker, until: Instant, mut seen: impl FnMut(u32) -> Seen) {
+        let mut n = 0;
+        while let Some(at) = t.next_due().filter(|at| *at <= until) {
+            let answers: Vec<Answer> = (t.due(at).into_iter())
+                .map(|q| {
+                    n += 1;
+                    Answer {
+                        key: q.key,
+                        pod: q.pod,
+                        seen: seen(n),
+                    }
+                })
+                .collect();
+            t.record(&answers, at);
+        }
     }
 
     #[test]
-    fn a_new_service_propagates_after_three_right_answers_in_a_row() {
+    fn a_new_service_resolves_after_three_right_answers_and_propagates_at_the_give_up_time() {
         let (mut t, t0) = tracker(20);
         let wall = SystemTime::now();
         assert_eq!(t.dns_server(), Some("10.96.0.10:53".parse().unwrap()));
@@ -786,28 +954,41 @@ mod tests {
         );
         let due = t.due(t0 + FIRST_STEP);
         assert_eq!(due.len(), 1);
-        assert_eq!(due[0].1.name.to_ascii(), "web.shop.svc.cluster.local.");
-        assert_eq!(due[0].1.target, "10.96.0.10:53".parse().unwrap());
-        let mut at = t0 + FIRST_STEP;
-        answer(&mut t, Seen::Wrong, at);
-        for _ in 0..3 {
-            at = t.next_due().unwrap();
-            answer(&mut t, Seen::Right, at);
-        }
+        assert_eq!(due[0].spec.name.to_ascii(), "web.shop.svc.cluster.local.");
+        assert_eq!(due[0].spec.target, "10.96.0.10:53".parse().unwrap());
+        assert_eq!(due[0].pod, None, "the Service, as a client asks");
+        // NXDOMAIN at 100 ms, then right.
+        answer_until(&mut t, t0 + Duration::from_secs(3), |n| {
+            if n == 1 { Seen::Wrong } else { Seen::Right }
+        });
         let done = t.take_completed();
         assert_eq!(done.len(), 1, "{done:?}");
-        assert_eq!(done[0].change, Change::Added);
-        // The first right answer was the second probe: 100 ms + 200 ms after the change.
+        // The first right answer was the second query: 100 ms + 200 ms (±20%) after the change.
+        let Outcome::Resolved(d) = done[0].outcome else {
+            panic!("{done:?}")
+        };
+        assert!(
+            d >= Duration::from_millis(260) && d <= Duration::from_millis(340),
+            "{d:?}"
+        );
         assert_eq!(
-            done[0].outcome,
-            Outcome::Propagated(Duration::from_millis(300))
+            t.view().followed,
+            1,
+            "followed until the give-up time, for stale answers"
+        );
+        answer_until(&mut t, t0 + Duration::from_secs(11), |_| Seen::Right);
+        let done = t.take_completed();
+        assert_eq!(done.len(), 1, "{done:?}");
+        assert_eq!(
+            (done[0].change, done[0].outcome),
+            (Change::Added, Outcome::Propagated(d))
         );
         assert_eq!(t.view().last[0].result, "propagated");
         assert_eq!(t.next_due(), None, "nothing followed any more");
     }
 
     #[test]
-    fn a_replaced_service_answering_its_old_address_is_stale_until_right() {
+    fn a_replaced_service_answering_its_old_address_late_is_stale_until_right() {
         let (mut t, t0) = tracker(20);
         let wall = SystemTime::now();
         t.event(
@@ -828,18 +1009,14 @@ mod tests {
             "the re-creation replaces the deletion"
         );
         // One of two CoreDNS pods stale: right, old, right, old, ...
-        let mut seen = Seen::Right;
-        while let Some(at) = t.next_due() {
-            if at > t0 + Duration::from_secs(10) {
-                break;
-            }
-            answer(&mut t, seen, at);
-            seen = if seen == Seen::Right {
+        let alternate = |n: u32| {
+            if n.is_multiple_of(2) {
                 Seen::Old
             } else {
                 Seen::Right
-            };
-        }
+            }
+        };
+        answer_until(&mut t, t0 + Duration::from_secs(10), alternate);
         let done = t.take_completed();
         assert_eq!(done.len(), 1, "{done:?}");
         assert_eq!(
@@ -850,17 +1027,53 @@ mod tests {
         assert_eq!(v.stale.len(), 1);
         assert_eq!(v.stale[0].address, "10.96.5.5");
         assert_eq!(v.stale[0].current.as_deref(), Some("10.96.5.6"));
-        // Asked again until right three times in a row.
-        for _ in 0..3 {
-            let at = t.next_due().unwrap();
-            answer(&mut t, Seen::Right, at);
-        }
+        // Asked again every 2.5 s (±20%), until right six times in a row.
+        answer_until(&mut t, t0 + Duration::from_secs(30), alternate);
+        assert!(t.take_completed().is_empty());
+        answer_until(&mut t, t0 + Duration::from_secs(60), |_| Seen::Right);
         assert_eq!(t.take_completed()[0].outcome, Outcome::Cleared);
         assert!(t.view().stale.is_empty());
+        assert_eq!(t.next_due(), None);
     }
 
     #[test]
-    fn a_deleted_service_is_right_when_its_address_is_gone_and_the_cap_skips() {
+    fn old_answers_within_the_cache_time_are_not_stale() {
+        let (mut t, t0) = tracker(20);
+        let wall = SystemTime::now();
+        t.event(
+            watcher::Event::Delete(svc("shop", "old", "10.96.5.5")),
+            t0,
+            wall,
+            true,
+        );
+        // Old for the first 4 s (a cache), gone after: propagated, not stale.
+        let mut at = t0;
+        while let Some(next) = t.next_due().filter(|n| *n <= t0 + Duration::from_secs(10)) {
+            at = next;
+            let seen = if at < t0 + Duration::from_secs(4) {
+                Seen::Old
+            } else {
+                Seen::Right
+            };
+            let due: Vec<Answer> = (t.due(at).into_iter())
+                .map(|q| Answer {
+                    key: q.key,
+                    pod: q.pod,
+                    seen,
+                })
+                .collect();
+            t.record(&due, at);
+        }
+        assert!(at >= t0 + Duration::from_secs(10));
+        let done = t.take_completed();
+        assert!(
+            matches!(done[1].outcome, Outcome::Propagated(d) if d >= Duration::from_secs(4)),
+            "{done:?}"
+        );
+    }
+
+    #[test]
+    fn a_deleted_service_never_gone_is_not_propagated_and_the_cap_skips() {
         let (mut t, t0) = tracker(1);
         let wall = SystemTime::now();
         t.event(
@@ -876,15 +1089,11 @@ mod tests {
             true,
         );
         assert_eq!((t.skipped, t.take_skipped()), (1, vec![Change::Added]));
-        // Never gone: not-propagated if no old answer last... here the old stays: stale.
-        while let Some(at) = t.next_due() {
-            if at > t0 + Duration::from_secs(10) {
-                break;
-            }
-            answer(&mut t, Seen::NoAnswer, at);
-        }
+        // DNS does not answer at all: not propagated (and not stale).
+        answer_until(&mut t, t0 + Duration::from_secs(11), |_| Seen::NoAnswer);
         assert_eq!(t.take_completed()[0].outcome, Outcome::NotPropagated);
-        // A follower that is not the Lease holder keeps the Services, follows nothing.
+        assert!(t.view().stale.is_empty());
+        // A replica that is not the Lease holder keeps the Services, follows nothing.
         t.event(
             watcher::Event::Apply(svc("shop", "c", "10.96.5.10")),
             t0,
@@ -892,6 +1101,53 @@ mod tests {
             false,
         );
         assert_eq!(t.next_due(), None);
+    }
+
+    #[test]
+    fn a_stale_pod_the_balancer_never_picks_is_asked_directly_and_named() {
+        let (mut t, t0) = tracker(20);
+        let wall = SystemTime::now();
+        t.set_pods(vec![
+            ("coredns-a".into(), "10.244.0.2".parse().unwrap()),
+            ("coredns-b".into(), "10.244.1.2".parse().unwrap()),
+        ]);
+        t.event(
+            watcher::Event::Delete(svc("shop", "old", "10.96.5.5")),
+            t0,
+            wall,
+            true,
+        );
+        // The Service always lands on coredns-a (fresh); coredns-b still has the record.
+        let mut asked = Vec::new();
+        while let Some(at) = t.next_due().filter(|a| *a <= t0 + Duration::from_secs(10)) {
+            let answers: Vec<Answer> = (t.due(at).into_iter())
+                .map(|q| {
+                    asked.push((q.pod.clone(), q.spec.target));
+                    let seen = match q.pod.as_deref() {
+                        Some("coredns-b") => Seen::Old,
+                        _ => Seen::Right,
+                    };
+                    Answer {
+                        key: q.key,
+                        pod: q.pod,
+                        seen,
+                    }
+                })
+                .collect();
+            t.record(&answers, at);
+        }
+        assert!(asked.contains(&(Some("coredns-b".into()), "10.244.1.2:53".parse().unwrap())));
+        assert!(
+            asked.iter().take(5).all(|(p, _)| p.is_none()),
+            "the first half asks the Service only: {asked:?}"
+        );
+        let done = t.take_completed();
+        assert_eq!(
+            done.last().map(|c| c.outcome),
+            Some(Outcome::Stale),
+            "{done:?}"
+        );
+        assert_eq!(t.view().stale[0].pods, ["coredns-b"]);
     }
 
     #[test]
