@@ -32,9 +32,6 @@ use tokio_rustls::rustls::crypto::CryptoProvider;
 use tokio_rustls::rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use tokio_rustls::rustls::{DigitallySignedStruct, SignatureScheme};
 
-/// The default interval of the check.
-pub const DEFAULT_API_DNS_EVERY: Duration = Duration::from_secs(300);
-
 /// When the check is next due, and its last result.
 #[derive(Debug, Clone)]
 pub struct ApiDnsCheck {

@@ -18,7 +18,7 @@ use tracing::{info, warn};
 
 use hc_remedy::probing::{self, DEFAULT_EPOCH};
 
-use crate::api_dns::{ApiDnsCheck, DEFAULT_API_DNS_EVERY};
+use crate::api_dns::ApiDnsCheck;
 use crate::schedule::{Budget, NamespaceShare};
 
 /// Why a round could not be carried out.
@@ -44,11 +44,9 @@ pub struct AgentConfig {
     pub thresholds: Thresholds,
     /// What to sweep, if the pod namespaces are swept.
     pub sweep: Option<SweepConfig>,
-    /// The query budget and its shares (discovered targets and namespaces).
+    /// The query budget and its shares (discovered targets, the API server through cluster DNS
+    /// ([`crate::api_dns`], `budget.api_dns_every`), namespaces).
     pub budget: Budget,
-    /// In Kubernetes, check the API server through cluster DNS this often ([`crate::api_dns`]);
-    /// zero: never.
-    pub api_dns_every: Duration,
 }
 
 impl AgentConfig {
@@ -61,7 +59,6 @@ impl AgentConfig {
             thresholds: Thresholds::default(),
             sweep: None,
             budget: Budget::default(),
-            api_dns_every: DEFAULT_API_DNS_EVERY,
         }
     }
 }
@@ -149,7 +146,7 @@ impl Agent {
             .map_or_else(|| "node".to_owned(), |n| n.trim().to_owned());
         let api_dns = (cluster.as_ref())
             .filter(|c| !c.probes_elsewhere())
-            .and_then(|_| ApiDnsCheck::new(cfg.api_dns_every));
+            .and_then(|_| ApiDnsCheck::new(cfg.budget.api_dns_every));
         if let (Some(m), Some(_)) = (&metrics, &api_dns) {
             m.api_dns_enabled();
         }
