@@ -50,9 +50,11 @@ ones; transitions are logged once. Rounds never overlap. The agent's DNS queries
 --query-budget: given targets over UDP and TCP every round; the DNS Service every round (over
 TCP every --tcp-every-th); a rotating sample of CoreDNS pods so each is probed by --observers
 nodes a minute; with --sweep-netns, one query per pod namespace to the nameserver it uses, each
-namespace at least every --netns-every while the budget lasts. Endpoints on --metrics-addr: /metrics,
-/healthz, /readyz, /status (the last round; the controller reads it). SIGTERM/SIGINT: /readyz
-turns 503, the round is abandoned, exit 0. Details: docs/cli.md, docs/metrics.md.
+namespace at least every --netns-every while the budget lasts; in Kubernetes, the API server
+through cluster DNS every --api-dns-every (a TLS handshake; apart from DNS health). Endpoints
+on --metrics-addr: /metrics, /healthz, /readyz, /status (the last round; the controller reads
+it). SIGTERM/SIGINT: /readyz turns 503, the round is abandoned, exit 0. Details: docs/cli.md,
+docs/metrics.md.
 Exit status (--once): 0 healthy, 1 unhealthy, 2 bad usage, 3 run-time error.";
 
 pub(crate) const CONTROLLER_HELP: &str = "\
@@ -65,7 +67,9 @@ probed a CoreDNS pod it lacks reports on; then rotating over the nodes), keep ea
 result per CoreDNS pod (by UID) and for the Service over --window, and classify by --quorum:
 pod (evicted after --confirm-rounds), node (an Event on it), service (reported), all (reported;
 a rollout restart only with --rollout-restart). Memory only for an OOM kill of the last 10
-minutes. The cooldown, the budget and what was set live on the Lease. docs/remediation.md.
+minutes. The cooldown, the budget and what was set live on the Lease. Beside the view: Service
+changes followed until they resolve (--freshness-follow, --freshness-give-up; stale records
+named), and each CoreDNS pod's /health and /ready against the verdicts. docs/remediation.md.
 Exit status: 0 after SIGTERM/SIGINT, 2 bad usage, 3 run-time error.";
 
 pub(crate) const STATUS_HELP: &str = "\

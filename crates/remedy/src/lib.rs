@@ -24,6 +24,11 @@
 //!   PodDisruptionBudget is "retry later"), a test-and-set JSON patch of the Deployment's memory,
 //!   a rollout restart, an Event for every action; [`Mode`] `off`/`dry-run`/`on`.
 //!
+//! - [`freshness`]: how long a Service change takes to resolve through cluster DNS, and the
+//!   names still answering a deleted or replaced Service's address ([`Freshness`], one watch of
+//!   every Service, bounded follows); [`HttpChecks`]: CoreDNS's own `/health` and `/ready`
+//!   against the verdicts (the pods that say healthy while DNS to them fails).
+//!
 //! And [`run_probe_pod`] / [`port_forward`]: probing from a machine outside the pod network.
 //!
 //! ```
