@@ -514,6 +514,7 @@ fn root_service_changes_propagate_and_a_stalled_dns_pod_leaves_stale_records() {
     // DNS pod 1 stops syncing; web is replaced (deleted, created again with another address),
     // db deleted. Behind the Service, one pod of two answers the old addresses.
     records.stall(1);
+    let faulted = std::time::Instant::now();
     assert!(c.api.delete("api/v1/namespaces/shop/services/web"));
     put("web", "10.96.7.8");
     assert!(c.api.delete("api/v1/namespaces/shop/services/db"));
@@ -523,6 +524,10 @@ fn root_service_changes_propagate_and_a_stalled_dns_pod_leaves_stale_records() {
             .as_array()
             .is_some_and(|a| a.len() == 2)
     });
+    eprintln!(
+        "stale records named {:?} after the change (give-up 4s)",
+        faulted.elapsed()
+    );
     let s = c.controller_status(0);
     let stale = s["freshness"]["stale"].as_array().unwrap();
     let of = |name: &str| stale.iter().find(|r| r["name"] == name).unwrap();
@@ -595,9 +600,11 @@ fn root_http_says_healthy_while_udp_fails_and_the_gap_is_named() {
     assert!(http.iter().all(|h| h.requests() > 0));
     assert_eq!(gap(&c, "coredns-0"), Some(0.0), "healthy: no gap");
     c.lab.drop_udp_at_dns_pod(0);
+    let faulted = std::time::Instant::now();
     c.wait_for(30, "the gap on coredns-0", |c| {
         gap(c, "coredns-0") == Some(1.0)
     });
+    eprintln!("health gap named {:?} after the fault", faulted.elapsed());
     let s = c.controller_status(0);
     let gaps = s["health_gaps"].as_array().unwrap();
     assert_eq!(gaps.len(), 1, "{s}");
@@ -666,9 +673,14 @@ fn root_the_api_server_through_cluster_dns_is_reported_apart_from_dns_health() {
         .unwrap_or(0.0)
     };
     c.lab.break_api_service(1);
+    let faulted = std::time::Instant::now();
     c.wait_for(30, "node-1's check fails at the connection", |c| {
         api_dns(c, 1)["result"] == "connect"
     });
+    eprintln!(
+        "api-dns failure named {:?} after the fault (every 1s)",
+        faulted.elapsed()
+    );
     let s = c.agent_status(1);
     assert_eq!(s["healthy"], true, "DNS health is apart: {s}");
     assert!(
