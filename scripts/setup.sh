@@ -17,6 +17,7 @@ set -euo pipefail
 #   promtool    the alerts' unit tests and the /metrics format check (prometheus; no server runs)
 #   buildah     the image build and its test, without a Docker engine
 #   groff       renders the man page in its test (groff-base)
+#   openssl     s_server: the lab's API server endpoint for the agents' TLS handshakes
 #   ldd, CA certificates   the image's root filesystem (libc-bin, ca-certificates)
 declare -A pkg_for=(
   [dnsmasq]=dnsmasq-base
@@ -29,6 +30,7 @@ declare -A pkg_for=(
   [promtool]=prometheus
   [buildah]=buildah
   [groff]=groff-base
+  [openssl]=openssl
   [ldd]=libc-bin
   [/etc/ssl/certs/ca-certificates.crt]=ca-certificates
 )

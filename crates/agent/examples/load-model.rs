@@ -52,18 +52,19 @@ fn main() {
         b.qps, b.interval, b.tcp_every, b.observers, b.netns_every
     );
     println!(
-        "| nodes | CoreDNS pods | q/s per node | q/s on CoreDNS | q/s per CoreDNS pod | API req/s agents | API req/s controller | agent reads/s (controller) | s to 3 observers | s to check every namespace |"
+        "| nodes | CoreDNS pods | q/s per node | q/s on CoreDNS | q/s per CoreDNS pod | API req/s agents | API TLS handshakes/s (api-dns) | API req/s controller | agent reads/s (controller) | s to 3 observers | s to check every namespace |"
     );
-    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for nodes in [10, 100, 1_000, 5_000] {
         for pods in [2, 10, 100] {
             let l = model(&b, nodes, pods, namespaces);
             println!(
-                "| {nodes} | {pods} | {:.3} | {:.1} | {:.2} | {:.2} | {:.2} | {:.1} | {:.1} | {:.0} |",
+                "| {nodes} | {pods} | {:.3} | {:.1} | {:.2} | {:.2} | {:.2} | {:.2} | {:.1} | {:.1} | {:.0} |",
                 l.per_node,
                 l.total,
                 l.per_pod,
                 l.api_agents,
+                l.api_dns_handshakes,
                 controller_api(),
                 sample.min(nodes) as f64 / b.interval.as_secs_f64(),
                 l.to_three_observers,

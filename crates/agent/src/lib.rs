@@ -11,8 +11,11 @@
 //! (read-only discovery). What a round probes stays within a query budget whatever the size of
 //! the cluster ([`schedule`]: the Service every round, the rendezvous sample of CoreDNS pods the
 //! controller's plan sizes, a share of the pod namespaces); [`model`] is the same arithmetic as
-//! a load model (`cargo run -p hc-agent --example load-model`). Linux only.
+//! a load model (`cargo run -p hc-agent --example load-model`). In Kubernetes, [`api_dns`]
+//! checks the API server through cluster DNS now and then, apart from DNS health. Linux only.
 
+#[cfg(target_os = "linux")]
+pub mod api_dns;
 #[cfg(target_os = "linux")]
 mod round;
 #[cfg(target_os = "linux")]

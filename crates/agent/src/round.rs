@@ -6,6 +6,7 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant, SystemTime};
 
+use dnsprobe::hickory_proto::rr::RecordType;
 use dnsprobe::{
     AnswerExpectation, HealthBook, HealthState, ProbeReport, ProbeSpec, Prober, Thresholds,
     Transport, TransportMode, TransportVerdict,
@@ -17,6 +18,7 @@ use tracing::{info, warn};
 
 use hc_remedy::probing::{self, DEFAULT_EPOCH};
 
+use crate::api_dns::ApiDnsCheck;
 use crate::schedule::{Budget, NamespaceShare};
 
 /// How long the scan of the namespaces may take.
@@ -45,7 +47,8 @@ pub struct AgentConfig {
     pub thresholds: Thresholds,
     /// What to sweep, if the pod namespaces are swept.
     pub sweep: Option<SweepConfig>,
-    /// The query budget and its shares (discovered targets and namespaces).
+    /// The query budget and its shares (discovered targets, the API server through cluster DNS
+    /// ([`crate::api_dns`], `budget.api_dns_every`), namespaces).
     pub budget: Budget,
 }
 
@@ -126,6 +129,8 @@ pub struct Agent {
     /// Why the last round checked nothing, when it did not.
     nothing_checked: Option<String>,
     node: String,
+    /// The check of the API server through cluster DNS (Kubernetes mode, probing from here).
+    api_dns: Option<ApiDnsCheck>,
 }
 
 impl std::fmt::Debug for Agent {
@@ -144,7 +149,14 @@ impl Agent {
         let node = (cluster.as_ref().and_then(|c| c.node().map(str::to_owned)))
             .or_else(|| std::fs::read_to_string("/proc/sys/kernel/hostname").ok())
             .map_or_else(|| "node".to_owned(), |n| n.trim().to_owned());
+        let api_dns = (cluster.as_ref())
+            .filter(|c| !c.probes_elsewhere())
+            .and_then(|_| ApiDnsCheck::new(cfg.budget.api_dns_every));
+        if let (Some(m), Some(_)) = (&metrics, &api_dns) {
+            m.api_dns_enabled();
+        }
         let mut agent = Agent {
+            api_dns,
             health: HealthBook::new(cfg.thresholds),
             cfg,
             targets: Vec::new(),
@@ -344,8 +356,14 @@ impl Agent {
         self.track(all_namespaces);
         let mut host = self.host_probes(&specs, discovered.as_ref()).await?;
         host.extend(self.follow_up(&host, discovered.as_ref()).await?);
+        let api_dns = match all_namespaces {
+            false => self.api_dns_round(discovered.as_ref()).await,
+            true => None,
+        };
         // The namespaces get what the node's own view left of the round's budget.
-        let used: u32 = host.iter().map(|r| r.attempts.max(1)).sum();
+        let used: u32 = (host.iter().chain(&api_dns))
+            .map(|r| r.attempts.max(1))
+            .sum();
         let (present, namespaces, limited) = self
             .sweep_share(all_namespaces, f64::from(used))
             .await
@@ -409,6 +427,48 @@ impl Agent {
             return Ok(Vec::new());
         }
         self.host_probes(&specs, d).await
+    }
+
+    /// The check of the API server through cluster DNS, when it is due and the DNS Service and
+    /// `default/kubernetes` are known: the DNS report it cost (counted, and in the budget). A
+    /// change of its result is logged once.
+    async fn api_dns_round(&mut self, d: Option<&Discovered>) -> Option<ProbeReport> {
+        let check = self.api_dns.as_mut()?;
+        let (d, c) = (d?, self.cluster.as_ref()?);
+        if !check.due(Instant::now()) {
+            return None;
+        }
+        let api = d.api_ip?;
+        let resolver = (self.targets.iter())
+            .find(|(s, k)| *k == Kind::Service && s.target.is_ipv4() == api.is_ipv4())
+            .map(|(s, _)| s.target)?;
+        let template = (self.cfg.probe.clone())
+            .with_name(c.query_name().clone())
+            .with_query_type(if api.is_ipv4() {
+                RecordType::A
+            } else {
+                RecordType::AAAA
+            });
+        let was = check.last().map(|s| s.ok());
+        let (report, s) = check
+            .run(&template, resolver, api, d.api_port.unwrap_or(443))
+            .await;
+        if let Some(m) = &self.metrics {
+            m.observe_report(&report, Source::Host);
+            m.api_dns(&s);
+        }
+        match (was, s.ok()) {
+            (Some(true) | None, false) => warn!(
+                name = %s.name, resolver = %s.resolver, result = %s.result,
+                reason = %s.message.as_deref().unwrap_or(""), finding = "api-dns-unreachable",
+                "the API server cannot be reached through cluster DNS"
+            ),
+            (Some(false), true) => {
+                info!(name = %s.name, "the API server is reached through cluster DNS again")
+            }
+            _ => {}
+        }
+        Some(report)
     }
 
     /// This round's share of the pod namespaces, swept, given the queries already `used`; the
@@ -557,6 +617,7 @@ impl Agent {
         }
         s.kubernetes = self.kube_status.clone();
         s.nothing_checked = self.nothing_checked.clone();
+        s.api_dns = self.api_dns.as_ref().and_then(|c| c.last().cloned());
         s
     }
 }

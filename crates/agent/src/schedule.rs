@@ -5,13 +5,15 @@
 //! ([`model`]) is the same arithmetic.
 //!
 //! Per node, at the defaults (1 query/s, rounds of 15 s, the Service over TCP every 4th round in
-//! place of UDP, 3 observers per pod per epoch of a minute, every namespace every 2 minutes):
+//! place of UDP, 3 observers per pod per epoch of a minute, the API server through cluster DNS
+//! every 5 minutes, every namespace every 2 minutes):
 //!
-//! q/s = min(1, S / I + min(ceil(3 P / N), P) / 60 + M / 120)
+//! q/s = min(1, S / I + min(ceil(3 P / N), P) / 60 + 1 / 300 + M / 120)
 //!
 //! with S Service addresses, I the interval, P CoreDNS pods, N nodes, M pod namespaces on the
-//! node. For one Service address and 3 P <= N that is 0.0667 + 0.0167 + M/120: 1 query/s at
-//! most for M <= 110, the kubelet's default maximum of pods per node. When the sum exceeds the
+//! node. For one Service address and 3 P <= N that is 0.0667 + 0.0167 + 0.0033 + M/120: 1
+//! query/s at most for M <= 109, about the kubelet's default maximum of pods per node (110; the
+//! 110th namespace's cycle stretches by a second). When the sum exceeds the
 //! budget, the namespaces wait (their cycle stretches: [`Load::netns_cycle`]) and the agent says
 //! so (`coredns_healthcheck_budget_limited`); when the pods alone exceed it (3 nodes, 100
 //! CoreDNS pods), each node probes fewer pods than the plan asks.
@@ -38,6 +40,9 @@ pub struct Budget {
     pub netns_every: Duration,
     /// Namespaces checked per round at most.
     pub netns_max_per_round: usize,
+    /// The API server through cluster DNS (`crate::api_dns`) this often, one DNS query each;
+    /// zero: never.
+    pub api_dns_every: Duration,
 }
 
 impl Default for Budget {
@@ -49,6 +54,7 @@ impl Default for Budget {
             observers: 3,
             netns_every: Duration::from_secs(120),
             netns_max_per_round: 64,
+            api_dns_every: Duration::from_secs(300),
         }
     }
 }
@@ -66,12 +72,22 @@ impl Budget {
     }
 
     /// CoreDNS pods the budget pays for in an epoch of `epoch`, after `fixed_per_round` queries
-    /// a round: in an absurd cluster (3 nodes, 100 CoreDNS pods) the pods are observed less
+    /// a round and the check of the API server through cluster DNS: in an absurd cluster (3 nodes, 100 CoreDNS pods) the pods are observed less
     /// often than the plan asks, and the budget holds.
     pub fn pods_cap(&self, epoch: Duration, fixed_per_round: usize) -> usize {
         let minutes = epoch.as_secs_f64() / 60.0;
-        let left = (self.qps * 60.0 - self.fixed_per_minute(fixed_per_round)) * minutes;
+        let fixed = self.fixed_per_minute(fixed_per_round) + self.api_dns_qps() * 60.0;
+        let left = (self.qps * 60.0 - fixed) * minutes;
         left.max(0.0).floor() as usize
+    }
+
+    /// DNS queries per second of the check of the API server through cluster DNS.
+    pub fn api_dns_qps(&self) -> f64 {
+        if self.api_dns_every.is_zero() {
+            0.0
+        } else {
+            1.0 / self.api_dns_every.as_secs_f64()
+        }
     }
 
     /// Whether the Service is probed over TCP (instead of UDP) in round `round` (1-based).
@@ -128,6 +144,9 @@ pub struct Load {
     /// Kubernetes API requests per second from all the agents: after start, only their
     /// [`AGENT_WATCHES`] watches, each renewed every [`WATCH_RENEWAL`].
     pub api_agents: f64,
+    /// TLS handshakes per second with the API server from all the agents (the check through
+    /// cluster DNS; no request is sent on them).
+    pub api_dns_handshakes: f64,
 }
 
 /// Watches an agent holds: the DNS Service, the `kubernetes` Service, the CoreDNS
@@ -138,12 +157,18 @@ pub const AGENT_WATCHES: usize = 4;
 /// and no LIST while the watch can resume from where it was.
 pub const WATCH_RENEWAL: Duration = Duration::from_secs(290);
 
+/// Watches a controller replica holds: CoreDNS pods, their Deployments, the agent pods, and
+/// every Service (the freshness check).
+pub const CONTROLLER_WATCHES: usize = 4;
+
 /// Kubernetes API requests per second of the controller, two replicas: the Lease every 2 s (the
-/// holder a read and a renewing write, the other a read) and 3 watches each; the plan's writes
-/// are rare (when the number of pods per node changes). Its reads of the agents' `/status`
-/// (`--sample` per round at most) go to the agents, not to the API server.
+/// holder a read and a renewing write, the other a read) and [`CONTROLLER_WATCHES`] watches
+/// each; the plan's writes are rare (when the number of pods per node changes). The events of
+/// the watch of Services come with the cluster's Service changes (as to every kube-proxy), not
+/// as requests. Its reads of the agents' `/status` (`--sample` per round at most) and of
+/// CoreDNS's HTTP endpoints go to those pods, not to the API server.
 pub fn controller_api() -> f64 {
-    (2.0 + 1.0) / 2.0 + 2.0 * 3.0 / WATCH_RENEWAL.as_secs_f64()
+    (2.0 + 1.0) / 2.0 + 2.0 * CONTROLLER_WATCHES as f64 / WATCH_RENEWAL.as_secs_f64()
 }
 
 /// The load model of [`Budget`] (the formula in the module docs), with one Service address.
@@ -152,17 +177,19 @@ pub fn model(b: &Budget, nodes: usize, pods: usize, namespaces: usize) -> Load {
     let plan = pods_per_epoch(DEFAULT_OBSERVERS, pods, Some(nodes));
     let k = plan.min(b.pods_cap(DEFAULT_EPOCH, 1)) as f64;
     let sample = k / 60.0;
-    let left = (b.qps - service - sample).max(0.0);
+    let api_dns = b.api_dns_qps();
+    let left = (b.qps - service - sample - api_dns).max(0.0);
     let ns_need = namespaces as f64 / b.netns_every.as_secs_f64();
     let ns_rate = ns_need
         .min(left)
         .min(b.netns_max_per_round as f64 / b.interval.as_secs_f64());
-    let per_node = service + sample + ns_rate;
+    let per_node = service + sample + api_dns + ns_rate;
     let total = per_node * nodes as f64;
     // Observations of one pod per minute across the cluster: each node samples k of P.
     let observers_per_minute = nodes as f64 * k / pods.max(1) as f64;
     Load {
         api_agents: nodes as f64 * AGENT_WATCHES as f64 / WATCH_RENEWAL.as_secs_f64(),
+        api_dns_handshakes: nodes as f64 * api_dns,
         per_node,
         total,
         per_pod: total / pods.max(1) as f64,
@@ -197,9 +224,9 @@ mod tests {
     fn the_budget_caps_the_pod_sample() {
         let b = Budget::default();
         let minute = Duration::from_secs(60);
-        // 60 a minute, 4 of them for the Service.
-        assert_eq!(b.pods_cap(minute, 1), 56);
-        assert_eq!(b.pods_cap(minute / 2, 1), 28);
+        // 60 a minute, 4 of them for the Service, 0.2 for the API server through cluster DNS.
+        assert_eq!(b.pods_cap(minute, 1), 55);
+        assert_eq!(b.pods_cap(minute / 2, 1), 27);
         assert_eq!(b.pods_cap(minute, 20), 0, "the fixed probes take it all");
     }
 
@@ -233,12 +260,12 @@ mod tests {
                     );
                     // Every pod observed by 3 nodes within the minute, unless the budget cannot
                     // pay for it (3 nodes, 100 CoreDNS pods: 100 queries a minute each).
-                    if 3 * pods <= 56 * nodes {
+                    if 3 * pods <= 55 * nodes {
                         assert!(l.to_three_observers <= 60.0 + 1e-9, "{nodes}/{pods}: {l:?}");
                     }
                     // The 2-minute cycle holds for a full node (110 pods) while CoreDNS has at
                     // most one replica per 3 nodes, and for 100 pods while at most 2 per node.
-                    let fits = (namespaces <= 110 && 3 * pods <= nodes)
+                    let fits = (namespaces <= 109 && 3 * pods <= nodes)
                         || (namespaces <= 100 && pods <= 2 * nodes);
                     if fits {
                         assert!(l.netns_cycle <= 120.0 + 1e-6, "{nodes}/{pods}: {l:?}");
@@ -246,8 +273,19 @@ mod tests {
                 }
             }
         }
-        let l = model(&b, 5000, 100, 110);
+        let l = model(&b, 5000, 100, 109);
         assert!(l.per_node <= 1.0 && l.netns_cycle <= 120.0, "{l:?}");
+        // The API server through cluster DNS: one query and one TLS handshake per node every
+        // 5 minutes, 16.7 a second at 5,000 nodes.
+        assert!(
+            (l.api_dns_handshakes - 5000.0 / 300.0).abs() < 1e-9,
+            "{l:?}"
+        );
+        let l110 = model(&b, 5000, 100, 110);
+        assert!(
+            l110.per_node <= 1.0 + 1e-9 && l110.netns_cycle <= 121.0,
+            "{l110:?}"
+        );
         // An absurd cluster (10 nodes, 100 CoreDNS pods): the budget holds, the namespaces wait.
         let l = model(&b, 10, 100, 110);
         assert!(l.per_node <= 1.0 + 1e-9 && l.netns_cycle > 120.0, "{l:?}");

@@ -27,17 +27,19 @@
 //! # Ok(()) }
 //! ```
 
+mod checks;
 mod format;
 mod metrics;
 mod server;
 mod status;
 mod view;
 
+pub use checks::{ApiDnsStatus, FreshnessResult, FreshnessView, HealthGap, PodHttp, StaleRecord};
 pub use format::{Format, PROMETHEUS_TEXT, encode, negotiate};
 pub use metrics::{
     ACTIONS, BucketsError, CONTROLLER_FAMILIES, ControllerMetrics, DECISIONS,
-    DEFAULT_LATENCY_BUCKETS, FAMILIES, Metrics, PREFIX, RESULTS, Source, VERDICT_KINDS,
-    sample_names,
+    DEFAULT_LATENCY_BUCKETS, FAMILIES, FRESHNESS_EVENTS, FRESHNESS_RESULTS, Metrics, PREFIX,
+    PROPAGATION_BUCKETS, RESULTS, Source, VERDICT_KINDS, sample_names,
 };
 pub use server::{
     Admin, AdminServer, HEADER_READ_TIMEOUT, MAX_CONNECTIONS, OPENMETRICS, ServeError,

@@ -42,6 +42,8 @@ pub const FAMILIES: &[(&str, &str)] = &[
     ("netns_oldest_check_seconds", "gauge"),
     ("budget_limited", "gauge"),
     ("probes_not_started", "counter"),
+    ("api_dns_checks", "counter"),
+    ("api_dns_up", "gauge"),
 ];
 
 /// Every family the controller ([`ControllerMetrics`]) registers, as [`FAMILIES`].
@@ -62,6 +64,12 @@ pub const CONTROLLER_FAMILIES: &[(&str, &str)] = &[
     ("verdicts", "gauge"),
     ("agent_reads", "counter"),
     ("watch_up", "gauge"),
+    ("service_propagation_seconds", "histogram"),
+    ("freshness_checks", "counter"),
+    ("freshness_followed", "gauge"),
+    ("stale_records", "gauge"),
+    ("coredns_http_up", "gauge"),
+    ("health_gap", "gauge"),
 ];
 
 /// The sample names the agent's and the controller's families expose (`_total` for counters,
@@ -183,6 +191,8 @@ pub struct Metrics {
     netns_oldest: Ratio,
     budget_limited: Gauge,
     finding_codes: Mutex<BTreeSet<String>>,
+    api_dns_checks: Family<ResultLabels, Counter>,
+    api_dns_up: Gauge,
 }
 
 /// A metric name or bucket list that cannot be used.
@@ -220,6 +230,8 @@ impl Metrics {
             netns_oldest: Ratio::default(),
             budget_limited: Gauge::default(),
             finding_codes: Mutex::new(BTreeSet::new()),
+            api_dns_checks: Family::default(),
+            api_dns_up: Gauge::default(),
         })
     }
 
@@ -292,12 +304,42 @@ impl Metrics {
             "1 when the last round checked fewer pod namespaces than needed, for the query budget",
             self.budget_limited.clone(),
         );
+        r.register(
+            "api_dns_checks",
+            "Checks of the API server through cluster DNS (resolve kubernetes.default.svc, TLS handshake), by result (ok, dns, wrong-address, connect, tls)",
+            self.api_dns_checks.clone(),
+        );
+        r.register(
+            "api_dns_up",
+            "1 when the last check of the API server through cluster DNS passed",
+            self.api_dns_up.clone(),
+        );
         self.build_info
             .get_or_create(&VersionLabels {
                 version: version.to_owned(),
             })
             .set(1);
         self
+    }
+
+    /// Creates the `api_dns_checks_total` series at 0 (in Kubernetes mode, where the check
+    /// runs), so that `increase()` sees the first failure.
+    pub fn api_dns_enabled(&self) {
+        for result in crate::ApiDnsStatus::RESULTS {
+            let _ = self.api_dns_checks.get_or_create(&ResultLabels {
+                result: result.into(),
+            });
+        }
+    }
+
+    /// Counts one check of the API server through cluster DNS and sets `api_dns_up`.
+    pub fn api_dns(&self, s: &crate::ApiDnsStatus) {
+        self.api_dns_checks
+            .get_or_create(&ResultLabels {
+                result: s.result.clone(),
+            })
+            .inc();
+        self.api_dns_up.set(i64::from(s.ok()));
     }
 
     /// Counts one query and, when it was answered, observes its round-trip time.
@@ -491,7 +533,34 @@ struct WatchLabels {
     watch: String,
 }
 
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct EventLabels {
+    event: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct FreshnessLabels {
+    event: String,
+    result: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct EndpointLabels {
+    pod: String,
+    endpoint: String,
+}
+
 type Ratio = Gauge<f64, std::sync::atomic::AtomicU64>;
+
+/// The changes the freshness check follows: a Service `added`, `changed` (recreated with
+/// another address) or `deleted`.
+pub const FRESHNESS_EVENTS: [&str; 3] = ["added", "changed", "deleted"];
+/// How a followed change ends, or `skipped` when the cap of followed Services was reached.
+pub const FRESHNESS_RESULTS: [&str; 4] = ["propagated", "stale", "not-propagated", "skipped"];
+/// Buckets of `service_propagation_seconds`: 50 ms to 2 minutes.
+pub const PROPAGATION_BUCKETS: &[f64] = &[
+    0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0,
+];
 
 /// The verdict kinds, created at 0 so that `increase()` and alerts see the first one.
 pub const VERDICT_KINDS: [&str; 4] = ["pod", "node", "service", "all"];
@@ -535,6 +604,12 @@ pub struct ControllerMetrics {
     agent_reads: Family<ResultLabels, Counter>,
     watch_up: Family<WatchLabels, Gauge>,
     pods_shown: Mutex<BTreeSet<String>>,
+    propagation: HistogramFamily<EventLabels>,
+    freshness_checks: Family<FreshnessLabels, Counter>,
+    freshness_followed: Gauge,
+    stale_records: Gauge,
+    coredns_http_up: Family<EndpointLabels, Gauge>,
+    health_gap: Family<PodLabels, Gauge>,
 }
 
 impl Default for ControllerMetrics {
@@ -559,6 +634,12 @@ impl Default for ControllerMetrics {
             agent_reads: Family::default(),
             watch_up: Family::default(),
             pods_shown: Mutex::new(BTreeSet::new()),
+            propagation: Family::new_with_constructor(Buckets(PROPAGATION_BUCKETS.into())),
+            freshness_checks: Family::default(),
+            freshness_followed: Gauge::default(),
+            stale_records: Gauge::default(),
+            coredns_http_up: Family::default(),
+            health_gap: Family::default(),
         }
     }
 }
@@ -682,7 +763,69 @@ impl ControllerMetrics {
                 result: result.into(),
             });
         }
+        self.register_checks(r);
         self
+    }
+
+    /// The families of the freshness check and of CoreDNS's HTTP endpoints.
+    fn register_checks(&self, r: &mut Registry) {
+        r.register(
+            "service_propagation_seconds",
+            "Time from a Service change (added, changed, deleted) seen by the controller's watch to cluster DNS answering it right, by event",
+            self.propagation.clone(),
+        );
+        r.register(
+            "freshness_checks",
+            "Service changes followed by the freshness check, by event (added, changed, deleted) and result (propagated, stale, not-propagated, skipped)",
+            self.freshness_checks.clone(),
+        );
+        r.register(
+            "freshness_followed",
+            "Service changes followed now by the freshness check",
+            self.freshness_followed.clone(),
+        );
+        r.register(
+            "stale_records",
+            "Names that still resolve to the address of a deleted or replaced Service",
+            self.stale_records.clone(),
+        );
+        r.register(
+            "coredns_http_up",
+            "Per CoreDNS pod and endpoint (health, ready), 1 when its last HTTP check answered 200",
+            self.coredns_http_up.clone(),
+        );
+        r.register(
+            "health_gap",
+            "Per CoreDNS pod, 1 while its HTTP health and ready endpoints say healthy and DNS fails from the nodes",
+            self.health_gap.clone(),
+        );
+        for event in FRESHNESS_EVENTS {
+            for result in FRESHNESS_RESULTS {
+                let _ = self.freshness_checks.get_or_create(&FreshnessLabels {
+                    event: event.into(),
+                    result: result.into(),
+                });
+            }
+        }
+    }
+
+    /// Counts how a followed Service change ended (`skipped`: not followed).
+    pub fn freshness(&self, event: &str, result: &str) {
+        self.freshness_checks
+            .get_or_create(&FreshnessLabels {
+                event: event.into(),
+                result: result.into(),
+            })
+            .inc();
+    }
+
+    /// Observes how long a Service change took to resolve through cluster DNS.
+    pub fn propagation(&self, event: &str, seconds: f64) {
+        self.propagation
+            .get_or_create(&EventLabels {
+                event: event.into(),
+            })
+            .observe(seconds);
     }
 
     /// Counts a completed round.
@@ -750,6 +893,35 @@ impl ControllerMetrics {
             .set(i64::from(up));
     }
 
+    /// The gauges of the HTTP endpoints, the health gaps and the freshness check.
+    fn set_checks(&self, v: &crate::view::ControllerStatus) {
+        for p in &v.pods {
+            let gap = v.health_gaps.iter().any(|g| g.pod == p.name);
+            self.health_gap
+                .get_or_create(&PodLabels {
+                    pod: p.name.clone(),
+                })
+                .set(i64::from(gap));
+            for (e, r) in (p.http.iter()).flat_map(|h| [("health", &h.health), ("ready", &h.ready)])
+            {
+                let l = EndpointLabels {
+                    pod: p.name.clone(),
+                    endpoint: e.into(),
+                };
+                if r == "off" {
+                    self.coredns_http_up.remove(&l);
+                } else {
+                    self.coredns_http_up
+                        .get_or_create(&l)
+                        .set(i64::from(r == "ok"));
+                }
+            }
+        }
+        let f = v.freshness.clone().unwrap_or_default();
+        self.freshness_followed.set(f.followed as i64);
+        self.stale_records.set(f.stale.len() as i64);
+    }
+
     /// Sets the view's gauges from the controller's status document; pods that went away lose
     /// their series.
     pub fn set_view(&self, v: &crate::view::ControllerStatus) {
@@ -769,6 +941,13 @@ impl ControllerMetrics {
         let now: BTreeSet<String> = v.pods.iter().map(|p| p.name.clone()).collect();
         for gone in shown.difference(&now) {
             self.pod_nodes.remove(&PodLabels { pod: gone.clone() });
+            self.health_gap.remove(&PodLabels { pod: gone.clone() });
+            for e in ["health", "ready"] {
+                self.coredns_http_up.remove(&EndpointLabels {
+                    pod: gone.clone(),
+                    endpoint: e.into(),
+                });
+            }
             for t in ["udp", "tcp"] {
                 self.pod_reachable.remove(&PodTransportLabels {
                     pod: gone.clone(),
@@ -792,6 +971,7 @@ impl ControllerMetrics {
             }
         }
         *shown = now;
+        self.set_checks(v);
         for kind in VERDICT_KINDS {
             let n = v.verdicts.iter().filter(|x| x.kind == kind).count();
             self.verdicts

@@ -38,6 +38,10 @@ pub struct Status {
     /// Why the round checked nothing (no target known, no probe could start), when it did not.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nothing_checked: Option<String>,
+    /// Kubernetes mode only: the last check of the API server through cluster DNS (apart from
+    /// DNS health: it does not change `healthy`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_dns: Option<crate::checks::ApiDnsStatus>,
 }
 
 /// The agent's connection to Kubernetes.
@@ -91,6 +95,7 @@ impl Status {
             namespaces: namespaces.known().map(NamespaceStatus::from).collect(),
             kubernetes: None,
             nothing_checked: None,
+            api_dns: None,
         }
     }
 

@@ -6,6 +6,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use crate::checks::{FreshnessView, HealthGap, PodHttp};
 use crate::status::{PlannedAction, WatchStatus};
 
 /// How many nodes reach a target over one transport, in the window.
@@ -55,6 +56,9 @@ pub struct PodView {
     pub tcp: Reach,
     /// Distinct nodes that reported on it in the window.
     pub nodes_reporting: usize,
+    /// Its own HTTP endpoints (`/health`, `/ready`), when read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http: Option<PodHttp>,
 }
 
 /// The DNS Service's address as the nodes see it.
@@ -119,14 +123,22 @@ pub struct ControllerStatus {
     pub verdicts: Vec<VerdictView>,
     /// The last actions and their results, newest last.
     pub last_actions: Vec<PlannedAction>,
+    /// CoreDNS pods whose HTTP endpoints say healthy while DNS fails from the nodes.
+    #[serde(default)]
+    pub health_gaps: Vec<HealthGap>,
+    /// The freshness check (on the Lease holder; absent when off or not the holder).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub freshness: Option<FreshnessView>,
 }
 
 impl ControllerStatus {
-    /// Every watch healthy, at least one node reporting, and no verdict.
+    /// Every watch healthy, at least one node reporting, no verdict, and no name resolving to
+    /// an old Service's address.
     pub fn healthy(&self) -> bool {
         self.watches.iter().all(|w| w.healthy)
             && self.agents.reporting > 0
             && self.verdicts.is_empty()
+            && self.freshness.as_ref().is_none_or(|f| f.stale.is_empty())
     }
 }
 
@@ -221,6 +233,12 @@ impl fmt::Display for ControllerStatus {
         for v in &self.verdicts {
             writeln!(f, "verdict {}: {}", v.kind, v.message)?;
         }
+        for g in self.health_gaps.iter().take(MAX_NODES_SHOWN) {
+            writeln!(f, "HTTP healthy, DNS failing: {}", g.message)?;
+        }
+        if let Some(fr) = &self.freshness {
+            fmt_freshness(f, fr)?;
+        }
         match self.last_actions.last() {
             Some(x) => write!(
                 f,
@@ -230,6 +248,33 @@ impl fmt::Display for ControllerStatus {
             None => write!(f, "last action: none"),
         }
     }
+}
+
+/// The freshness lines of `hc-cli status`: the last propagation, and the stale names.
+fn fmt_freshness(f: &mut fmt::Formatter<'_>, fr: &FreshnessView) -> fmt::Result {
+    let last = fr.last.iter().rev().find(|r| r.seconds.is_some());
+    write!(f, "freshness: {} Services followed", fr.followed)?;
+    if let Some(r) = last {
+        write!(
+            f,
+            "; last {} {} in {:.2}s",
+            r.name,
+            r.event,
+            r.seconds.unwrap_or_default()
+        )?;
+    }
+    writeln!(f)?;
+    for s in fr.stale.iter().take(MAX_NODES_SHOWN) {
+        writeln!(f, "stale record: {s}")?;
+    }
+    if fr.stale.len() > MAX_NODES_SHOWN {
+        writeln!(
+            f,
+            "stale record: ... {} more",
+            fr.stale.len() - MAX_NODES_SHOWN
+        )?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -251,6 +296,7 @@ mod tests {
                 failing: 0,
             },
             nodes_reporting: 50,
+            http: None,
         }
     }
 

@@ -77,6 +77,11 @@ async fn endpoints() {
     metrics.set_target_up("10.96.0.10:53", "udp", true);
     metrics.round_done(Duration::from_millis(3));
     metrics.set_netns(4, 1, &[("veth-peer-down".into(), 1)]);
+    metrics.api_dns_enabled();
+    metrics.api_dns(&hc_exporter::ApiDnsStatus {
+        result: "connect".into(),
+        ..Default::default()
+    });
     admin.publish(Status {
         round: 1,
         targets: vec![target(TargetState::Up)],
@@ -137,6 +142,14 @@ async fn endpoints() {
         value("coredns_healthcheck_dns_queries_total", &q),
         Some(1.0)
     );
+    assert_eq!(value("coredns_healthcheck_api_dns_up", &[]), Some(0.0));
+    let api = |result| {
+        value(
+            "coredns_healthcheck_api_dns_checks_total",
+            &[("result", result)],
+        )
+    };
+    assert_eq!((api("connect"), api("ok")), (Some(1.0), Some(0.0)));
     let q = [
         ("transport", "tcp"),
         ("source", "pod"),
@@ -333,7 +346,28 @@ async fn the_controller_serves_its_families_and_its_view() {
             udp: reach(1, 3),
             tcp: reach(4, 0),
             nodes_reporting: 4,
+            http: Some(hc_exporter::PodHttp {
+                health: "ok".into(),
+                ready: "http-503".into(),
+                checked_unix_ms: 1,
+            }),
         }],
+        health_gaps: vec![hc_exporter::HealthGap {
+            pod: "coredns-a".into(),
+            message: "m".into(),
+        }],
+        freshness: Some(hc_exporter::FreshnessView {
+            followed: 2,
+            stale: vec![hc_exporter::StaleRecord {
+                name: "web.shop.svc.cluster.local.".into(),
+                address: "10.96.7.7".into(),
+                current: None,
+                event: "deleted".into(),
+                since_unix_ms: 1,
+                pods: vec!["coredns-a".into()],
+            }],
+            ..Default::default()
+        }),
         verdicts: vec![VerdictView {
             kind: "pod".into(),
             subject: "coredns-a".into(),
@@ -341,6 +375,9 @@ async fn the_controller_serves_its_families_and_its_view() {
         }],
         ..ControllerStatus::default()
     };
+    metrics.propagation("added", 0.3);
+    metrics.freshness("added", "propagated");
+    metrics.freshness("deleted", "stale");
     metrics.set_view(&view);
     admin.publish_document(view.healthy(), &view);
 
@@ -354,6 +391,14 @@ async fn the_controller_serves_its_families_and_its_view() {
         r#"coredns_healthcheck_pod_nodes_reporting{pod="coredns-a"} 4"#,
         r#"coredns_healthcheck_verdicts{kind="pod"} 1"#,
         "coredns_healthcheck_leader 1",
+        r#"coredns_healthcheck_freshness_checks_total{event="deleted",result="stale"} 1"#,
+        r#"coredns_healthcheck_freshness_checks_total{event="changed",result="skipped"} 0"#,
+        r#"coredns_healthcheck_service_propagation_seconds_bucket{le="0.5",event="added"} 1"#,
+        "coredns_healthcheck_stale_records 1",
+        "coredns_healthcheck_freshness_followed 2",
+        r#"coredns_healthcheck_coredns_http_up{pod="coredns-a",endpoint="health"} 1"#,
+        r#"coredns_healthcheck_coredns_http_up{pod="coredns-a",endpoint="ready"} 0"#,
+        r#"coredns_healthcheck_health_gap{pod="coredns-a"} 1"#,
     ] {
         assert!(r.body.contains(line), "missing {line}:\n{}", r.body);
     }

@@ -53,15 +53,17 @@ Examples:
 
 A target is down after --failure-threshold failed rounds and up after
 --success-threshold good ones; transitions are logged once. Rounds never
-overlap. The agent's DNS queries stay within --query-budget: given targets
-over UDP and TCP every round; the DNS Service every round (over TCP every
---tcp-every-th); a rotating sample of CoreDNS pods so each is probed by
---observers nodes a minute; with --sweep-netns, one query per pod namespace
-to the nameserver it uses, each namespace at least every --netns-every
-while the budget lasts. Endpoints on --metrics-addr: /metrics, /healthz,
-/readyz, /status (the last round; the controller reads it).
-SIGTERM/SIGINT: /readyz turns 503, the round is abandoned, exit 0.
-Details: docs/cli.md, docs/metrics.md.
+overlap. The agent's DNS queries stay within --query-budget: given
+targets over UDP and TCP every round; the DNS Service every round (over
+TCP every --tcp-every-th); a rotating sample of CoreDNS pods so each is
+probed by --observers nodes a minute; with --sweep-netns, one query per
+pod namespace to the nameserver it uses, each namespace at least every
+--netns-every while the budget lasts; in Kubernetes, the API server
+through cluster DNS every --api-dns-every (a TLS handshake; apart from
+DNS health). Endpoints on --metrics-addr: /metrics, /healthz, /readyz,
+/status (the last round; the controller reads it). SIGTERM/SIGINT:
+/readyz turns 503, the round is abandoned, exit 0. Details: docs/cli.md,
+docs/metrics.md.
 Exit status (--once): 0 healthy, 1 unhealthy, 2 bad usage, 3 run-time error.";
 
 pub(crate) const CONTROLLER_HELP: &str = "\
@@ -71,14 +73,17 @@ Examples:
   hc-cli controller --kubeconfig ~/.kube/config --remediation off \\
       --metrics-addr 127.0.0.1:9891
 
-Every --interval: read at most --sample agents (those that, by the probing
-plan it publishes, probed a CoreDNS pod it lacks reports on; then rotating
-over the nodes), keep each node's last result per CoreDNS pod (by UID) and
-for the Service over --window, and classify by --quorum: pod (evicted after
---confirm-rounds), node (an Event on it), service (reported), all
-(reported; a rollout restart only with --rollout-restart). Memory only for
-an OOM kill of the last 10 minutes. The cooldown, the budget and what was
-set live on the Lease. docs/remediation.md.
+Every --interval: read at most --sample agents (those that, by the
+probing plan it publishes, probed a CoreDNS pod it lacks reports on;
+then rotating over the nodes), keep each node's last result per CoreDNS
+pod (by UID) and for the Service over --window, and classify by
+--quorum: pod (evicted after --confirm-rounds), node (an Event on it),
+service (reported), all (reported; a rollout restart only with
+--rollout-restart). Memory only for an OOM kill of the last 10 minutes.
+The cooldown, the budget and what was set live on the Lease. Beside the
+view: Service changes followed until they resolve (--freshness-follow,
+--freshness-give-up; stale records named), and each CoreDNS pod's
+/health and /ready against the verdicts. docs/remediation.md.
 Exit status: 0 after SIGTERM/SIGINT, 2 bad usage, 3 run-time error.";
 
 pub(crate) const STATUS_HELP: &str = "\
@@ -369,6 +374,11 @@ pub(crate) struct KubeArgs {
     /// This agent's Node: its reports say where they come from. [default: $NODE_NAME]
     #[arg(long, env = "HC_NODE_NAME")]
     pub(crate) node_name: Option<String>,
+    /// Resolve kubernetes.default.svc through the DNS Service and complete a TLS handshake with
+    /// the API server at that address, this often (the first time after a random part of it);
+    /// 0: never. Counted in --query-budget.
+    #[arg(long, value_name = "DURATION", env = "HC_API_DNS_EVERY", default_value = "5m", value_parser = parse_every_arg)]
+    pub(crate) api_dns_every: Duration,
     #[command(flatten)]
     pub(crate) moved: MovedToController,
 }
@@ -462,6 +472,8 @@ pub(crate) struct ControllerArgs {
     /// Delete sick pods instead of evicting them (ignores PodDisruptionBudgets).
     #[arg(long, env = "HC_DELETE_PODS", action = clap::ArgAction::SetTrue, value_parser = env_flag!())]
     pub(crate) delete_pods: bool,
+    #[command(flatten)]
+    pub(crate) checks: ControllerChecks,
     /// Where to serve /metrics, /healthz, /readyz and /status.
     #[arg(
         long,
@@ -473,6 +485,59 @@ pub(crate) struct ControllerArgs {
     /// Log format.
     #[arg(long, value_enum, env = "HC_LOG_FORMAT", default_value = "text")]
     pub(crate) log_format: LogFormat,
+}
+
+/// The controller's checks beside the view: Service freshness and CoreDNS's HTTP endpoints.
+#[derive(Debug, Args)]
+pub(crate) struct ControllerChecks {
+    /// The DNS Service in --namespace: the freshness queries go to its ClusterIP.
+    #[arg(long, env = "HC_SERVICE", default_value = "kube-dns")]
+    pub(crate) service: String,
+    /// The cluster domain: a Service's name is NAME.NAMESPACE.svc.<cluster-domain>.
+    #[arg(long, env = "HC_CLUSTER_DOMAIN", default_value = "cluster.local", value_parser = parse_domain_arg)]
+    pub(crate) cluster_domain: String,
+    /// Service changes followed at once at most until they resolve (0: no freshness check, and
+    /// no watch of Services).
+    #[arg(long, value_name = "N", env = "HC_FRESHNESS_FOLLOW", default_value_t = 20, value_parser = clap::value_parser!(u32).range(0..=1000))]
+    pub(crate) freshness_follow: u32,
+    /// A followed change that does not resolve right by then is reported (stale or not propagated).
+    #[arg(long, value_name = "DURATION", env = "HC_FRESHNESS_GIVE_UP", default_value = "60s", value_parser = parse_give_up_arg)]
+    pub(crate) freshness_give_up: Duration,
+    /// Port of CoreDNS's health plugin (/health) on each CoreDNS pod (0: not read).
+    #[arg(
+        long,
+        value_name = "PORT",
+        env = "HC_COREDNS_HEALTH_PORT",
+        default_value_t = 8080
+    )]
+    pub(crate) coredns_health_port: u16,
+    /// Port of CoreDNS's ready plugin (/ready) on each CoreDNS pod (0: not read).
+    #[arg(
+        long,
+        value_name = "PORT",
+        env = "HC_COREDNS_READY_PORT",
+        default_value_t = 8181
+    )]
+    pub(crate) coredns_ready_port: u16,
+}
+
+/// `--freshness-give-up`: from 1 s to 1 h.
+fn parse_give_up_arg(s: &str) -> Result<Duration, String> {
+    match humantime::parse_duration(s.trim()) {
+        Ok(d) if (Duration::from_secs(1)..=Duration::from_secs(3600)).contains(&d) => Ok(d),
+        _ => Err(format!("{s:?}: give a duration from 1s to 1h, e.g. 60s")),
+    }
+}
+
+/// `--api-dns-every`: 0 (off), or from 1 s to 1 day.
+fn parse_every_arg(s: &str) -> Result<Duration, String> {
+    match humantime::parse_duration(s.trim()) {
+        _ if s.trim() == "0" => Ok(Duration::ZERO),
+        Ok(d) if (Duration::from_secs(1)..=Duration::from_secs(86_400)).contains(&d) => Ok(d),
+        _ => Err(format!(
+            "{s:?}: give 0 (off) or a duration from 1s to 1 day, e.g. 5m"
+        )),
+    }
 }
 
 /// Arguments of `hc-cli status`.

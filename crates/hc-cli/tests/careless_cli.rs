@@ -132,6 +132,19 @@ fn careless_input_is_refused_with_exit_2_and_says_why() {
             vec!["probe", "--ip", "127.0.0.1", "--timeout", "0s"],
             vec!["must be greater than zero"],
         ),
+        // The checks beside DNS health: bounded, and a way to turn them off that is not a typo.
+        (
+            vec!["run", "--api-dns-every", "500ms"],
+            vec!["give 0 (off) or a duration from 1s to 1 day"],
+        ),
+        (
+            vec!["controller", "--freshness-give-up", "2h"],
+            vec!["give a duration from 1s to 1h"],
+        ),
+        (
+            vec!["controller", "--freshness-follow", "5000"],
+            vec!["5000 is not in 0..=1000"],
+        ),
     ];
     for (args, says) in cases {
         let o = hc(&args);

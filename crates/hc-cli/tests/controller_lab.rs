@@ -427,3 +427,286 @@ fn root_hc_cli_status_shows_the_view_through_the_api_proxy_or_directly() {
     common::Agent::assert_exit(&o, 2);
     assert!(String::from_utf8_lossy(&o.stderr).contains("--controller"));
 }
+
+/// A Service of the fake API server, as the API server holds it.
+fn service(ns: &str, name: &str, ip: &str) -> Value {
+    serde_json::json!({"apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": name, "namespace": ns},
+        "spec": {"clusterIP": ip, "clusterIPs": [ip], "ports": [{"name": "http", "port": 80, "protocol": "TCP"}]}})
+}
+
+/// `hc-cli status --controller` against node `n`'s controller: its exit code and its text.
+fn hc_cli_status(c: &Shipped, n: usize) -> (Option<i32>, String) {
+    let o = c
+        .lab
+        .net
+        .command(common::BIN)
+        .args([
+            "status",
+            "--controller",
+            &format!("http://{}:9891", c.lab.nodes[n].ip),
+        ])
+        .env_remove("KUBECONFIG")
+        .output()
+        .unwrap();
+    (
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+    )
+}
+
+/// The freshness check, end to end: the DNS pods serve the fake API server's Services through a
+/// sync per pod (the lab's `kubernetes` plugin); a new Service's propagation is measured; one
+/// DNS pod's sync stalls (a CoreDNS whose watch stopped), a Service is replaced and another
+/// deleted, and the names still answering the old addresses are reported until the pod syncs
+/// again.
+#[test]
+fn root_service_changes_propagate_and_a_stalled_dns_pod_leaves_stale_records() {
+    let c = Shipped::new(2, 2, "deploy/base");
+    let records = hc_testkit::ServiceRecords::start(&c.api, &c.lab);
+    let ctl = c.controller(0, "controller-a", &[("HC_FRESHNESS_GIVE_UP", "4s")]);
+    c.wait_for(
+        30,
+        "the controller leads, its watch of Services synced",
+        |c| {
+            let s = c.controller_status(0);
+            s["leader"] == true
+                && (s["watches"].as_array().into_iter().flatten())
+                    .any(|w| w["name"] == "services" && w["healthy"] == true)
+        },
+    );
+    let put = |name: &str, ip: &str| {
+        c.api.put(
+            &format!("api/v1/namespaces/shop/services/{name}"),
+            service("shop", name, ip),
+        );
+    };
+    put("web", "10.96.7.7");
+    put("db", "10.96.7.9");
+    let metric = |c: &Shipped, name: &str, labels: &[(&str, &str)]| {
+        c.metric(0, 9891, name, labels).unwrap_or(0.0)
+    };
+    let checks = |c: &Shipped, event: &str, result: &str| {
+        metric(
+            c,
+            "coredns_healthcheck_freshness_checks_total",
+            &[("event", event), ("result", result)],
+        )
+    };
+    c.wait_for(30, "both Services propagated", |c| {
+        checks(c, "added", "propagated") >= 2.0
+    });
+    let count = metric(
+        &c,
+        "coredns_healthcheck_service_propagation_seconds_count",
+        &[("event", "added")],
+    );
+    assert_eq!(count, 2.0, "{}", ctl.log());
+    let s = c.controller_status(0);
+    let last = &s["freshness"]["last"];
+    assert!(
+        (last.as_array().into_iter().flatten()).any(|r| r["name"] == "web.shop.svc.cluster.local."
+            && r["result"] == "propagated"
+            && r["seconds"].as_f64().is_some_and(|x| x < 4.0)),
+        "{s}"
+    );
+    assert_eq!(s["freshness"]["stale"], serde_json::json!([]), "{s}");
+    // DNS pod 1 stops syncing; web is replaced (deleted, created again with another address),
+    // db deleted. Behind the Service, one pod of two answers the old addresses.
+    records.stall(1);
+    let faulted = std::time::Instant::now();
+    assert!(c.api.delete("api/v1/namespaces/shop/services/web"));
+    put("web", "10.96.7.8");
+    assert!(c.api.delete("api/v1/namespaces/shop/services/db"));
+
+    c.wait_for(30, "two stale records", |c| {
+        c.controller_status(0)["freshness"]["stale"]
+            .as_array()
+            .is_some_and(|a| a.len() == 2)
+    });
+    eprintln!(
+        "stale records named {:?} after the change (give-up 4s)",
+        faulted.elapsed()
+    );
+    let s = c.controller_status(0);
+    let stale = s["freshness"]["stale"].as_array().unwrap();
+    let of = |name: &str| stale.iter().find(|r| r["name"] == name).unwrap();
+    let web = of("web.shop.svc.cluster.local.");
+    assert_eq!(
+        (&web["event"], &web["address"], &web["current"]),
+        (&"changed".into(), &"10.96.7.7".into(), &"10.96.7.8".into()),
+        "{s}"
+    );
+    assert_eq!(
+        web["pods"],
+        serde_json::json!(["coredns-1"]),
+        "the stalled pod, named"
+    );
+    let db = of("db.shop.svc.cluster.local.");
+    assert_eq!(
+        (&db["event"], &db["address"]),
+        (&"deleted".into(), &"10.96.7.9".into())
+    );
+    assert_eq!(s["healthy"], false, "a stale record is not healthy");
+    assert_eq!(metric(&c, "coredns_healthcheck_stale_records", &[]), 2.0);
+    assert_eq!(checks(&c, "changed", "stale"), 1.0);
+    assert_eq!(checks(&c, "deleted", "stale"), 1.0);
+    let (code, text) = hc_cli_status(&c, 0);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(
+        text.contains(
+            "stale record: web.shop.svc.cluster.local. still answers 10.96.7.7 (changed Service, now 10.96.7.8) from coredns-1"
+        ),
+        "{text}"
+    );
+    assert!(ctl.log().contains("stale-record"), "logged");
+    // The pod syncs again: the names answer right, the records clear.
+    records.resume(1);
+    c.wait_for(30, "the stale records cleared", |c| {
+        c.controller_status(0)["freshness"]["stale"] == serde_json::json!([])
+            && metric(c, "coredns_healthcheck_stale_records", &[]) == 0.0
+    });
+}
+
+/// CoreDNS's own endpoints against what the nodes see: the DNS pods answer /health and /ready
+/// as CoreDNS's plugins do; UDP is dropped at one pod while HTTP answers: the gap is named on
+/// that pod only, as a metric, in /status and in `hc-cli status`; once /ready says not ready,
+/// HTTP no longer claims health and the gap closes.
+#[test]
+fn root_http_says_healthy_while_udp_fails_and_the_gap_is_named() {
+    let c = Shipped::new(3, 2, "deploy/base");
+    let http: Vec<hc_testkit::HealthEndpoints> = (c.lab.dns.iter())
+        .map(|d| hc_testkit::HealthEndpoints::start_in(&d.pod.ns, d.pod.ip.into(), 8080, 8181))
+        .collect();
+    let _agents = c.agents();
+    let ctl = c.controller(0, "controller-a", &[]);
+    settled(&c, 0);
+    let gap = |c: &Shipped, pod: &str| {
+        c.metric(0, 9891, "coredns_healthcheck_health_gap", &[("pod", pod)])
+    };
+    let up = |c: &Shipped, pod: &str, endpoint: &str| {
+        c.metric(
+            0,
+            9891,
+            "coredns_healthcheck_coredns_http_up",
+            &[("pod", pod), ("endpoint", endpoint)],
+        )
+    };
+    c.wait_for(30, "both pods read over HTTP", |c| {
+        ["coredns-0", "coredns-1"]
+            .iter()
+            .all(|p| up(c, p, "health") == Some(1.0) && up(c, p, "ready") == Some(1.0))
+    });
+    assert!(http.iter().all(|h| h.requests() > 0));
+    assert_eq!(gap(&c, "coredns-0"), Some(0.0), "healthy: no gap");
+    c.lab.drop_udp_at_dns_pod(0);
+    let faulted = std::time::Instant::now();
+    c.wait_for(30, "the gap on coredns-0", |c| {
+        gap(c, "coredns-0") == Some(1.0)
+    });
+    eprintln!("health gap named {:?} after the fault", faulted.elapsed());
+    let s = c.controller_status(0);
+    let gaps = s["health_gaps"].as_array().unwrap();
+    assert_eq!(gaps.len(), 1, "{s}");
+    assert_eq!(gaps[0]["pod"], "coredns-0");
+    let message = gaps[0]["message"].as_str().unwrap();
+    assert!(
+        message.contains("answers /health ok and /ready ok") && message.contains("over UDP"),
+        "{message}"
+    );
+    assert_eq!(gap(&c, "coredns-1"), Some(0.0));
+    let pod0 = (s["pods"].as_array().unwrap().iter())
+        .find(|p| p["name"] == "coredns-0")
+        .unwrap();
+    assert_eq!(pod0["http"]["health"], "ok", "{s}");
+    let (code, text) = hc_cli_status(&c, 0);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(
+        text.contains("HTTP healthy, DNS failing: CoreDNS pod coredns-0 answers /health ok"),
+        "{text}"
+    );
+    assert!(ctl.log().contains("http-healthy-dns-failing"));
+    // The ready plugin says not ready: HTTP no longer claims health; no gap.
+    http[0].set_ready(false);
+    c.wait_for(30, "the gap closed", |c| {
+        gap(c, "coredns-0") == Some(0.0) && up(c, "coredns-0", "ready") == Some(0.0)
+    });
+    assert_eq!(
+        c.controller_status(0)["pods"][0]["http"]["ready"],
+        "http-503"
+    );
+}
+
+/// The API server through cluster DNS (kubenurse's api-dns check): the `kubernetes` Service
+/// leads to a real TLS server; every agent resolves the name through the DNS Service and
+/// completes a handshake. One node loses the Service's rule: its agent says so, apart from DNS
+/// health, which stays up; then the node's DNS path is cut and the check names DNS instead.
+#[test]
+fn root_the_api_server_through_cluster_dns_is_reported_apart_from_dns_health() {
+    let c = Shipped::new(2, 1, "deploy/base");
+    let backend = std::net::SocketAddr::new(hc_testkit::UNDERLAY_GATEWAY.into(), 6443);
+    let _tls = hc_testkit::TlsServer::start_in(
+        &c.lab.net,
+        backend,
+        "kubernetes.default.svc.cluster.local",
+    );
+    c.lab.serve_api_service(backend);
+    let timing: Vec<(&str, &str)> = (common::shipped::AGENT_ENV.iter().copied())
+        .chain([("HC_API_DNS_EVERY", "1s")])
+        .collect();
+    let agents: Vec<_> = (0..2).map(|n| c.agent_with(n, &timing)).collect();
+    let api_dns = |c: &Shipped, n: usize| c.agent_status(n)["api_dns"].clone();
+    c.wait_for(30, "both agents reach the API server through DNS", |c| {
+        (0..2).all(|n| api_dns(c, n)["result"] == "ok")
+    });
+    let a = api_dns(&c, 0);
+    assert_eq!(a["name"], "kubernetes.default.svc.cluster.local.", "{a}");
+    assert_eq!(a["resolver"], "10.96.0.10:53", "{a}");
+    assert_eq!(a["address"], "10.96.0.1:443", "{a}");
+    let checks = |c: &Shipped, n: usize, result: &str| {
+        c.metric(
+            n,
+            9890,
+            "coredns_healthcheck_api_dns_checks_total",
+            &[("result", result)],
+        )
+        .unwrap_or(0.0)
+    };
+    c.lab.break_api_service(1);
+    let faulted = std::time::Instant::now();
+    c.wait_for(30, "node-1's check fails at the connection", |c| {
+        api_dns(c, 1)["result"] == "connect"
+    });
+    eprintln!(
+        "api-dns failure named {:?} after the fault (every 1s)",
+        faulted.elapsed()
+    );
+    let s = c.agent_status(1);
+    assert_eq!(s["healthy"], true, "DNS health is apart: {s}");
+    assert!(
+        (s["targets"].as_array().unwrap().iter()).all(|t| t["state"] != "down"),
+        "{s}"
+    );
+    assert_eq!(
+        c.metric(1, 9890, "coredns_healthcheck_api_dns_up", &[]),
+        Some(0.0)
+    );
+    assert!(checks(&c, 1, "connect") >= 1.0);
+    assert_eq!(api_dns(&c, 0)["result"], "ok", "node-0 is not affected");
+    assert_eq!(checks(&c, 0, "connect"), 0.0);
+    assert!(
+        agents[1].log().contains("api-dns-unreachable"),
+        "{}",
+        agents[1].log()
+    );
+    // The node's DNS path cut: the check fails at DNS, and so does DNS health.
+    c.lab.restore_api_service(1);
+    c.lab.break_node(1);
+    c.wait_for(30, "node-1's check fails at DNS", |c| {
+        api_dns(c, 1)["result"] == "dns"
+    });
+    c.wait_for(30, "node-1's DNS health down", |c| {
+        c.agent_status(1)["healthy"] == false
+    });
+    assert_eq!(api_dns(&c, 0)["result"], "ok");
+}

@@ -523,18 +523,29 @@ fn user_values_apply_without_loosening_security() {
     let mut d = Vec::new();
     diff(&security_view(&nc), &security_view(&all), "", &mut d);
     assert!(d.is_empty(), "all values:\n{}", d.join("\n"));
-    for kind in ["ServiceMonitor", "PrometheusRule", "ClusterRole"] {
+    for kind in ["ServiceMonitor", "PrometheusRule"] {
         assert_eq!(of_kind(&all, kind).len(), 1, "{kind}");
     }
-    // And the defaults have none of the optional objects.
+    assert_eq!(
+        of_kind(&all, "ClusterRole").len(),
+        2,
+        "the node condition's and the controller's watch of Services"
+    );
+    // And the defaults have none of the optional objects: the only cluster-wide grant is the
+    // controller's read-only watch of Services.
     let (_, defaults) = helm_render(&[], NS);
-    for kind in [
-        "ServiceMonitor",
-        "PrometheusRule",
-        "ClusterRole",
-        "ClusterRoleBinding",
-    ] {
+    for kind in ["ServiceMonitor", "PrometheusRule"] {
         assert!(of_kind(&defaults, kind).is_empty(), "{kind} by default");
+    }
+    for kind in ["ClusterRole", "ClusterRoleBinding"] {
+        let names: Vec<&Value> = (of_kind(&defaults, kind).iter())
+            .map(|o| &o["metadata"]["name"])
+            .collect();
+        assert_eq!(
+            names,
+            [&json!("coredns-healthcheck-controller-services")],
+            "{kind} by default"
+        );
     }
 }
 

@@ -275,6 +275,36 @@ impl ClusterLab {
         );
     }
 
+    /// The `kubernetes` Service on every node, as kube-proxy writes it: the node's own
+    /// connections to its ClusterIP ([`LAB_API_IP`]) port 443 go to `backend` (the lab's API
+    /// server endpoint, e.g. a [`crate::TlsServer`] on the underlay).
+    pub fn serve_api_service(&self, backend: SocketAddr) {
+        for node in &self.nodes {
+            nft(
+                &node.ns,
+                &format!(
+                    "table ip apisvc {{\n  chain out {{ type nat hook output priority -100; policy accept;\n    ip daddr {LAB_API_IP} tcp dport 443 dnat to {backend}\n  }}\n}}\n"
+                ),
+            );
+        }
+    }
+
+    /// Node `n` loses the `kubernetes` Service's rule, as a kube-proxy that lost it would:
+    /// connections to its ClusterIP go nowhere; DNS is untouched.
+    pub fn break_api_service(&self, n: usize) {
+        nft(
+            &self.nodes[n].ns,
+            &format!(
+                "table ip apifault {{\n  chain out {{ type filter hook output priority -200; policy accept;\n    ip daddr {LAB_API_IP} tcp dport 443 drop\n  }}\n}}\n"
+            ),
+        );
+    }
+
+    /// Undoes [`ClusterLab::break_api_service`].
+    pub fn restore_api_service(&self, n: usize) {
+        nft(&self.nodes[n].ns, "delete table ip apifault\n");
+    }
+
     /// Drops UDP port 53 at DNS pod `k`; TCP still works.
     pub fn drop_udp_at_dns_pod(&self, k: usize) {
         nft(

@@ -141,6 +141,15 @@ impl Dnsmasq {
         self.addr
     }
 
+    /// A handle that replaces the records it serves (from another thread too).
+    #[cfg(target_os = "linux")]
+    pub fn records(&self) -> Records {
+        Records {
+            hosts: self.hosts.clone(),
+            pid: self.child.id(),
+        }
+    }
+
     /// Kills the server now (the port then refuses).
     pub fn kill(&mut self) {
         let _ = self.child.kill();
@@ -179,4 +188,29 @@ fn answers_udp(addr: SocketAddr) -> bool {
     }
     let mut buf = [0u8; 512];
     sock.recv(&mut buf).is_ok()
+}
+
+/// Replaces what a running [`Dnsmasq`] serves: its hosts file rewritten, then SIGHUP (dnsmasq
+/// clears its cache and reads the file again).
+#[cfg(target_os = "linux")]
+#[derive(Debug, Clone)]
+pub struct Records {
+    hosts: PathBuf,
+    pid: u32,
+}
+
+#[cfg(target_os = "linux")]
+impl Records {
+    /// Serves exactly `records` (name, address) from now on.
+    pub fn set(&self, records: &[(String, IpAddr)]) {
+        let tmp = self.hosts.with_extension("new");
+        let mut text = String::new();
+        for (name, addr) in records {
+            text.push_str(&format!("{addr} {}\n", name.trim_end_matches('.')));
+        }
+        std::fs::write(&tmp, text).unwrap();
+        std::fs::rename(&tmp, &self.hosts).unwrap();
+        let pid = nix::unistd::Pid::from_raw(self.pid as i32);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGHUP);
+    }
 }

@@ -390,6 +390,30 @@ impl FakeApi {
         self.shared.store.lock().unwrap().objects.get(&key).cloned()
     }
 
+    /// Deletes the object at `path` (a `DELETED` event for the watches); false when absent.
+    pub fn delete(&self, path: &str) -> bool {
+        let t = parse_path(path).unwrap_or_else(|| panic!("bad path {path}"));
+        let key = (
+            t.prefix,
+            t.namespace.unwrap_or_default(),
+            t.resource,
+            t.name.unwrap_or_default(),
+        );
+        let mut store = self.shared.store.lock().unwrap();
+        match store.objects.get(&key).cloned() {
+            Some(obj) => {
+                self.shared.write(&mut store, "DELETED", key, obj);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// A handle that reads the objects from another thread while the server lives.
+    pub(crate) fn lister(&self) -> Lister {
+        Lister(self.shared.clone())
+    }
+
     /// Every object of a resource in a namespace (`apis/events.k8s.io/v1`, `kube-system`, `events`).
     pub fn list(&self, prefix: &str, namespace: &str, resource: &str) -> Vec<Value> {
         self.shared
@@ -450,6 +474,20 @@ impl FakeApi {
     /// Makes the server answer every request with 503 (and end watches), or serve again.
     pub fn set_down(&self, down: bool) {
         self.shared.down.store(down, Ordering::SeqCst);
+    }
+}
+
+/// Reads the fake's objects from another thread (see [`FakeApi::lister`]).
+#[derive(Debug, Clone)]
+pub(crate) struct Lister(Arc<Shared>);
+
+impl Lister {
+    /// Every object of `resource` under `prefix` (`api/v1`, `services`), in every namespace.
+    pub(crate) fn all(&self, prefix: &str, resource: &str) -> Vec<Value> {
+        (self.0.store.lock().unwrap().objects.iter())
+            .filter(|((p, _, r, _), _)| p == prefix && r == resource)
+            .map(|(_, v)| v.clone())
+            .collect()
     }
 }
 

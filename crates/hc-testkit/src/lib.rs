@@ -10,6 +10,9 @@
 //!   loops, other owners, other questions, endless TCP streams, oversize datagrams, records a
 //!   strict decoder refuses, CNAME-only answers.
 //! - [`MemoryCgroup`]: a memory cgroup with a limit, as a pod gets, OOM kills counted.
+//! - [`ServiceRecords`] and [`HealthEndpoints`]: what CoreDNS does that the lab's dnsmasq pods
+//!   do not (the Services of the fake API server as records, kept current per pod and stallable;
+//!   the health and ready plugins' HTTP endpoints); [`TlsServer`]: `openssl s_server`.
 //! - [`unique_name`] and [`free_port`]: per-run names and ports.
 #![allow(clippy::unwrap_used, unreachable_pub)]
 
@@ -19,6 +22,8 @@ mod cgroup;
 mod cluster;
 #[cfg(target_os = "linux")]
 mod cluster_lab;
+#[cfg(target_os = "linux")]
+mod coredns;
 mod dnsmasq;
 mod fakeapi;
 mod hostile;
@@ -29,6 +34,8 @@ mod lab;
 mod netns;
 mod rbac;
 mod scripted;
+#[cfg(target_os = "linux")]
+mod tls;
 
 #[cfg(target_os = "linux")]
 pub use cgroup::MemoryCgroup;
@@ -40,7 +47,11 @@ pub use cluster::{
 };
 #[cfg(target_os = "linux")]
 pub use cluster_lab::{ClusterDnsPod, ClusterLab, LabNode, UNDERLAY_GATEWAY};
+#[cfg(target_os = "linux")]
+pub use coredns::{HealthEndpoints, ServiceRecords};
 pub use dnsmasq::Dnsmasq;
+#[cfg(target_os = "linux")]
+pub use dnsmasq::Records;
 pub use fakeapi::{ADMIN, AuditEntry, FakeApi};
 pub use hostile::{Hostile, HostileServer};
 pub use http::{HttpResponse, http, http_with_headers, metric_value};
@@ -50,6 +61,8 @@ pub use lab::{LAB_API_IP, LAB_DNS_VIP, LAB_GATEWAY, Lab, LabDnsPod, LabPod, nft}
 pub use netns::{Netns, ip};
 pub use rbac::{Attributes, Rbac};
 pub use scripted::{Behaviour, ScriptedServer};
+#[cfg(target_os = "linux")]
+pub use tls::TlsServer;
 
 use std::net::{IpAddr, SocketAddr, TcpListener, UdpSocket};
 use std::sync::atomic::{AtomicU32, Ordering};

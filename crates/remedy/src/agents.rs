@@ -202,8 +202,22 @@ pub async fn read_status(addr: SocketAddr, timeout: Duration) -> Result<Status, 
     Ok(serde_json::from_slice(&body)?)
 }
 
-/// One HTTP/1.1 GET of `path` at `addr`, the body at most `limit` bytes.
+/// One HTTP/1.1 GET of `path` at `addr`, the body at most `limit` bytes; 200 and 503 only
+/// (an agent's `/status` answers either).
 pub async fn http_get(addr: SocketAddr, path: &str, limit: usize) -> Result<Bytes, ReadError> {
+    match http_get_any(addr, path, limit).await? {
+        (200 | 503, body) => Ok(body),
+        (status, _) => Err(ReadError::Http(format!("{addr}: HTTP {status}"))),
+    }
+}
+
+/// One HTTP/1.1 GET of `path` at `addr`: the status and the body, at most `limit` bytes (the
+/// body of a status other than 200 or 503 is not read).
+pub async fn http_get_any(
+    addr: SocketAddr,
+    path: &str,
+    limit: usize,
+) -> Result<(u16, Bytes), ReadError> {
     let http = |e: &dyn std::fmt::Display| ReadError::Http(format!("{addr}: {e}"));
     let stream = tokio::net::TcpStream::connect(addr)
         .await
@@ -220,7 +234,7 @@ pub async fn http_get(addr: SocketAddr, path: &str, limit: usize) -> Result<Byte
     let status = resp.status().as_u16();
     if status != 200 && status != 503 {
         conn.abort();
-        return Err(ReadError::Http(format!("{addr}: HTTP {status}")));
+        return Ok((status, Bytes::new()));
     }
     let mut body = resp.into_body().into_data_stream();
     let mut out = Vec::new();
@@ -233,7 +247,7 @@ pub async fn http_get(addr: SocketAddr, path: &str, limit: usize) -> Result<Byte
         out.extend_from_slice(&chunk);
     }
     conn.abort();
-    Ok(Bytes::from(out))
+    Ok((status, Bytes::from(out)))
 }
 
 /// Reads every agent in `sample`, `concurrency` at a time, each within `timeout`.

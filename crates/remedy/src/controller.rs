@@ -23,6 +23,8 @@ use crate::agents::{AgentRef, Coverage, Sampler, agents_of, read_all};
 use crate::classify::{Quorum, Verdict, classify};
 use crate::discovery::{PodInfo, pod_info};
 use crate::execute::{Executor, Mode, Outcome};
+use crate::freshness::{Freshness, FreshnessConfig};
+use crate::health_http::{HttpChecks, HttpChecksConfig};
 use crate::lease::{Elector, LeaseConfig};
 use crate::plan::{Action, DeploymentInfo, Inputs, Policy, plan};
 use crate::probing::ProbingPlan;
@@ -68,6 +70,10 @@ pub struct ControllerConfig {
     pub lease_name: String,
     /// Delete pods instead of evicting them.
     pub delete_pods: bool,
+    /// The freshness check (how fast Service changes resolve); `follow` 0: off.
+    pub freshness: FreshnessConfig,
+    /// CoreDNS's own HTTP endpoints, read against the verdicts.
+    pub http: HttpChecksConfig,
 }
 
 impl ControllerConfig {
@@ -106,6 +112,8 @@ impl ControllerConfig {
             identity: identity.into(),
             lease_name: "coredns-healthcheck".into(),
             delete_pods: false,
+            freshness: FreshnessConfig::default(),
+            http: HttpChecksConfig::default(),
         }
     }
 }
@@ -114,6 +122,9 @@ impl ControllerConfig {
 const LAST_ACTIONS: usize = 10;
 /// How often a stale watch is rechecked.
 const RECHECK: Duration = Duration::from_secs(10);
+/// The freshness check's watch of every Service: its health is shown, but a stale one does not
+/// pause remediation (it says nothing about CoreDNS's pods).
+pub const SERVICES_WATCH: &str = "services";
 
 /// A running controller.
 pub struct Controller {
@@ -138,6 +149,10 @@ pub struct Controller {
     client: Client,
     /// The probing plan last published, and when.
     plan: Option<(ProbingPlan, std::time::Instant)>,
+    freshness: Option<Freshness>,
+    http: HttpChecks,
+    /// Pods with a health gap already logged.
+    gaps_logged: BTreeSet<String>,
 }
 
 impl std::fmt::Debug for Controller {
@@ -185,6 +200,10 @@ impl Controller {
             last_actions: VecDeque::new(),
             round: 0,
             plan: None,
+            freshness: (cfg.freshness.follow > 0)
+                .then(|| Freshness::spawn(client.clone(), cfg.freshness.clone())),
+            http: HttpChecks::new(cfg.http.clone()),
+            gaps_logged: BTreeSet::new(),
             client: client.clone(),
             cfg,
         };
@@ -207,6 +226,7 @@ impl Controller {
             (self.agents.name(), self.agents.health()),
         ]
         .into_iter()
+        .chain((self.freshness.as_ref()).map(|f| (SERVICES_WATCH, f.health())))
         .map(|(name, h)| WatchStatus {
             name: name.into(),
             healthy: h.healthy(),
@@ -240,7 +260,8 @@ impl Controller {
         let now = SystemTime::now();
         let sample = (self.sampler).pick(&agents, self.cfg.sample, Some(coverage), now);
         let sampled = sample.len();
-        let results = read_all(sample, self.cfg.concurrency, self.cfg.read_timeout).await;
+        let reading = read_all(sample, self.cfg.concurrency, self.cfg.read_timeout);
+        let (results, ()) = tokio::join!(reading, self.http.check(&pods, self.cfg.window));
         let now = SystemTime::now();
         let failed = self.observe(results, now, metrics);
         let live: BTreeSet<String> = pods.iter().map(|p| p.uid.clone()).collect();
@@ -259,12 +280,13 @@ impl Controller {
         if let Some(m) = metrics {
             m.set_leader(leader);
         }
+        let gaps = self.health_gaps(&pods, &verdicts);
         if leader && self.agents.health().healthy() && self.pods.health().healthy() {
             self.publish_plan(probing).await;
         }
         let watches = self.watch_status();
         if self.cfg.mode != Mode::Off && leader {
-            if let Some(stale) = watches.iter().find(|w| !w.healthy) {
+            if let Some(stale) = (watches.iter()).find(|w| !w.healthy && w.name != SERVICES_WATCH) {
                 let a = Action::Report {
                     code: "api-stale",
                     message: format!(
@@ -293,7 +315,9 @@ impl Controller {
             failed,
             reporting: self.view.nodes().len(),
         };
-        let status = self.status(&pods, &verdicts, agents_view, watches, leader);
+        let mut status = self.status(&pods, &verdicts, agents_view, watches, leader);
+        status.health_gaps = gaps;
+        status.freshness = self.freshness(leader, &pods, metrics);
         if let Some(m) = metrics {
             m.set_view(&status);
             for w in &status.watches {
@@ -327,6 +351,56 @@ impl Controller {
             }
         }
         failed
+    }
+
+    /// The CoreDNS pods whose HTTP endpoints say healthy while the verdicts say DNS fails from
+    /// the nodes; each logged once when it appears.
+    fn health_gaps(
+        &mut self,
+        pods: &[PodInfo],
+        verdicts: &[Verdict],
+    ) -> Vec<hc_exporter::HealthGap> {
+        let gaps = self.http.gaps(pods, verdicts, &self.view);
+        for g in &gaps {
+            if !self.gaps_logged.contains(&g.pod) {
+                warn!(pod = %g.pod, finding = "http-healthy-dns-failing", "{}", g.message);
+            }
+        }
+        self.gaps_logged = gaps.iter().map(|g| g.pod.clone()).collect();
+        gaps
+    }
+
+    /// Follows Service changes on the Lease holder only; counts what ended since the last
+    /// round; the view for `/status` (the holder's only).
+    fn freshness(
+        &self,
+        leader: bool,
+        pods: &[PodInfo],
+        metrics: Option<&ControllerMetrics>,
+    ) -> Option<hc_exporter::FreshnessView> {
+        let f = self.freshness.as_ref()?;
+        f.set_active(leader);
+        f.set_pods(
+            (pods.iter())
+                .filter(|p| !p.terminating)
+                .filter_map(|p| Some((p.name.clone(), p.ip?)))
+                .collect(),
+        );
+        let (done, skipped, view) = f.take();
+        if let Some(m) = metrics {
+            use crate::freshness::Outcome;
+            for c in &done {
+                match c.outcome {
+                    Outcome::Resolved(d) => m.propagation(c.change.as_str(), d.as_secs_f64()),
+                    Outcome::Cleared => {}
+                    o => m.freshness(c.change.as_str(), o.as_str()),
+                }
+            }
+            for change in skipped {
+                m.freshness(change.as_str(), "skipped");
+            }
+        }
+        leader.then_some(view)
     }
 
     /// Pod verdicts count once they held for `confirm_rounds` rounds; the others at once.
@@ -497,6 +571,7 @@ impl Controller {
                     udp,
                     tcp,
                     nodes_reporting: self.view.nodes_of(&p.uid).len(),
+                    http: self.http.of(&p.uid).cloned(),
                 }
             })
             .collect();
@@ -528,6 +603,8 @@ impl Controller {
                 })
                 .collect(),
             last_actions: self.last_actions.iter().cloned().collect(),
+            health_gaps: Vec::new(),
+            freshness: None,
         }
     }
 

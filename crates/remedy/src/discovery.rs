@@ -125,6 +125,8 @@ pub struct Discovered {
     pub tcp_port: u16,
     /// ClusterIP of `default/kubernetes`.
     pub api_ip: Option<IpAddr>,
+    /// Its `https` port (else its first port): where the API server answers at that address.
+    pub api_port: Option<u16>,
     /// The pods' own DNS ports from the EndpointSlices (`dns`, `dns-tcp`): the Service's
     /// target ports, which may differ from its ports.
     pub endpoint_udp_port: Option<u16>,
@@ -366,11 +368,18 @@ impl Discovery {
                 .and_then(|p| u16::try_from(p.port).ok())
                 .unwrap_or(d.udp_port);
         }
-        d.api_ip = self
+        let api = self
             .api_service
             .state()
             .first()
-            .and_then(|s| s.spec.as_ref()?.cluster_ip.as_ref()?.parse().ok());
+            .and_then(|s| s.spec.clone());
+        d.api_ip = (api.as_ref()).and_then(|s| s.cluster_ip.as_ref()?.parse().ok());
+        d.api_port = api.and_then(|s| {
+            let ports = s.ports?;
+            let p = (ports.iter().find(|p| p.name.as_deref() == Some("https")))
+                .or_else(|| ports.first())?;
+            u16::try_from(p.port).ok()
+        });
         for slice in self.slices.state() {
             for p in slice.ports.iter().flatten() {
                 let port = p.port.and_then(|x| u16::try_from(x).ok());

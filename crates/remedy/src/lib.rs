@@ -24,6 +24,11 @@
 //!   PodDisruptionBudget is "retry later"), a test-and-set JSON patch of the Deployment's memory,
 //!   a rollout restart, an Event for every action; [`Mode`] `off`/`dry-run`/`on`.
 //!
+//! - [`freshness`]: how long a Service change takes to resolve through cluster DNS, and the
+//!   names still answering a deleted or replaced Service's address ([`Freshness`], one watch of
+//!   every Service, bounded follows); [`HttpChecks`]: CoreDNS's own `/health` and `/ready`
+//!   against the verdicts (the pods that say healthy while DNS to them fails).
+//!
 //! And [`run_probe_pod`] / [`port_forward`]: probing from a machine outside the pod network.
 //!
 //! ```
@@ -59,6 +64,8 @@ mod controller;
 mod discovery;
 mod error;
 mod execute;
+pub mod freshness;
+mod health_http;
 mod lease;
 mod node_condition;
 mod plan;
@@ -70,20 +77,23 @@ mod watch;
 
 pub use agent::{AgentCluster, AgentClusterConfig, AgentClusterError, Via};
 pub use agents::{
-    AgentRef, MAX_STATUS_BYTES, ReadError, Sampler, agents_of, http_get, read_all, read_status,
+    AgentRef, MAX_STATUS_BYTES, ReadError, Sampler, agents_of, http_get, http_get_any, read_all,
+    read_status,
 };
 pub use classify::{Quorum, Verdict, classify};
 pub use client::{
     ClusterSource, ControllerAt, EXEC_TIMEOUT, cluster_source, connect, controller_status,
     service_proxy_get,
 };
-pub use controller::{Controller, ControllerConfig, deployment_info};
+pub use controller::{Controller, ControllerConfig, SERVICES_WATCH, deployment_info};
 pub use discovery::{
     Discovered, DiscoveredTarget, Discovery, DiscoveryConfig, EndpointInfo, PodInfo, TargetRole,
     pod_info,
 };
 pub use error::RemedyError;
 pub use execute::{Executor, FIELD_MANAGER, Mode, Outcome};
+pub use freshness::{Freshness, FreshnessConfig};
+pub use health_http::{HttpChecks, HttpChecksConfig, MAX_HTTP_BODY};
 pub use lease::{Decision, Elector, HISTORY_ANNOTATION, LeaseConfig, LeaseError, decide};
 pub use node_condition::{NODE_CONDITION, NodeVerdict, node_verdict, set_node_condition};
 pub use plan::{

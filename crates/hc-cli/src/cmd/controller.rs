@@ -42,7 +42,24 @@ fn config(args: &ControllerArgs) -> ControllerConfig {
     c.policy = p;
     // A read must end well within a round.
     c.read_timeout = (args.interval / 2).clamp(Duration::from_millis(100), Duration::from_secs(2));
+    checks(&mut c, args);
     c
+}
+
+/// The freshness check and CoreDNS's HTTP endpoints.
+fn checks(c: &mut ControllerConfig, args: &ControllerArgs) {
+    let a = &args.checks;
+    let f = &mut c.freshness;
+    f.follow = a.freshness_follow as usize;
+    f.give_up = a.freshness_give_up;
+    f.cluster_domain = a.cluster_domain.clone();
+    f.dns_namespace = args.api.namespace.clone();
+    f.dns_service = a.service.clone();
+    f.timeout = c.read_timeout;
+    let port = |p: u16| (p != 0).then_some(p);
+    c.http.health_port = port(a.coredns_health_port);
+    c.http.ready_port = port(a.coredns_ready_port);
+    c.http.timeout = c.read_timeout;
 }
 
 pub(crate) fn run(args: ControllerArgs) -> exit::Result {

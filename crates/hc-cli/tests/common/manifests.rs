@@ -363,6 +363,10 @@ pub fn assert_rbac_least_privilege(what: &str, docs: &[Value], e: &Expect<'_>) {
             Some("coredns-healthcheck-plan"),
         ),
         asks("create", "", "configmaps", ks, None),
+        // The freshness check: every Service, watched, read-only.
+        asks("watch", "", "services", None, None),
+        asks("list", "", "services", None, None),
+        asks("watch", "", "services", Some("shop"), None),
     ] {
         assert!(
             can(&controller, allowed.clone()),
@@ -385,13 +389,28 @@ pub fn assert_rbac_least_privilege(what: &str, docs: &[Value], e: &Expect<'_>) {
         asks("list", "", "secrets", ks, None),
         asks("update", "", "configmaps", ks, Some("coredns")),
         asks("patch", "", "nodes/status", None, Some("node-1")),
+        asks("get", "", "services", Some("shop"), Some("web")),
+        asks("create", "", "services", Some("shop"), None),
+        asks("update", "", "services", Some("shop"), Some("web")),
+        asks("delete", "", "services", Some("shop"), Some("web")),
+        asks("watch", "", "endpoints", None, None),
+        asks("watch", "discovery.k8s.io", "endpointslices", None, None),
+        asks("list", "", "pods", None, None),
+        asks("list", "", "secrets", None, None),
     ] {
         assert!(
             !can(&controller, denied.clone()),
             "{what}: the controller may {denied:?}"
         );
     }
-    // No wildcard anywhere; the only cluster-wide grant is the node condition's.
+    // The agents never watch every Service (one watch, in the controller).
+    assert!(
+        !can(&agent, asks("watch", "", "services", None, None))
+            && !can(&agent, asks("list", "", "services", Some("shop"), None)),
+        "{what}: the agent may watch every Service"
+    );
+    // No wildcard anywhere; the cluster-wide grants are the controller's read-only watch of
+    // Services and the node condition's.
     for r in of_kind(docs, "Role")
         .into_iter()
         .chain(of_kind(docs, "ClusterRole"))
@@ -412,14 +431,28 @@ pub fn assert_rbac_least_privilege(what: &str, docs: &[Value], e: &Expect<'_>) {
             );
         }
     }
-    let cluster: Vec<&str> = of_kind(docs, "ClusterRole")
+    let cluster: BTreeSet<&str> = of_kind(docs, "ClusterRole")
         .iter()
         .map(|r| r["metadata"]["name"].as_str().unwrap())
         .collect();
-    let want: Vec<&str> = if e.node_condition {
-        vec!["coredns-healthcheck-node-condition"]
-    } else {
-        vec![]
-    };
+    let mut want = BTreeSet::from(["coredns-healthcheck-controller-services"]);
+    if e.node_condition {
+        want.insert("coredns-healthcheck-node-condition");
+    }
     assert_eq!(cluster, want, "{what}: ClusterRoles");
+    let services: Vec<PolicyRule> = serde_json::from_value(
+        object(
+            docs,
+            "ClusterRole",
+            "coredns-healthcheck-controller-services",
+        )["rules"]
+            .clone(),
+    )
+    .unwrap();
+    assert_eq!(services.len(), 1, "{what}");
+    assert_eq!(
+        services[0].resources.as_deref(),
+        Some(&["services".to_owned()][..])
+    );
+    assert_eq!(services[0].verbs, ["list", "watch"], "{what}: read-only");
 }

@@ -25,6 +25,7 @@ pub const AGENT_ENV: &[(&str, &str)] = &[
     ("HC_NETNS_EVERY", "2s"),
     ("HC_TIMEOUT", "200ms"),
     ("HC_ATTEMPTS", "1"),
+    ("HC_API_DNS_EVERY", "5s"),
 ];
 pub const CONTROLLER_ENV: &[(&str, &str)] = &[
     ("HC_INTERVAL", "300ms"),
@@ -230,6 +231,27 @@ impl Shipped {
             .run(|| hc_testkit::http(addr, "GET", "/status").ok())
             .and_then(|r| serde_json::from_str(&r.body).ok())
             .unwrap_or(Value::Null)
+    }
+
+    /// A GET of `path` on port `port` of node `n`'s address (its agent's 9890, a controller's
+    /// 9891 there), from the underlay; `None` while it does not answer.
+    pub fn get(&self, n: usize, port: u16, path: &'static str) -> Option<hc_testkit::HttpResponse> {
+        let addr = SocketAddr::new(self.lab.nodes[n].ip.into(), port);
+        self.lab
+            .net
+            .run(|| hc_testkit::http(addr, "GET", path).ok())
+    }
+
+    /// Node `n`'s agent's `/status`, or null while it does not answer.
+    pub fn agent_status(&self, n: usize) -> Value {
+        (self.get(n, 9890, "/status"))
+            .and_then(|r| serde_json::from_str(&r.body).ok())
+            .unwrap_or(Value::Null)
+    }
+
+    /// A sample of the metrics served on node `n`'s `port` (9890 the agent, 9891 a controller).
+    pub fn metric(&self, n: usize, port: u16, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+        hc_testkit::metric_value(&self.get(n, port, "/metrics")?.body, name, labels)
     }
 
     /// Polls until `cond` holds; panics after `secs` seconds with `what` (a bound against
