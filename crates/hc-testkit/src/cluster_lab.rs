@@ -101,6 +101,7 @@ impl ClusterLab {
                 &format!("vd{k}"),
                 (addr, 24),
                 lab.gateway(n),
+                false,
             );
             let server = Dnsmasq::start_in(
                 &pod.ns,
@@ -129,6 +130,7 @@ impl ClusterLab {
                     &format!("vp{c}"),
                     (addr, 24),
                     gw,
+                    false,
                 ));
             }
         }

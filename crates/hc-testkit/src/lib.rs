@@ -40,7 +40,10 @@ pub use fakeapi::{ADMIN, AuditEntry, FakeApi};
 pub use hostile::{Hostile, HostileServer};
 pub use http::{HttpResponse, http, metric_value};
 #[cfg(target_os = "linux")]
-pub use lab::{LAB_API_IP, LAB_DNS_VIP, LAB_GATEWAY, Lab, LabDnsPod, LabPod, nft};
+pub use lab::{
+    LAB_API_IP, LAB_DNS_VIP, LAB_DNS_VIP6, LAB_GATEWAY, LAB_NODELOCAL_IP, LAB_UPSTREAM_VIP, Lab,
+    LabDnsPod, LabOptions, LabPod, lab_v6, nft,
+};
 #[cfg(target_os = "linux")]
 pub use netns::{Netns, ip};
 pub use rbac::{Attributes, Rbac};
