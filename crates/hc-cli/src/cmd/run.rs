@@ -40,6 +40,7 @@ fn agent_config(args: &RunArgs) -> AgentConfig {
     b.observers = args.observers as usize;
     b.netns_every = args.netns_every;
     b.netns_max_per_round = args.netns_per_round as usize;
+    b.client_every = args.client_path_every;
     c
 }
 
