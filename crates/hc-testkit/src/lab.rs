@@ -295,7 +295,9 @@ impl Lab {
         let prefix = crate::unique_name("hl");
         let node = Netns::new_named(&format!("{prefix}-node"));
         let n = node.name().to_owned();
-        ip(&["-n", &n, "link", "add", "br0", "type", "bridge"]);
+        // No multicast snooping: see ClusterLab (IPv6 neighbour discovery on a fresh bridge).
+        let nosnoop = ["type", "bridge", "mcast_snooping", "0"];
+        ip(&[&["-n", &n, "link", "add", "br0"][..], &nosnoop].concat());
         ip(&["-n", &n, "addr", "add", "10.244.0.1/16", "dev", "br0"]);
         ip(&["-n", &n, "link", "set", "br0", "up"]);
         ip(&["-n", &n, "route", "add", "10.96.0.0/12", "dev", "br0"]);

@@ -34,7 +34,7 @@ pub use cluster::{
     oom_killed_at, pod_uid, rfc3339,
 };
 #[cfg(target_os = "linux")]
-pub use cluster_lab::{ClusterDnsPod, ClusterLab, LabNode, UNDERLAY_GATEWAY};
+pub use cluster_lab::{ClusterDnsPod, ClusterLab, LabNode, UNDERLAY_GATEWAY, underlay_v6};
 pub use dnsmasq::Dnsmasq;
 pub use fakeapi::{ADMIN, AuditEntry, FakeApi};
 pub use hostile::{Hostile, HostileServer};

@@ -220,3 +220,33 @@ fn root_a_node_local_cache_answers_from_the_node_and_its_faults_are_its_own() {
     assert_eq!(dig_name(&lab.pods[0].ns, &cache, name).0, "no reply");
     assert_eq!(dig_in(&lab.pods[0].ns, "10.96.0.10", false), api);
 }
+
+#[test]
+fn root_a_dual_stack_cluster_routes_ipv6_between_nodes_and_through_the_vip() {
+    use hc_testkit::{ClusterLab, LabOptions, underlay_v6};
+    let lab = ClusterLab::with(2, 2, 1, LabOptions::default().ipv6());
+    let api = LAB_API_IP.to_string();
+    let vip6 = lab.vip6().unwrap().ip().to_string();
+    assert_eq!(lab.nodes[1].ip6, Some(underlay_v6(lab.nodes[1].ip)));
+    let servers: Vec<String> = std::iter::once(vip6)
+        .chain(lab.dns.iter().map(|d| d.pod.ip6.unwrap().to_string()))
+        .collect();
+    for node in &lab.nodes {
+        for s in &servers {
+            for tcp in [false, true] {
+                assert_eq!(
+                    dig_in(&node.ns, s, tcp),
+                    api,
+                    "{} -> {s} tcp={tcp}",
+                    node.name
+                );
+                assert_eq!(
+                    dig_in(&node.pods[0].ns, s, tcp),
+                    api,
+                    "pod on {} -> {s} tcp={tcp}",
+                    node.name
+                );
+            }
+        }
+    }
+}
