@@ -10,7 +10,8 @@ use std::path::PathBuf;
 
 use crate::Dnsmasq;
 use crate::lab::{
-    LAB_API_IP, LAB_DNS_VIP, LAB_DNS_VIP6, LabOptions, LabPod, lab_v6, nft, service_nat, sysctl,
+    LAB_API_IP, LAB_DNS_VIP, LAB_DNS_VIP6, LabOptions, LabPod, lab_v6, nft, no_dad, node_ipv6,
+    service_nat, sysctl,
 };
 use crate::netns::{Netns, ip};
 
@@ -89,6 +90,9 @@ impl ClusterLab {
         assert!((1..=50).contains(&nodes), "1 to 50 nodes");
         let prefix = crate::unique_name("hk");
         let net = Netns::new_named(&format!("{prefix}-net"));
+        if options.ipv6 {
+            no_dad(&net);
+        }
         // No multicast snooping: a bridge that has not yet heard a node's MLD report would drop
         // the IPv6 neighbour solicitations to it, and a first query would wait out a retry.
         let nosnoop = ["type", "bridge", "mcast_snooping", "0"];
@@ -185,6 +189,9 @@ impl ClusterLab {
 
     fn add_node(&self, i: usize, nodes: usize) -> LabNode {
         let ns = Netns::new_named(&format!("{}-n{i}", self.prefix));
+        if self.ipv6 {
+            no_dad(&ns);
+        }
         let n = ns.name().to_owned();
         let node_ip = Ipv4Addr::new(192, 168, 100, (i + 1) as u8);
         let u = format!("u{i}");
@@ -244,31 +251,15 @@ impl ClusterLab {
         if let Some(v6) = ip6 {
             let own = format!("{v6}/64");
             ip(&["-n", &n, "-6", "addr", "add", &own, "dev", "eth0", "nodad"]);
-            let pods = format!("{}/64", lab_v6(Ipv4Addr::new(10, 244, i as u8, 1)));
-            ip(&["-n", &n, "-6", "addr", "add", &pods, "dev", "br0", "nodad"]);
-            ip(&[
-                "-n",
-                &n,
-                "-6",
-                "route",
-                "add",
-                "fd00:10:96::/112",
-                "dev",
-                "br0",
-            ]);
+            node_ipv6(
+                &ns,
+                &format!("{}/64", lab_v6(Ipv4Addr::new(10, 244, i as u8, 1))),
+            );
             for j in (0..nodes).filter(|j| *j != i) {
                 let range = format!("{}/64", lab_v6(Ipv4Addr::new(10, 244, j as u8, 0)));
                 let via = underlay_v6(Ipv4Addr::new(192, 168, 100, (j + 1) as u8)).to_string();
                 ip(&["-n", &n, "-6", "route", "add", &range, "via", &via]);
             }
-            // As in the single-node lab: DNAT'ed IPv6 through the node's routing.
-            sysctl(
-                &ns,
-                &[
-                    "net.ipv6.conf.all.forwarding=1",
-                    "net.bridge.bridge-nf-call-ip6tables=0",
-                ],
-            );
         }
         LabNode {
             name: format!("node-{i}"),

@@ -53,6 +53,9 @@ impl LabPod {
         ipv6: bool,
     ) -> LabPod {
         let ns = Netns::new_named(name);
+        if ipv6 {
+            no_dad(&ns);
+        }
         let n = node.name();
         ip(&[
             "-n",
@@ -227,6 +230,48 @@ pub fn nft(ns: &Netns, script: &str) {
     );
 }
 
+/// A node's IPv6 side: `pods_cidr` on its bridge `br0` (the pods' gateway and range), the IPv6
+/// Service range `fd00:10:96::/112` routed onto the bridge, forwarding on.
+pub(crate) fn node_ipv6(node: &Netns, pods_cidr: &str) {
+    let n = node.name();
+    ip(&[
+        "-n", n, "-6", "addr", "add", pods_cidr, "dev", "br0", "nodad",
+    ]);
+    ip(&[
+        "-n",
+        n,
+        "-6",
+        "route",
+        "add",
+        "fd00:10:96::/112",
+        "dev",
+        "br0",
+    ]);
+    // br_netfilter would bridge a DNAT'ed IPv6 packet straight to a pod on the same bridge, past
+    // the masquerade, and the reply would come from the pod's own address: IPv6 here goes
+    // through the node's routing, as kube-proxy's IPv6 rules expect.
+    sysctl(
+        node,
+        &[
+            "net.ipv6.conf.all.forwarding=1",
+            "net.bridge.bridge-nf-call-ip6tables=0",
+        ],
+    );
+}
+
+/// No IPv6 duplicate address detection on the interfaces `ns` gets from now on: their
+/// link-local addresses, which neighbour discovery sends from, are usable at once instead of
+/// tentative for a second or two (during which a first packet waits for its neighbour).
+pub(crate) fn no_dad(ns: &Netns) {
+    sysctl(
+        ns,
+        &[
+            "net.ipv6.conf.all.accept_dad=0",
+            "net.ipv6.conf.default.accept_dad=0",
+        ],
+    );
+}
+
 /// Sets sysctls (`key=value`) in `ns`; panics naming the one that failed.
 pub(crate) fn sysctl(ns: &Netns, kvs: &[&str]) {
     for kv in kvs {
@@ -294,6 +339,9 @@ impl Lab {
     pub fn with(dns_pods: usize, client_pods: usize, options: LabOptions) -> Lab {
         let prefix = crate::unique_name("hl");
         let node = Netns::new_named(&format!("{prefix}-node"));
+        if options.ipv6 {
+            no_dad(&node);
+        }
         let n = node.name().to_owned();
         // No multicast snooping: see ClusterLab (IPv6 neighbour discovery on a fresh bridge).
         let nosnoop = ["type", "bridge", "mcast_snooping", "0"];
@@ -303,28 +351,7 @@ impl Lab {
         ip(&["-n", &n, "route", "add", "10.96.0.0/12", "dev", "br0"]);
         sysctl(&node, &["net.ipv4.ip_forward=1"]);
         if options.ipv6 {
-            let gw = format!("{}/56", lab_v6(LAB_GATEWAY));
-            ip(&["-n", &n, "-6", "addr", "add", &gw, "dev", "br0", "nodad"]);
-            ip(&[
-                "-n",
-                &n,
-                "-6",
-                "route",
-                "add",
-                "fd00:10:96::/112",
-                "dev",
-                "br0",
-            ]);
-            // br_netfilter would bridge a DNAT'ed IPv6 packet straight to a pod on the same
-            // bridge, past the masquerade, and the reply would come from the pod's own address:
-            // IPv6 here goes through the node's routing, as kube-proxy's IPv6 rules expect.
-            sysctl(
-                &node,
-                &[
-                    "net.ipv6.conf.all.forwarding=1",
-                    "net.bridge.bridge-nf-call-ip6tables=0",
-                ],
-            );
+            node_ipv6(&node, &format!("{}/56", lab_v6(LAB_GATEWAY)));
         }
         let mut lab = Lab {
             nodelocal: None,

@@ -99,6 +99,22 @@ fn dig_in(ns: &hc_testkit::Netns, server: &str, tcp: bool) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
+/// Every node of a cluster lab, and its first pod, gets the API's address from each of
+/// `servers`, over UDP and TCP.
+fn every_node_resolves(lab: &hc_testkit::ClusterLab, servers: &[String]) {
+    let api = LAB_API_IP.to_string();
+    for node in &lab.nodes {
+        for s in servers {
+            for tcp in [false, true] {
+                let from_node = dig_in(&node.ns, s, tcp);
+                assert_eq!(from_node, api, "{} -> {s} tcp={tcp}", node.name);
+                let from_pod = dig_in(&node.pods[0].ns, s, tcp);
+                assert_eq!(from_pod, api, "pod on {} -> {s} tcp={tcp}", node.name);
+            }
+        }
+    }
+}
+
 #[test]
 fn root_a_cluster_of_nodes_reaches_every_dns_pod_and_faults_stay_where_injected() {
     use hc_testkit::ClusterLab;
@@ -107,24 +123,7 @@ fn root_a_cluster_of_nodes_reaches_every_dns_pod_and_faults_stay_where_injected(
     let servers: Vec<String> = std::iter::once("10.96.0.10".to_owned())
         .chain(lab.dns.iter().map(|d| d.pod.ip.to_string()))
         .collect();
-    for node in &lab.nodes {
-        for s in &servers {
-            for tcp in [false, true] {
-                assert_eq!(
-                    dig_in(&node.ns, s, tcp),
-                    api,
-                    "{} -> {s} tcp={tcp}",
-                    node.name
-                );
-                assert_eq!(
-                    dig_in(&node.pods[0].ns, s, tcp),
-                    api,
-                    "pod on {} -> {s} tcp={tcp}",
-                    node.name
-                );
-            }
-        }
-    }
+    every_node_resolves(&lab, &servers);
     // A DNS pod on another node, from a pod: routed across the underlay.
     assert_ne!(lab.dns[1].node, 0);
     // Node 2 cut off: it reaches nothing, the others everything.
@@ -225,28 +224,10 @@ fn root_a_node_local_cache_answers_from_the_node_and_its_faults_are_its_own() {
 fn root_a_dual_stack_cluster_routes_ipv6_between_nodes_and_through_the_vip() {
     use hc_testkit::{ClusterLab, LabOptions, underlay_v6};
     let lab = ClusterLab::with(2, 2, 1, LabOptions::default().ipv6());
-    let api = LAB_API_IP.to_string();
     let vip6 = lab.vip6().unwrap().ip().to_string();
     assert_eq!(lab.nodes[1].ip6, Some(underlay_v6(lab.nodes[1].ip)));
     let servers: Vec<String> = std::iter::once(vip6)
         .chain(lab.dns.iter().map(|d| d.pod.ip6.unwrap().to_string()))
         .collect();
-    for node in &lab.nodes {
-        for s in &servers {
-            for tcp in [false, true] {
-                assert_eq!(
-                    dig_in(&node.ns, s, tcp),
-                    api,
-                    "{} -> {s} tcp={tcp}",
-                    node.name
-                );
-                assert_eq!(
-                    dig_in(&node.pods[0].ns, s, tcp),
-                    api,
-                    "pod on {} -> {s} tcp={tcp}",
-                    node.name
-                );
-            }
-        }
-    }
+    every_node_resolves(&lab, &servers);
 }
