@@ -212,6 +212,11 @@ impl Dnsmasq {
         self.addr
     }
 
+    /// Its process ID (to stop it from a script).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Every address it listens on.
     pub fn addrs(&self) -> Vec<SocketAddr> {
         std::iter::once(self.addr)
