@@ -19,7 +19,7 @@ use tracing::{info, warn};
 use hc_remedy::probing::{self, DEFAULT_EPOCH};
 
 use crate::api_dns::ApiDnsCheck;
-use crate::schedule::{Budget, NamespaceShare};
+use crate::schedule::{Budget, CLIENT_WALK_QUERIES, NamespaceShare};
 
 /// How long the scan of the namespaces may take.
 const SCAN_TIMEOUT: Duration = Duration::from_secs(10);
@@ -131,6 +131,9 @@ pub struct Agent {
     node: String,
     /// The check of the API server through cluster DNS (Kubernetes mode, probing from here).
     api_dns: Option<ApiDnsCheck>,
+    /// When a pod's client path was last walked, and the queries the last walk sent past its
+    /// charge (paid in the next round).
+    walked: (Option<Instant>, f64),
 }
 
 impl std::fmt::Debug for Agent {
@@ -171,6 +174,7 @@ impl Agent {
             blocked: Vec::new(),
             nothing_checked: None,
             node,
+            walked: (None, 0.0),
         };
         agent.refresh(None);
         agent
@@ -496,13 +500,33 @@ impl Agent {
                 detail: e.to_string(),
             })??;
         let b = &self.cfg.budget;
+        // One pod's client path every `client_every` (the first of the share: the rotation
+        // moves it on), charged before the namespaces take what is left, with what the last
+        // walk sent past its charge.
+        let due = (self.walked.0).is_none_or(|t| t.elapsed() >= b.client_every);
+        let charge = if due {
+            f64::from(CLIENT_WALK_QUERIES)
+        } else {
+            0.0
+        } + self.walked.1;
         let (n, limited) = if all {
             (present.len(), false)
         } else {
-            self.share.take(b, present.len(), b.per_round() - used)
+            self.share
+                .take(b, present.len(), b.per_round() - used - charge)
         };
         let share = self.namespaces.share(&present, n);
-        Ok((present, hc_netns::check(cfg, None, share).await, limited))
+        let mut cfg = cfg.clone();
+        cfg.client_walks = usize::from(due);
+        let reports = hc_netns::check(&cfg, None, share).await;
+        self.walked.1 = 0.0;
+        if let Some(c) = reports.iter().find_map(|r| r.client.as_ref()) {
+            self.walked = (
+                Some(Instant::now()),
+                (f64::from(c.sent) - f64::from(CLIENT_WALK_QUERIES)).max(0.0),
+            );
+        }
+        Ok((present, reports, limited))
     }
 
     fn record_host(&mut self, reports: &[ProbeReport]) {
@@ -561,6 +585,11 @@ impl Agent {
         for p in swept.iter().flat_map(|r| &r.probes) {
             if let Some(m) = &self.metrics {
                 m.observe_report(p, Source::Pod);
+            }
+        }
+        for c in swept.iter().filter_map(|r| r.client.as_ref()) {
+            if let Some(m) = &self.metrics {
+                m.observe_client_lookup(c);
             }
         }
         for r in self.namespaces.record(self.round, present, swept) {

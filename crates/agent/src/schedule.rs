@@ -6,14 +6,20 @@
 //!
 //! Per node, at the defaults (1 query/s, rounds of 15 s, the Service over TCP every 4th round in
 //! place of UDP, 3 observers per pod per epoch of a minute, the API server through cluster DNS
-//! every 5 minutes, every namespace every 2 minutes):
+//! every 5 minutes, one pod's client path every 5 minutes, every namespace every 2 minutes):
 //!
-//! q/s = min(1, S / I + min(ceil(3 P / N), P) / 60 + 1 / 300 + M / 120)
+//! q/s = min(1, S / I + min(ceil(3 P / N), P) / 60 + 1 / 300 + 4 / 300 + M / 120)
 //!
 //! with S Service addresses, I the interval, P CoreDNS pods, N nodes, M pod namespaces on the
-//! node. For one Service address and 3 P <= N that is 0.0667 + 0.0167 + 0.0033 + M/120: 1
-//! query/s at most for M <= 109, about the kubelet's default maximum of pods per node (110; the
-//! 110th namespace's cycle stretches by a second). When the sum exceeds the
+//! node. For one Service address and 3 P <= N that is 0.0667 + 0.0167 + 0.0033 + 0.0133 + M/120
+//! = 0.1 + M/120: 1 query/s at most for M <= 108. The kubelet's default maximum of 110 pods per
+//! node counts the hostNetwork pods too (kube-proxy, the CNI's agent, this agent), which have no
+//! namespace of their own: a full node has about 107 pod namespaces.
+//!
+//! The client path ([`CLIENT_WALK_QUERIES`] a walk, `hc_netns`'s client walk) is the only
+//! measure of what a glibc client waits, so it is taken regularly, but for one pod at a time:
+//! walking every namespace would multiply its queries by 4. Its queries come out of the
+//! namespaces' share, never on top of the budget. When the sum exceeds the
 //! budget, the namespaces wait (their cycle stretches: [`Load::netns_cycle`]) and the agent says
 //! so (`coredns_healthcheck_budget_limited`); when the pods alone exceed it (3 nodes, 100
 //! CoreDNS pods), each node probes fewer pods than the plan asks.
@@ -43,7 +49,14 @@ pub struct Budget {
     /// The API server through cluster DNS (`crate::api_dns`) this often, one DNS query each;
     /// zero: never.
     pub api_dns_every: Duration,
+    /// One pod namespace's client path is walked this often (its queries paid from the
+    /// namespaces' share).
+    pub client_every: Duration,
 }
+
+/// Queries one client walk costs through a `ClusterFirst` pod's resolv.conf (A and AAAA of two
+/// names; `hc_netns::CLUSTER_FIRST_QUERIES`): what a round charges when a walk is due.
+pub const CLIENT_WALK_QUERIES: u32 = 4;
 
 impl Default for Budget {
     fn default() -> Self {
@@ -55,6 +68,7 @@ impl Default for Budget {
             netns_every: Duration::from_secs(120),
             netns_max_per_round: 64,
             api_dns_every: Duration::from_secs(300),
+            client_every: Duration::from_secs(300),
         }
     }
 }
@@ -72,11 +86,13 @@ impl Budget {
     }
 
     /// CoreDNS pods the budget pays for in an epoch of `epoch`, after `fixed_per_round` queries
-    /// a round and the check of the API server through cluster DNS: in an absurd cluster (3 nodes, 100 CoreDNS pods) the pods are observed less
-    /// often than the plan asks, and the budget holds.
+    /// a round, the check of the API server through cluster DNS and the client walks: in an
+    /// absurd cluster (3 nodes, 100 CoreDNS pods) the pods are observed less often than the plan
+    /// asks, and the budget holds.
     pub fn pods_cap(&self, epoch: Duration, fixed_per_round: usize) -> usize {
         let minutes = epoch.as_secs_f64() / 60.0;
-        let fixed = self.fixed_per_minute(fixed_per_round) + self.api_dns_qps() * 60.0;
+        let fixed = self.fixed_per_minute(fixed_per_round)
+            + (self.api_dns_qps() + self.client_walk_qps()) * 60.0;
         let left = (self.qps * 60.0 - fixed) * minutes;
         left.max(0.0).floor() as usize
     }
@@ -88,6 +104,11 @@ impl Budget {
         } else {
             1.0 / self.api_dns_every.as_secs_f64()
         }
+    }
+
+    /// Queries per second the client walks cost on average.
+    pub fn client_walk_qps(&self) -> f64 {
+        f64::from(CLIENT_WALK_QUERIES) / self.client_every.as_secs_f64().max(0.001)
     }
 
     /// Whether the Service is probed over TCP (instead of UDP) in round `round` (1-based).
@@ -178,12 +199,13 @@ pub fn model(b: &Budget, nodes: usize, pods: usize, namespaces: usize) -> Load {
     let k = plan.min(b.pods_cap(DEFAULT_EPOCH, 1)) as f64;
     let sample = k / 60.0;
     let api_dns = b.api_dns_qps();
-    let left = (b.qps - service - sample - api_dns).max(0.0);
+    let walks = b.client_walk_qps();
+    let left = (b.qps - service - sample - api_dns - walks).max(0.0);
     let ns_need = namespaces as f64 / b.netns_every.as_secs_f64();
     let ns_rate = ns_need
         .min(left)
         .min(b.netns_max_per_round as f64 / b.interval.as_secs_f64());
-    let per_node = service + sample + api_dns + ns_rate;
+    let per_node = service + sample + api_dns + walks.min(b.qps) + ns_rate;
     let total = per_node * nodes as f64;
     // Observations of one pod per minute across the cluster: each node samples k of P.
     let observers_per_minute = nodes as f64 * k / pods.max(1) as f64;
@@ -224,7 +246,8 @@ mod tests {
     fn the_budget_caps_the_pod_sample() {
         let b = Budget::default();
         let minute = Duration::from_secs(60);
-        // 60 a minute, 4 of them for the Service, 0.2 for the API server through cluster DNS.
+        // 60 a minute, 4 of them for the Service, 0.2 for the API server through cluster DNS,
+        // 0.8 for the client walks.
         assert_eq!(b.pods_cap(minute, 1), 55);
         assert_eq!(b.pods_cap(minute / 2, 1), 27);
         assert_eq!(b.pods_cap(minute, 20), 0, "the fixed probes take it all");
@@ -263,9 +286,10 @@ mod tests {
                     if 3 * pods <= 55 * nodes {
                         assert!(l.to_three_observers <= 60.0 + 1e-9, "{nodes}/{pods}: {l:?}");
                     }
-                    // The 2-minute cycle holds for a full node (110 pods) while CoreDNS has at
-                    // most one replica per 3 nodes, and for 100 pods while at most 2 per node.
-                    let fits = (namespaces <= 109 && 3 * pods <= nodes)
+                    // The 2-minute cycle holds for a full node (108 pod namespaces) while
+                    // CoreDNS has at most one replica per 3 nodes, and for 100 while at most 2
+                    // per node.
+                    let fits = (namespaces <= 108 && 3 * pods <= nodes)
                         || (namespaces <= 100 && pods <= 2 * nodes);
                     if fits {
                         assert!(l.netns_cycle <= 120.0 + 1e-6, "{nodes}/{pods}: {l:?}");
@@ -273,22 +297,44 @@ mod tests {
                 }
             }
         }
-        let l = model(&b, 5000, 100, 109);
-        assert!(l.per_node <= 1.0 && l.netns_cycle <= 120.0, "{l:?}");
+        let l = model(&b, 5000, 100, 108);
+        assert!(l.per_node <= 1.0 && l.netns_cycle <= 120.0 + 1e-6, "{l:?}");
         // The API server through cluster DNS: one query and one TLS handshake per node every
         // 5 minutes, 16.7 a second at 5,000 nodes.
         assert!(
             (l.api_dns_handshakes - 5000.0 / 300.0).abs() < 1e-9,
             "{l:?}"
         );
-        let l110 = model(&b, 5000, 100, 110);
-        assert!(
-            l110.per_node <= 1.0 + 1e-9 && l110.netns_cycle <= 121.0,
-            "{l110:?}"
-        );
+        // 110 pod namespaces: the API check and the client walks stretch the cycle by 2.2 s.
+        let l = model(&b, 5000, 100, 110);
+        assert!(l.per_node <= 1.0 + 1e-9 && l.netns_cycle <= 122.5, "{l:?}");
         // An absurd cluster (10 nodes, 100 CoreDNS pods): the budget holds, the namespaces wait.
         let l = model(&b, 10, 100, 110);
         assert!(l.per_node <= 1.0 + 1e-9 && l.netns_cycle > 120.0, "{l:?}");
+    }
+
+    #[test]
+    fn the_client_walk_is_paid_from_the_budget() {
+        let b = Budget::default();
+        let without = Budget {
+            client_every: Duration::from_secs(86_400 * 365),
+            ..b
+        };
+        let (l, w) = (model(&b, 100, 2, 30), model(&without, 100, 2, 30));
+        assert!(
+            (l.per_node - w.per_node - 4.0 / 300.0).abs() < 1e-4,
+            "{l:?} {w:?}"
+        );
+        // A full budget: the walk takes from the namespaces, not on top.
+        let (l, w) = (model(&b, 100, 2, 250), model(&without, 100, 2, 250));
+        assert!(l.per_node <= 1.0 + 1e-9 && w.per_node <= 1.0 + 1e-9);
+        assert!(l.netns_cycle > w.netns_cycle);
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn the_charge_is_what_a_cluster_first_walk_costs() {
+        assert_eq!(CLIENT_WALK_QUERIES, hc_netns::CLUSTER_FIRST_QUERIES);
     }
 
     #[test]

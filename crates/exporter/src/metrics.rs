@@ -18,8 +18,10 @@ use prometheus_client::registry::Registry;
 pub const PREFIX: &str = "coredns_healthcheck";
 
 /// Default latency buckets, in seconds: 0.5 ms to 10 s. 4.5 s and 5.5 s bracket the 5 s glibc
-/// resolver timeout, so queries that only succeeded on a retry after a lost UDP packet (the
-/// conntrack race) land in a bucket of their own.
+/// resolver timeout: in `client_lookup_duration_seconds` (what a glibc client waits for a short
+/// name, walked through a pod's resolv.conf) a lookup that only succeeded after a lost UDP packet
+/// and the resolver's retry (the conntrack race) lands in a bucket of its own. A probe's own
+/// round-trip time (`dns_query_duration_seconds`) never exceeds `--timeout`.
 pub const DEFAULT_LATENCY_BUCKETS: &[f64] = &[
     0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 4.5, 5.5, 10.0,
 ];
@@ -41,6 +43,9 @@ pub const FAMILIES: &[(&str, &str)] = &[
     ("query_budget", "gauge"),
     ("netns_oldest_check_seconds", "gauge"),
     ("budget_limited", "gauge"),
+    ("client_lookups", "counter"),
+    ("client_lookup_queries", "counter"),
+    ("client_lookup_duration_seconds", "histogram"),
     ("probes_not_started", "counter"),
     ("api_dns_checks", "counter"),
     ("api_dns_up", "gauge"),
@@ -145,6 +150,11 @@ struct CodeLabels {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct LookupLabels {
+    result: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct RemediationLabels {
     action: String,
     result: String,
@@ -190,6 +200,9 @@ pub struct Metrics {
     query_budget: Ratio,
     netns_oldest: Ratio,
     budget_limited: Gauge,
+    client_lookups: Family<LookupLabels, Counter>,
+    client_queries: Counter,
+    client_wait: Histogram,
     finding_codes: Mutex<BTreeSet<String>>,
     api_dns_checks: Family<ResultLabels, Counter>,
     api_dns_up: Gauge,
@@ -229,6 +242,9 @@ impl Metrics {
             query_budget: Ratio::default(),
             netns_oldest: Ratio::default(),
             budget_limited: Gauge::default(),
+            client_lookups: Family::default(),
+            client_queries: Counter::default(),
+            client_wait: Histogram::new(latency_buckets.iter().copied()),
             finding_codes: Mutex::new(BTreeSet::new()),
             api_dns_checks: Family::default(),
             api_dns_up: Gauge::default(),
@@ -314,11 +330,31 @@ impl Metrics {
             "1 when the last check of the API server through cluster DNS passed",
             self.api_dns_up.clone(),
         );
+        r.register(
+            "client_lookups",
+            "Short names resolved through a pod's own resolv.conf as glibc would, by result (answered, not-found, failed, incomplete)",
+            self.client_lookups.clone(),
+        );
+        r.register(
+            "client_lookup_queries",
+            "Queries a glibc client sends for those lookups (per lookup: the search amplification)",
+            self.client_queries.clone(),
+        );
+        r.register(
+            "client_lookup_duration_seconds",
+            "How long a glibc client waits for those lookups, its retry timeouts included",
+            self.client_wait.clone(),
+        );
         self.build_info
             .get_or_create(&VersionLabels {
                 version: version.to_owned(),
             })
             .set(1);
+        for result in ["answered", "not-found", "failed", "incomplete"] {
+            let _ = self.client_lookups.get_or_create(&LookupLabels {
+                result: result.into(),
+            });
+        }
         self
     }
 
@@ -340,6 +376,20 @@ impl Metrics {
             })
             .inc();
         self.api_dns_up.set(i64::from(s.ok()));
+    }
+
+    /// Counts one client lookup walked through a pod's resolv.conf: its result, the queries a
+    /// glibc client sends, and (unless the walk stopped early) how long that client waits.
+    pub fn observe_client_lookup(&self, c: &hc_netns::ClientLookup) {
+        self.client_lookups
+            .get_or_create(&LookupLabels {
+                result: c.result.as_str().to_owned(),
+            })
+            .inc();
+        if c.result != hc_netns::LookupResult::Incomplete {
+            self.client_queries.inc_by(u64::from(c.queries));
+            self.client_wait.observe(c.wait.as_secs_f64());
+        }
     }
 
     /// Counts one query and, when it was answered, observes its round-trip time.

@@ -239,7 +239,7 @@ pub struct NamespaceStatus {
     pub pid: Option<u32>,
     /// Pod UID.
     pub pod_uid: Option<String>,
-    /// All its probes pass and it has no finding.
+    /// All its probes pass and it has no finding but warnings.
     pub healthy: bool,
     /// Its findings.
     pub findings: Vec<FindingStatus>,
@@ -261,6 +261,7 @@ impl From<&KnownNamespace> for NamespaceStatus {
                 .iter()
                 .map(|f| FindingStatus {
                     code: f.code.as_str().to_owned(),
+                    severity: f.severity().as_str().to_owned(),
                     message: f.message.clone(),
                     target: f.target.map(|t| t.to_string()),
                 })
@@ -275,11 +276,19 @@ impl From<&KnownNamespace> for NamespaceStatus {
 pub struct FindingStatus {
     /// Stable code.
     pub code: String,
+    /// `error`, or `warning` (advisory: the namespace is still healthy). Documents written
+    /// before severities had only errors.
+    #[serde(default = "error_severity")]
+    pub severity: String,
     /// In plain words.
     pub message: String,
     /// The target concerned.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target: Option<String>,
+}
+
+fn error_severity() -> String {
+    "error".to_owned()
 }
 
 #[cfg(test)]
@@ -317,6 +326,10 @@ mod tests {
         let s: Status = serde_json::from_str(old).unwrap();
         assert_eq!(s.targets[0].role, None);
         assert!(s.healthy());
+        // A finding from before severities: an error.
+        let old = r#"{"inode":1,"name":null,"pid":null,"pod_uid":null,"healthy":false,"findings":[{"code":"link-down","message":"eth0 is down"}],"checked_round":2}"#;
+        let n: NamespaceStatus = serde_json::from_str(old).unwrap();
+        assert_eq!(n.findings[0].severity, "error");
     }
 
     #[test]

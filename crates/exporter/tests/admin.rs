@@ -554,3 +554,81 @@ async fn metrics_answer_in_the_format_the_scraper_asks_for() {
     );
     assert_eq!(value(decisions, &d("api", "report", "success")), None);
 }
+
+/// A short name walked through a pod's resolv.conf whose AAAA reply is lost once: a glibc
+/// client waits its 5 s timeout, and the lookup lands in the (4.5, 5.5] bucket.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_reply_fills_the_client_lookups_five_second_bucket() {
+    use dnsprobe::hickory_proto::op::ResponseCode;
+    use hc_netns::{Exchange, Heard, ResolvConf};
+    let mut registry = Registry::default();
+    let metrics = Metrics::new(DEFAULT_LATENCY_BUCKETS)
+        .unwrap()
+        .register(&mut registry, "9.9.9");
+    let conf = ResolvConf::parse(
+        "search default.svc.cluster.local svc.cluster.local cluster.local\nnameserver 10.96.0.10\noptions ndots:5\n",
+    );
+    let reply = |rcode, answers| Heard::Reply {
+        rcode,
+        answers,
+        rtt: Duration::from_millis(1),
+    };
+    let mut lost_once = true;
+    let lookup = hc_netns::walk(&conf, hc_netns::CLIENT_LOOKUP_NAME, &|_| true, |ask| {
+        let ex = if ask.name == "kubernetes.default.svc.cluster.local." {
+            let aaaa = if std::mem::take(&mut lost_once) {
+                Heard::Lost
+            } else {
+                reply(ResponseCode::NoError, 0)
+            };
+            Exchange {
+                a: reply(ResponseCode::NoError, 1),
+                aaaa: Some(aaaa),
+            }
+        } else {
+            Exchange {
+                a: reply(ResponseCode::NXDomain, 0),
+                aaaa: Some(reply(ResponseCode::NXDomain, 0)),
+            }
+        };
+        async move { ex }
+    })
+    .await;
+    assert_eq!(lookup.result, hc_netns::LookupResult::Answered);
+    metrics.observe_client_lookup(&lookup);
+    let admin = Admin::new(registry);
+    let server = admin.bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let addr = server.local_addr().unwrap();
+    tokio::spawn(server.run());
+    let body = get(addr, "GET", "/metrics").await.body;
+    let value = |name: &str, labels: &[(&str, &str)]| hc_testkit::metric_value(&body, name, labels);
+    let bucket = "coredns_healthcheck_client_lookup_duration_seconds_bucket";
+    assert!(
+        body.contains(&format!("{bucket}{{le=\"4.5\"}} 0\n")),
+        "{body}"
+    );
+    assert!(
+        body.contains(&format!("{bucket}{{le=\"5.5\"}} 1\n")),
+        "{body}"
+    );
+    assert_eq!(
+        value(
+            "coredns_healthcheck_client_lookups_total",
+            &[("result", "answered")]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        value(
+            "coredns_healthcheck_client_lookups_total",
+            &[("result", "failed")]
+        ),
+        Some(0.0),
+        "every result is created at 0"
+    );
+    assert_eq!(
+        value("coredns_healthcheck_client_lookup_queries_total", &[]),
+        Some(6.0),
+        "4, and the 2 of the retry"
+    );
+}

@@ -168,6 +168,9 @@ pub(crate) struct SweepArgs {
     /// Print a JSON array, one object per namespace.
     #[arg(short = 'j', long, env = "HC_JSON", action = clap::ArgAction::SetTrue, value_parser = env_flag!())]
     pub(crate) json: bool,
+    /// Also resolve kubernetes.default through each pod's own resolv.conf as glibc would (search list, ndots, timeout, attempts, rotate, single-request): the queries it takes and how long a client waits. About 4 queries per pod.
+    #[arg(long, env = "HC_CLIENT_PATH", action = clap::ArgAction::SetTrue, value_parser = env_flag!())]
+    pub(crate) client_path: bool,
 }
 
 /// Log line format.
@@ -254,6 +257,9 @@ pub(crate) struct RunArgs {
     pub(crate) sweep_netns: bool,
     #[command(flatten)]
     pub(crate) select: SweepSelect,
+    /// With --sweep-netns, resolve kubernetes.default through one pod's resolv.conf as glibc would this often (about 4 queries, paid from the budget).
+    #[arg(long, value_name = "DURATION", env = "HC_CLIENT_PATH_EVERY", default_value = "5m", value_parser = parse_duration_arg)]
+    pub(crate) client_path_every: Duration,
     /// Pod namespaces swept per round at most, whatever the budget leaves.
     #[arg(long, env = "HC_NETNS_PER_ROUND", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub(crate) netns_per_round: u32,

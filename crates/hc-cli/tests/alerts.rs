@@ -265,6 +265,12 @@ fn the_unit_tests_catch_the_old_defects() {
             "> 0.5",
         ),
         (
+            "lookups within the 5 s retry counted as waiting for it",
+            "DNSClientLookupsWaitForRetry",
+            "{le=\"4.5\"}",
+            "{le=\"5.5\"}",
+        ),
+        (
             "a full outage goes unnoticed",
             "CoreDNSTargetDown",
             "(coredns_healthcheck_target_up{transport=\"tcp\"} == 0)",

@@ -5,15 +5,33 @@
 //! the controller listen on the underlay ([`UNDERLAY_GATEWAY`]); each node's agent listens on
 //! its node address.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
 
 use crate::Dnsmasq;
-use crate::lab::{LAB_API_IP, LAB_DNS_VIP, LabPod, nft};
+use crate::lab::{
+    LAB_API_IP, LAB_DNS_VIP, LAB_DNS_VIP6, LabOptions, LabPod, lab_v6, nft, no_dad, node_ipv6,
+    service_nat, sysctl,
+};
 use crate::netns::{Netns, ip};
 
 /// The underlay's own address (in its namespace): where the fake API server listens.
 pub const UNDERLAY_GATEWAY: Ipv4Addr = Ipv4Addr::new(192, 168, 100, 254);
+
+/// A node's IPv6 address on the underlay of a dual-stack cluster: `fd00:192:168:100::N` for
+/// `192.168.100.N`.
+pub fn underlay_v6(v4: Ipv4Addr) -> Ipv6Addr {
+    Ipv6Addr::new(
+        0xfd00,
+        0x192,
+        0x168,
+        0x100,
+        0,
+        0,
+        0,
+        u16::from(v4.octets()[3]),
+    )
+}
 
 /// One node: its namespace, its address on the underlay, its client pods.
 #[derive(Debug)]
@@ -26,6 +44,8 @@ pub struct LabNode {
     pub ns: Netns,
     /// Its address on the underlay (192.168.100.<i+1>).
     pub ip: Ipv4Addr,
+    /// Its IPv6 address on the underlay, in a dual-stack cluster ([`underlay_v6`] of `ip`).
+    pub ip6: Option<Ipv6Addr>,
 }
 
 /// A CoreDNS pod of the cluster lab.
@@ -52,26 +72,31 @@ pub struct ClusterLab {
     /// The underlay: a bridge all nodes hang on; the fake API server listens here.
     pub net: Netns,
     prefix: String,
-}
-
-fn sysctl(ns: &Netns, kv: &str) {
-    let ok = ns
-        .command("sysctl")
-        .args(["-qw", kv])
-        .status()
-        .unwrap()
-        .success();
-    assert!(ok, "sysctl {kv} in {} failed", ns.name());
+    ipv6: bool,
 }
 
 impl ClusterLab {
     /// `nodes` nodes, `dns_pods` DNS pods spread round-robin over them, `clients` client pods
     /// per node.
     pub fn new(nodes: usize, dns_pods: usize, clients: usize) -> ClusterLab {
+        Self::with(nodes, dns_pods, clients, LabOptions::default())
+    }
+
+    /// As [`ClusterLab::new`]; with [`LabOptions::ipv6`] dual-stack: the underlay
+    /// `fd00:192:168:100::/64` beside 192.168.100.0/24, node `n`'s pods in
+    /// `fd00:10:244:n::/64` routed to it, and the IPv6 VIP [`LAB_DNS_VIP6`] DNAT'ed on every node
+    /// to every DNS pod's IPv6 address. (The node-local cache is the single-node [`crate::Lab`]'s.)
+    pub fn with(nodes: usize, dns_pods: usize, clients: usize, options: LabOptions) -> ClusterLab {
         assert!((1..=50).contains(&nodes), "1 to 50 nodes");
         let prefix = crate::unique_name("hk");
         let net = Netns::new_named(&format!("{prefix}-net"));
-        ip(&["-n", net.name(), "link", "add", "ubr0", "type", "bridge"]);
+        if options.ipv6 {
+            no_dad(&net);
+        }
+        // No multicast snooping: a bridge that has not yet heard a node's MLD report would drop
+        // the IPv6 neighbour solicitations to it, and a first query would wait out a retry.
+        let nosnoop = ["type", "bridge", "mcast_snooping", "0"];
+        ip(&[&["-n", net.name(), "link", "add", "ubr0"][..], &nosnoop].concat());
         ip(&[
             "-n",
             net.name(),
@@ -81,12 +106,27 @@ impl ClusterLab {
             "dev",
             "ubr0",
         ]);
+        if options.ipv6 {
+            let gw = format!("{}/64", underlay_v6(UNDERLAY_GATEWAY));
+            ip(&[
+                "-n",
+                net.name(),
+                "-6",
+                "addr",
+                "add",
+                &gw,
+                "dev",
+                "ubr0",
+                "nodad",
+            ]);
+        }
         ip(&["-n", net.name(), "link", "set", "ubr0", "up"]);
         let mut lab = ClusterLab {
             dns: Vec::new(),
             nodes: Vec::new(),
             net,
             prefix,
+            ipv6: options.ipv6,
         };
         for i in 0..nodes {
             let node = lab.add_node(i, nodes);
@@ -101,10 +141,14 @@ impl ClusterLab {
                 &format!("vd{k}"),
                 (addr, 24),
                 lab.gateway(n),
+                options.ipv6,
             );
-            let server = Dnsmasq::start_in(
+            let ips: Vec<IpAddr> = std::iter::once(IpAddr::V4(addr))
+                .chain(pod.ip6.map(IpAddr::V6))
+                .collect();
+            let server = Dnsmasq::start_in_addrs(
                 &pod.ns,
-                IpAddr::V4(addr),
+                &ips,
                 53,
                 &[(
                     "kubernetes.default.svc.cluster.local",
@@ -129,6 +173,7 @@ impl ClusterLab {
                     &format!("vp{c}"),
                     (addr, 24),
                     gw,
+                    options.ipv6,
                 ));
             }
         }
@@ -144,6 +189,9 @@ impl ClusterLab {
 
     fn add_node(&self, i: usize, nodes: usize) -> LabNode {
         let ns = Netns::new_named(&format!("{}-n{i}", self.prefix));
+        if self.ipv6 {
+            no_dad(&ns);
+        }
         let n = ns.name().to_owned();
         let node_ip = Ipv4Addr::new(192, 168, 100, (i + 1) as u8);
         let u = format!("u{i}");
@@ -173,7 +221,8 @@ impl ClusterLab {
             "eth0",
         ]);
         ip(&["-n", &n, "link", "set", "eth0", "up"]);
-        ip(&["-n", &n, "link", "add", "br0", "type", "bridge"]);
+        let nosnoop = ["type", "bridge", "mcast_snooping", "0"];
+        ip(&[&["-n", &n, "link", "add", "br0"][..], &nosnoop].concat());
         ip(&[
             "-n",
             &n,
@@ -197,51 +246,48 @@ impl ClusterLab {
                 &via,
             ]);
         }
-        sysctl(&ns, "net.ipv4.ip_forward=1");
+        sysctl(&ns, &["net.ipv4.ip_forward=1"]);
+        let ip6 = self.ipv6.then(|| underlay_v6(node_ip));
+        if let Some(v6) = ip6 {
+            let own = format!("{v6}/64");
+            ip(&["-n", &n, "-6", "addr", "add", &own, "dev", "eth0", "nodad"]);
+            node_ipv6(
+                &ns,
+                &format!("{}/64", lab_v6(Ipv4Addr::new(10, 244, i as u8, 1))),
+            );
+            for j in (0..nodes).filter(|j| *j != i) {
+                let range = format!("{}/64", lab_v6(Ipv4Addr::new(10, 244, j as u8, 0)));
+                let via = underlay_v6(Ipv4Addr::new(192, 168, 100, (j + 1) as u8)).to_string();
+                ip(&["-n", &n, "-6", "route", "add", &range, "via", &via]);
+            }
+        }
         LabNode {
             name: format!("node-{i}"),
             pods: Vec::new(),
             ns,
             ip: node_ip,
+            ip6,
         }
     }
 
-    /// The VIP DNAT'ed to every DNS pod of the cluster, as kube-proxy does on each node.
+    /// The VIP DNAT'ed to every DNS pod of the cluster, as kube-proxy does on each node (and
+    /// the IPv6 VIP to their IPv6 addresses, in a dual-stack cluster).
     fn install_service(&self, n: usize) {
-        if self.dns.is_empty() {
-            return;
+        let node = &self.nodes[n].ns;
+        let v4: Vec<IpAddr> = self.dns.iter().map(|d| IpAddr::V4(d.pod.ip)).collect();
+        service_nat(
+            node,
+            "ip",
+            &[(IpAddr::V4(LAB_DNS_VIP), v4)],
+            "10.244.0.0/16",
+        );
+        if self.ipv6 {
+            let v6: Vec<IpAddr> = (self.dns.iter())
+                .filter_map(|d| d.pod.ip6.map(IpAddr::V6))
+                .collect();
+            let vip6 = [(IpAddr::V6(LAB_DNS_VIP6), v6)];
+            service_nat(node, "ip6", &vip6, "fd00:10:244::/48");
         }
-        let backends: Vec<String> = self
-            .dns
-            .iter()
-            .enumerate()
-            .map(|(i, d)| format!("{i} : {}", d.pod.ip))
-            .collect();
-        let map = format!(
-            "numgen inc mod {} map {{ {} }}",
-            backends.len(),
-            backends.join(", ")
-        );
-        let dnat = format!(
-            "ip daddr {LAB_DNS_VIP} udp dport 53 dnat to {map}:53\n    ip daddr {LAB_DNS_VIP} tcp dport 53 dnat to {map}:53"
-        );
-        nft(
-            &self.nodes[n].ns,
-            &format!(
-                "table ip lab {{
-  chain pre {{ type nat hook prerouting priority dstnat; policy accept;
-    {dnat}
-  }}
-  chain out {{ type nat hook output priority -100; policy accept;
-    {dnat}
-  }}
-  chain post {{ type nat hook postrouting priority srcnat; policy accept;
-    ct status dnat ip saddr 10.244.0.0/16 masquerade
-  }}
-}}
-"
-            ),
-        );
     }
 
     /// The glob that matches node `n`'s client pods.
@@ -252,6 +298,12 @@ impl ClusterLab {
     /// The DNS Service's address.
     pub fn vip(&self) -> SocketAddr {
         SocketAddr::new(IpAddr::V4(LAB_DNS_VIP), 53)
+    }
+
+    /// The DNS Service's IPv6 address, in a dual-stack cluster.
+    pub fn vip6(&self) -> Option<SocketAddr> {
+        self.ipv6
+            .then(|| SocketAddr::new(IpAddr::V6(LAB_DNS_VIP6), 53))
     }
 
     /// Cuts node `n`'s own path to DNS: UDP and TCP to port 53 dropped as they leave the node

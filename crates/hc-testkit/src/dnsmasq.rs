@@ -9,7 +9,20 @@ use std::time::{Duration, Instant};
 pub struct Dnsmasq {
     child: Child,
     addr: SocketAddr,
+    also: Vec<SocketAddr>,
     hosts: PathBuf,
+}
+
+/// How to start one: where it listens, what it serves, and whether it caches and forwards.
+struct Setup<'a> {
+    ips: &'a [IpAddr],
+    port: u16,
+    records: &'a [(&'a str, IpAddr)],
+    /// Names under it not in `records` get NXDOMAIN.
+    local_domain: Option<&'a str>,
+    /// A cache (of this many entries) instead of none.
+    cache_size: Option<u32>,
+    extra: &'a [&'a str],
 }
 
 impl Dnsmasq {
@@ -28,18 +41,19 @@ impl Dnsmasq {
         extra: &[&str],
     ) -> Dnsmasq {
         let port = crate::free_port(ip);
-        Self::spawn(
-            Command::new("dnsmasq"),
-            ip,
+        let setup = Setup {
+            ips: &[ip],
             port,
             records,
-            local_domain,
+            local_domain: Some(local_domain),
+            cache_size: None,
             extra,
-            None,
-        )
+        };
+        Self::spawn(Command::new("dnsmasq"), &setup, None)
     }
 
-    /// Starts dnsmasq inside `netns` on `ip:port` (an address of that namespace).
+    /// Starts dnsmasq inside `netns` on `ip:port` (an address of that namespace), as
+    /// [`Dnsmasq::start_in_addrs`].
     #[cfg(target_os = "linux")]
     pub fn start_in(
         netns: &crate::Netns,
@@ -48,24 +62,66 @@ impl Dnsmasq {
         records: &[(&str, IpAddr)],
         local_domain: &str,
     ) -> Dnsmasq {
-        let cmd = netns.command("dnsmasq");
-        let ready_in = netns.path();
-        Self::spawn(cmd, ip, port, records, local_domain, &[], Some(ready_in))
+        Self::start_in_addrs(netns, &[ip], port, records, local_domain)
     }
 
-    fn spawn(
-        mut cmd: Command,
-        ip: IpAddr,
+    /// Starts dnsmasq inside `netns` on each of `ips` (addresses of that namespace, IPv4 and
+    /// IPv6 alike), port `port`, as a lab's CoreDNS: `records`, NXDOMAIN for other names under
+    /// `local_domain`, and NXDOMAIN for every name outside it too (as CoreDNS answers what its
+    /// upstream does not know). [`Dnsmasq::addr`] is the first.
+    #[cfg(target_os = "linux")]
+    pub fn start_in_addrs(
+        netns: &crate::Netns,
+        ips: &[IpAddr],
         port: u16,
         records: &[(&str, IpAddr)],
         local_domain: &str,
-        extra: &[&str],
-        netns_path: Option<String>,
     ) -> Dnsmasq {
+        let setup = Setup {
+            ips,
+            port,
+            records,
+            local_domain: Some(local_domain),
+            cache_size: None,
+            extra: &["--address=/#/"],
+        };
+        Self::spawn(netns.command("dnsmasq"), &setup, Some(netns.path()))
+    }
+
+    /// Starts a caching forwarder inside `netns` on `ip:port`, as NodeLocal DNSCache is: names
+    /// under `domain` are asked of `upstream` and cached (for at least an hour, whatever the
+    /// TTL), negative answers are not cached, everything else is refused.
+    #[cfg(target_os = "linux")]
+    pub fn start_cache_in(
+        netns: &crate::Netns,
+        ip: IpAddr,
+        port: u16,
+        upstream: SocketAddr,
+        domain: &str,
+    ) -> Dnsmasq {
+        let server = format!(
+            "--server=/{}/{}#{}",
+            domain.trim_matches('.'),
+            upstream.ip(),
+            upstream.port()
+        );
+        let extra = [server.as_str(), "--min-cache-ttl=3600", "--no-negcache"];
+        let setup = Setup {
+            ips: &[ip],
+            port,
+            records: &[],
+            local_domain: None,
+            cache_size: Some(1000),
+            extra: &extra,
+        };
+        Self::spawn(netns.command("dnsmasq"), &setup, Some(netns.path()))
+    }
+
+    fn spawn(mut cmd: Command, setup: &Setup<'_>, netns_path: Option<String>) -> Dnsmasq {
         let hosts =
             std::env::temp_dir().join(format!("{}.hosts", crate::unique_name("hc-dnsmasq-")));
         let mut f = std::fs::File::create(&hosts).unwrap();
-        for (name, addr) in records {
+        for (name, addr) in setup.records {
             writeln!(f, "{addr} {}", name.trim_end_matches('.')).unwrap();
         }
         drop(f);
@@ -78,17 +134,21 @@ impl Dnsmasq {
             "--bind-interfaces",
             "--user=root",
             "--pid-file=",
-            "--cache-size=0",
         ])
-        .arg(format!("--listen-address={ip}"))
-        .arg(format!("--port={port}"))
+        .arg(format!("--cache-size={}", setup.cache_size.unwrap_or(0)))
+        .args(setup.ips.iter().map(|ip| format!("--listen-address={ip}")))
+        .arg(format!("--port={}", setup.port))
         .arg(format!("--addn-hosts={}", hosts.display()))
-        .arg(format!("--local=/{}/", local_domain.trim_matches('.')))
-        .args(extra)
+        .args(
+            setup
+                .local_domain
+                .map(|d| format!("--local=/{}/", d.trim_matches('.'))),
+        )
+        .args(setup.extra)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
-        if ip.is_ipv6() {
+        if setup.ips.iter().any(|ip| ip.is_loopback() && ip.is_ipv6()) {
             // Loopback ::1 lives on lo; dnsmasq needs the interface to bind an IPv6 address.
             cmd.arg("--interface=lo");
         }
@@ -98,8 +158,14 @@ impl Dnsmasq {
                 "cannot start dnsmasq ({e}): install it with `apt-get install dnsmasq-base` (.ci/run does)"
             ),
         };
-        let addr = SocketAddr::new(ip, port);
-        let mut server = Dnsmasq { child, addr, hosts };
+        let mut all = setup.ips.iter().map(|ip| SocketAddr::new(*ip, setup.port));
+        let addr = all.next().expect("dnsmasq needs an address to listen on");
+        let mut server = Dnsmasq {
+            child,
+            addr,
+            also: all.collect(),
+            hosts,
+        };
         server.wait_ready(netns_path);
         server
     }
@@ -115,11 +181,16 @@ impl Dnsmasq {
                 }
                 panic!("dnsmasq exited at start ({status}): {err}");
             }
-            // Ready = answers a real query over UDP and accepts TCP (it binds them one by one).
-            let addr = self.addr;
+            // Ready = answers a real query over UDP and accepts TCP (it binds them one by one),
+            // on every address.
+            let addrs: Vec<SocketAddr> = std::iter::once(self.addr)
+                .chain(self.also.iter().copied())
+                .collect();
             let check = move || {
-                answers_udp(addr)
-                    && TcpStream::connect_timeout(&addr, Duration::from_millis(100)).is_ok()
+                addrs.iter().all(|addr| {
+                    answers_udp(*addr)
+                        && TcpStream::connect_timeout(addr, Duration::from_millis(100)).is_ok()
+                })
             };
             let ready = match &netns_path {
                 None => check(),
@@ -136,7 +207,7 @@ impl Dnsmasq {
         panic!("dnsmasq did not listen on {} within 10s", self.addr);
     }
 
-    /// Where it listens (UDP and TCP).
+    /// Where it listens (UDP and TCP); the first address when it listens on several.
     pub fn addr(&self) -> SocketAddr {
         self.addr
     }
@@ -148,6 +219,18 @@ impl Dnsmasq {
             hosts: self.hosts.clone(),
             pid: self.child.id(),
         }
+    }
+
+    /// Its process ID (to stop it from a script).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Every address it listens on.
+    pub fn addrs(&self) -> Vec<SocketAddr> {
+        std::iter::once(self.addr)
+            .chain(self.also.iter().copied())
+            .collect()
     }
 
     /// Kills the server now (the port then refuses).

@@ -46,7 +46,7 @@ pub use cluster::{
     oom_killed_at, pod_uid, rfc3339,
 };
 #[cfg(target_os = "linux")]
-pub use cluster_lab::{ClusterDnsPod, ClusterLab, LabNode, UNDERLAY_GATEWAY};
+pub use cluster_lab::{ClusterDnsPod, ClusterLab, LabNode, UNDERLAY_GATEWAY, underlay_v6};
 #[cfg(target_os = "linux")]
 pub use coredns::{HealthEndpoints, ServiceRecords};
 pub use dnsmasq::Dnsmasq;
@@ -56,7 +56,10 @@ pub use fakeapi::{ADMIN, AuditEntry, FakeApi};
 pub use hostile::{Hostile, HostileServer};
 pub use http::{HttpResponse, http, http_with_headers, metric_value};
 #[cfg(target_os = "linux")]
-pub use lab::{LAB_API_IP, LAB_DNS_VIP, LAB_GATEWAY, Lab, LabDnsPod, LabPod, nft};
+pub use lab::{
+    LAB_API_IP, LAB_DNS_VIP, LAB_DNS_VIP6, LAB_GATEWAY, LAB_NODELOCAL_IP, LAB_UPSTREAM_VIP, Lab,
+    LabDnsPod, LabOptions, LabPod, lab_v6, nft,
+};
 #[cfg(target_os = "linux")]
 pub use netns::{Netns, ip};
 pub use rbac::{Attributes, Rbac};

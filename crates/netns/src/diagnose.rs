@@ -7,7 +7,7 @@
 use std::net::{IpAddr, SocketAddr};
 
 use crate::finding::{Finding, FindingCode};
-use crate::resolv::{GLIBC_MAX_NAMESERVERS, GLIBC_MAX_SEARCH, ResolvConf};
+use crate::resolv::{GLIBC_MAX_NAMESERVERS, GLIBC_MAX_SEARCH, LEGACY_MAX_SEARCH, ResolvConf};
 
 /// One network interface, as `ip -d link` shows it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -46,7 +46,9 @@ pub struct Address {
 /// One route of the main table, as `ip route` shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Route {
-    /// Destination network; `None` with `prefix_len` 0 for the default route.
+    /// Destination network. A default route has `prefix_len` 0 and the unspecified address of
+    /// its family ([`crate::snapshot`] fills it so); `None` stands for a default route of any
+    /// family.
     pub dst: Option<IpAddr>,
     /// Destination prefix length.
     pub prefix_len: u8,
@@ -186,14 +188,6 @@ pub fn diagnose_path(
 
     // The interfaces that matter: those the routes to the targets leave through; all of them
     // when no target has a route (a node has many interfaces, most unrelated to DNS).
-    let all: Vec<&Link> = pod.links.iter().filter(|l| !l.loopback).collect();
-    if all.is_empty() {
-        out.push(Finding::new(
-            FindingCode::LinkDown,
-            "no network interface besides lo (`ip link`)",
-        ));
-        return out;
-    }
     let used: Vec<u32> = pod
         .lookups
         .iter()
@@ -202,7 +196,29 @@ pub fn diagnose_path(
             Lookup::Route { oif, .. } => *oif,
             Lookup::Unreachable(_) => None,
         })
+        .filter(|i| !pod.link(*i).is_some_and(|l| l.loopback))
         .collect();
+    let mut of_targets = (pod.lookups.iter())
+        .filter(|(ip, _)| targets.iter().any(|t| t.ip() == *ip))
+        .peekable();
+    let all_local = of_targets.peek().is_some()
+        && of_targets.all(|(_, l)| {
+            matches!(l, Lookup::Route { oif: Some(i), .. } if pod.link(*i).is_some_and(|l| l.loopback))
+        });
+    if all_local {
+        // Every routed target is an address of this namespace (`ip route get` says `dev lo`):
+        // a local server, such as a node-local cache, that does not answer. No interface,
+        // address or veth is on that path.
+        return out;
+    }
+    let all: Vec<&Link> = pod.links.iter().filter(|l| !l.loopback).collect();
+    if all.is_empty() {
+        out.push(Finding::new(
+            FindingCode::LinkDown,
+            "no network interface besides lo (`ip link`)",
+        ));
+        return out;
+    }
     let ifaces: Vec<&Link> = if used.is_empty() {
         all
     } else {
@@ -365,12 +381,54 @@ pub fn check_resolv_conf(
         out.push(Finding::new(
             FindingCode::ResolvConfTooManySearch,
             format!(
-                "{path} lists {} search domains; glibc before 2.26 and Kubernetes allow {GLIBC_MAX_SEARCH}",
+                "{path} lists {} search domains; Kubernetes (1.28 and later) and glibc (2.26 and later) allow {GLIBC_MAX_SEARCH}, older ones {LEGACY_MAX_SEARCH}",
                 rc.search.len()
             ),
         ));
     }
+    out.extend(search_amplification(rc, path));
     out
+}
+
+/// Search domains of a pod of the default `ClusterFirst` policy: `<namespace>.svc.<domain>`,
+/// `svc.<domain>`, `<domain>`. With ndots:5 an outside name such as `example.com` costs 8 queries
+/// (4 names, A and AAAA): what a cluster normally pays, and the line past which
+/// [`check_resolv_conf`] warns.
+pub const KUBERNETES_SEARCH_DOMAINS: usize = 3;
+
+/// The name an outside lookup is measured with: one dot, as most outside names written without
+/// a trailing dot have.
+const OUTSIDE_NAME: &str = "example.com";
+
+/// Queries (A and AAAA) glibc sends for a name outside the cluster that every search domain
+/// answers with NXDOMAIN: two per name tried until the name itself.
+pub fn outside_lookup_queries(rc: &ResolvConf) -> usize {
+    let tried = rc.candidates(OUTSIDE_NAME);
+    let upto = tried
+        .iter()
+        .position(|n| n.trim_end_matches('.') == OUTSIDE_NAME)
+        .map_or(tried.len(), |i| i + 1);
+    2 * upto
+}
+
+/// A warning when a lookup of an outside name goes through more search domains than a
+/// `ClusterFirst` pod's 3 (typically the node's own search domains appended, or a custom
+/// dnsConfig): more queries per lookup than the cluster normally pays.
+fn search_amplification(rc: &ResolvConf, path: &str) -> Option<Finding> {
+    let queries = outside_lookup_queries(rc);
+    let usual = 2 * (KUBERNETES_SEARCH_DOMAINS + 1);
+    if queries <= usual {
+        return None;
+    }
+    let ndots = rc.resolver_options().ndots;
+    Some(Finding::new(
+        FindingCode::SearchAmplification,
+        format!(
+            "{path}: a lookup of an outside name such as {OUTSIDE_NAME} (fewer dots than ndots:{ndots}) goes through {} search domains first: {queries} queries (A and AAAA), {} more than a ClusterFirst pod sends; write outside names with a trailing dot, or lower ndots or trim the search list in the pod's dnsConfig",
+            queries / 2 - 1,
+            queries - usual
+        ),
+    ))
 }
 
 #[cfg(test)]
@@ -604,6 +662,112 @@ mod tests {
     }
 
     #[test]
+    fn search_amplification_past_a_cluster_first_pod() {
+        let want = [ip("10.96.0.10")];
+        let check = |text: &str| {
+            check_resolv_conf(Ok(&ResolvConf::parse(text)), "r", &want)
+                .into_iter()
+                .filter(|f| f.code == FindingCode::SearchAmplification)
+                .collect::<Vec<_>>()
+        };
+        let cluster_first = "nameserver 10.96.0.10\nsearch default.svc.cluster.local svc.cluster.local cluster.local\noptions ndots:5\n";
+        assert_eq!(outside_lookup_queries(&ResolvConf::parse(cluster_first)), 8);
+        assert!(
+            check(cluster_first).is_empty(),
+            "what a cluster normally pays"
+        );
+        // The node's search domains appended (a cloud's): 2 more names, 4 more queries.
+        let cloud = "nameserver 10.96.0.10\nsearch default.svc.cluster.local svc.cluster.local cluster.local c.proj.internal google.internal\noptions ndots:5\n";
+        let f = check(cloud);
+        assert_eq!(f.len(), 1);
+        assert!(!f[0].is_error(), "a warning");
+        assert!(
+            f[0].message.contains("5 search domains first: 12 queries"),
+            "{}",
+            f[0].message
+        );
+        // With ndots:1 the outside name is tried as is first: 2 queries, whatever the list.
+        let low = "nameserver 10.96.0.10\nsearch a b c d e f\noptions ndots:1\n";
+        assert_eq!(outside_lookup_queries(&ResolvConf::parse(low)), 2);
+        assert!(check(low).is_empty());
+    }
+
+    #[test]
+    fn a_target_served_in_the_namespace_itself_is_not_an_interface_fault() {
+        // The node, where a node-local cache listens on 169.254.20.10: `ip route get` says lo.
+        let (mut node, _) = healthy();
+        let cache: SocketAddr = "169.254.20.10:53".parse().unwrap();
+        node.lookups = vec![(
+            cache.ip(),
+            Lookup::Route {
+                oif: Some(1),
+                gateway: None,
+            },
+        )];
+        assert!(diagnose_path(&node, None, &[cache]).is_empty());
+        // Only lo, and the target local: nothing to say of interfaces either.
+        node.links.truncate(1);
+        assert!(diagnose_path(&node, None, &[cache]).is_empty());
+        // A local target next to a remote one: only the remote one's interface counts.
+        let (mut pod, node) = healthy();
+        pod.lookups.push((
+            cache.ip(),
+            Lookup::Route {
+                oif: Some(1),
+                gateway: None,
+            },
+        ));
+        pod.addresses.clear();
+        let f = diagnose_path(&pod, Some(&node), &[target(), cache]);
+        let msgs: Vec<&str> = f.iter().map(|f| f.message.as_str()).collect();
+        assert_eq!(msgs, ["no address on eth0 (`ip addr`)"]);
+    }
+
+    #[test]
+    fn a_default_route_counts_for_its_own_family_only() {
+        let v6_default = Route {
+            dst: Some(ip("::")),
+            prefix_len: 0,
+            oif: Some(2),
+            gateway: None,
+        };
+        assert!(v6_default.is_default_for(ip("fd00::1")));
+        assert!(!v6_default.is_default_for(ip("10.96.0.10")));
+        assert!(!v6_default.contains(ip("10.96.0.10")));
+        // A pod with an IPv6 default route only, and no IPv4 route to the target.
+        let (mut pod, node) = healthy();
+        pod.routes = vec![v6_default];
+        pod.lookups = vec![(
+            ip("10.96.0.10"),
+            Lookup::Unreachable("Network is unreachable".into()),
+        )];
+        let f = diagnose_path(&pod, Some(&node), &[target()]);
+        let no_default: Vec<&str> = f
+            .iter()
+            .filter(|f| f.code == FindingCode::NoDefaultRoute)
+            .map(|f| f.message.as_str())
+            .collect();
+        assert_eq!(
+            no_default,
+            ["no default route (`ip route show default` is empty)"]
+        );
+        // And the other way round, for an IPv6 target.
+        let v6: SocketAddr = "[fd00:10:96::a]:53".parse().unwrap();
+        let (mut pod, node) = healthy();
+        pod.lookups = vec![(
+            v6.ip(),
+            Lookup::Unreachable("Network is unreachable".into()),
+        )];
+        pod.routes[0].dst = Some(ip("0.0.0.0"));
+        let f = diagnose_path(&pod, Some(&node), &[v6]);
+        assert!(
+            f.iter().any(|f| f.code == FindingCode::NoDefaultRoute
+                && f.message.contains("ip -6 route show default")),
+            "{f:?}"
+        );
+    }
+
+    #[test]
     fn resolv_conf_rules() {
         let want = [ip("10.96.0.10")];
         let codes = |text: &str| -> Vec<&'static str> {
@@ -621,10 +785,21 @@ mod tests {
             ),
             ["resolv-conf-nameserver", "resolv-conf-too-many-nameservers"]
         );
-        assert_eq!(
-            codes("nameserver 10.96.0.10\nsearch a b c d e f g\n"),
-            ["resolv-conf-too-many-search"]
+        assert!(
+            codes("nameserver 10.96.0.10\nsearch a b c d e f g\n").is_empty(),
+            "7 search domains are fine since glibc 2.26 and Kubernetes 1.28"
         );
+        let many: Vec<String> = (0..33).map(|i| format!("d{i}.example")).collect();
+        let f = check_resolv_conf(
+            Ok(&ResolvConf::parse(&format!(
+                "nameserver 10.96.0.10\nsearch {}\n",
+                many.join(" ")
+            ))),
+            "f",
+            &want,
+        );
+        assert_eq!(f[0].code, FindingCode::ResolvConfTooManySearch);
+        assert!(!f[0].is_error(), "a warning");
         let missing = check_resolv_conf(
             Err("No such file or directory"),
             "/proc/9/root/etc/resolv.conf",

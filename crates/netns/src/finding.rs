@@ -32,7 +32,7 @@ pub enum FindingCode {
     ResolvConfNameserver,
     /// More nameservers than glibc uses (3): the rest are silently ignored.
     ResolvConfTooManyNameservers,
-    /// More search domains than glibc's limit (6).
+    /// More search domains than glibc (>= 2.26) and Kubernetes (>= 1.28) allow (32). A warning.
     ResolvConfTooManySearch,
     /// UDP to a target fails while TCP to the same target works.
     UdpBlocked,
@@ -42,6 +42,21 @@ pub enum FindingCode {
     DnsUnreachable,
     /// The namespace could not be entered or inspected (it vanished, or a capability is missing).
     NetnsUnavailable,
+    /// The node-local DNS cache (NodeLocal DNSCache) a pod uses fails, while CoreDNS behind it
+    /// answers from the same namespace.
+    NodelocalCacheDown,
+    /// The node-local DNS cache answers names it holds, but a name it must ask CoreDNS for
+    /// (a cache miss) fails: its upstream is broken.
+    NodelocalUpstreamFailing,
+    /// A lookup goes through many search domains before the name itself: many queries for one
+    /// lookup (search amplification). A warning.
+    SearchAmplification,
+    /// A short name (`kubernetes.default`) does not resolve the way the pod's C library looks it
+    /// up through its resolv.conf (search list, ndots, nameservers).
+    ClientLookupFailed,
+    /// A short name resolves through the pod's resolv.conf, but only after a lost query and the
+    /// C library's retry timeout (5 s by default): a glibc client waits that long. A warning.
+    ClientLookupSlow,
     /// A probe failed with this dnsprobe failure kind (`timeout`, `refused`, `rcode`,
     /// `wrong-answer`, ...).
     Probe(&'static str),
@@ -49,7 +64,7 @@ pub enum FindingCode {
 
 impl FindingCode {
     /// Every code this crate emits itself (probe kinds come from the prober).
-    pub const OWN: [FindingCode; 15] = [
+    pub const OWN: [FindingCode; 20] = [
         FindingCode::NoRoute,
         FindingCode::NoDefaultRoute,
         FindingCode::LinkDown,
@@ -65,6 +80,11 @@ impl FindingCode {
         FindingCode::TcpBlocked,
         FindingCode::DnsUnreachable,
         FindingCode::NetnsUnavailable,
+        FindingCode::NodelocalCacheDown,
+        FindingCode::NodelocalUpstreamFailing,
+        FindingCode::SearchAmplification,
+        FindingCode::ClientLookupFailed,
+        FindingCode::ClientLookupSlow,
     ];
 
     /// The stable kebab-case name.
@@ -85,8 +105,53 @@ impl FindingCode {
             FindingCode::TcpBlocked => "tcp-blocked",
             FindingCode::DnsUnreachable => "dns-unreachable",
             FindingCode::NetnsUnavailable => "netns-unavailable",
+            FindingCode::NodelocalCacheDown => "nodelocal-cache-down",
+            FindingCode::NodelocalUpstreamFailing => "nodelocal-upstream-failing",
+            FindingCode::SearchAmplification => "search-amplification",
+            FindingCode::ClientLookupFailed => "client-lookup-failed",
+            FindingCode::ClientLookupSlow => "client-lookup-slow",
             FindingCode::Probe(kind) => kind,
         }
+    }
+
+    /// How serious a finding of this code is: advisory codes (glibc's limits that only cost
+    /// time, search amplification, a slow but successful lookup) are warnings; every other code
+    /// means the namespace cannot resolve correctly.
+    pub fn severity(self) -> Severity {
+        match self {
+            FindingCode::ResolvConfTooManyNameservers
+            | FindingCode::ResolvConfTooManySearch
+            | FindingCode::SearchAmplification
+            | FindingCode::ClientLookupSlow => Severity::Warning,
+            _ => Severity::Error,
+        }
+    }
+}
+
+/// How serious a finding is. Serialized as `error` or `warning` (a contract, like the codes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[non_exhaustive]
+pub enum Severity {
+    /// Advisory: the namespace still resolves; it does not make it unhealthy, raise the node
+    /// condition or fire an alert.
+    Warning,
+    /// The namespace cannot resolve correctly: it is unhealthy.
+    Error,
+}
+
+impl Severity {
+    /// `warning` or `error`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Warning => "warning",
+            Severity::Error => "error",
+        }
+    }
+}
+
+impl fmt::Display for Severity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -102,16 +167,31 @@ impl fmt::Display for FindingCode {
     }
 }
 
-/// One finding about one namespace. Serializes as `{ "code", "message", "target"? }`.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+/// One finding about one namespace. Serializes as `{ "code", "severity", "message", "target"? }`
+/// (the severity is the code's, [`FindingCode::severity`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Finding {
     /// What kind.
     pub code: FindingCode,
     /// In plain words, with the command that shows it.
     pub message: String,
     /// The DNS target concerned, if any.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub target: Option<SocketAddr>,
+}
+
+impl serde::Serialize for Finding {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut st = s.serialize_struct("Finding", 4)?;
+        st.serialize_field("code", &self.code)?;
+        st.serialize_field("severity", self.severity().as_str())?;
+        st.serialize_field("message", &self.message)?;
+        match &self.target {
+            Some(t) => st.serialize_field("target", t)?,
+            None => st.skip_field("target")?,
+        }
+        st.end()
+    }
 }
 
 impl Finding {
@@ -122,6 +202,16 @@ impl Finding {
             message: message.into(),
             target: None,
         }
+    }
+
+    /// How serious it is: its code's severity.
+    pub fn severity(&self) -> Severity {
+        self.code.severity()
+    }
+
+    /// True unless it is a warning: the namespace cannot resolve correctly.
+    pub fn is_error(&self) -> bool {
+        self.severity() == Severity::Error
     }
 
     /// A finding about `target`.

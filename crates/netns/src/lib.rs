@@ -51,12 +51,25 @@
 mod cgroup;
 mod diagnose;
 mod finding;
+mod nodelocal;
 mod resolv;
+mod walk;
 
 pub use cgroup::{KubeRef, from_path as cgroup_path_ref, parse_cgroup};
-pub use diagnose::{Address, Link, Lookup, NetSnapshot, Route, check_resolv_conf, diagnose_path};
-pub use finding::{Finding, FindingCode, compare_transports, transport_findings};
-pub use resolv::{GLIBC_MAX_NAMESERVERS, GLIBC_MAX_SEARCH, ResolvConf};
+pub use diagnose::{
+    Address, KUBERNETES_SEARCH_DOMAINS, Link, Lookup, NetSnapshot, Route, check_resolv_conf,
+    diagnose_path, outside_lookup_queries,
+};
+pub use finding::{Finding, FindingCode, Severity, compare_transports, transport_findings};
+pub use nodelocal::{NODELOCAL_INTERFACE, NodeLocalCache, detect_nodelocal, nodelocal_findings};
+pub use resolv::{
+    GLIBC_DEFAULT_ATTEMPTS, GLIBC_DEFAULT_TIMEOUT, GLIBC_MAX_NAMESERVERS, GLIBC_MAX_SEARCH,
+    LEGACY_MAX_SEARCH, ResolvConf, ResolverOptions,
+};
+pub use walk::{
+    Ask, CLIENT_LOOKUP_NAME, CLUSTER_FIRST_QUERIES, ClientLookup, Exchange, Heard, LookupResult,
+    MAX_WALK_SENDS, WalkStep, walk,
+};
 
 #[cfg(target_os = "linux")]
 mod enter;
@@ -72,6 +85,8 @@ mod rotation;
 mod snapshot;
 #[cfg(target_os = "linux")]
 mod sweep;
+#[cfg(target_os = "linux")]
+mod walk_net;
 
 #[cfg(target_os = "linux")]
 pub use enter::{run_in, run_in_each};

@@ -197,5 +197,14 @@ fn route(m: &RouteMessage) -> Option<Route> {
             _ => {}
         }
     }
+    // A default route carries no destination: say its family, so that an IPv6 default route
+    // is not taken for an IPv4 one.
+    if r.dst.is_none() {
+        r.dst = match m.header.address_family {
+            AddressFamily::Inet => Some(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED)),
+            AddressFamily::Inet6 => Some(IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED)),
+            _ => None,
+        };
+    }
     Some(r)
 }

@@ -12,10 +12,12 @@ use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 
+use dnsprobe::hickory_proto::op::ResponseCode;
+use dnsprobe::hickory_proto::rr::Name;
 use dnsprobe::socket2::Socket;
 use dnsprobe::{
-    AnswerExpectation, InFlightLimit, JsonReport, Preopened, ProbeReport, ProbeSpec, Prober,
-    Transport, TransportMode,
+    AnswerExpectation, Expectation, InFlightLimit, JsonReport, Preopened, ProbeReport, ProbeSpec,
+    Prober, Transport, TransportMode,
 };
 use futures_util::future::join_all;
 use serde::Serialize;
@@ -23,7 +25,9 @@ use serde::Serialize;
 use crate::enumerate::{Namespace, ScanOptions, identity, scan};
 use crate::error::NetnsError;
 use crate::finding::{Finding, FindingCode, transport_findings};
+use crate::nodelocal::{NodeLocalCache, detect_nodelocal, miss_name, nodelocal_findings};
 use crate::resolv::ResolvConf;
+use crate::walk::{CLIENT_LOOKUP_NAME, ClientLookup};
 use crate::{NetSnapshot, check_resolv_conf, diagnose_path};
 
 /// What to sweep and how.
@@ -51,9 +55,14 @@ pub struct SweepConfig {
     /// Attempts per probe (one socket is opened ahead for each).
     pub attempts: u32,
     /// Each pod namespace sends one query, to what the pod itself uses: the first nameserver of
-    /// its own resolv.conf (port 53) when that is a known cluster-DNS address (`targets` or
-    /// `dns_service`), else the first target. The agent's mode; otherwise every target.
+    /// its own resolv.conf (port 53) when that is a known cluster-DNS address (`targets`,
+    /// `dns_service`, or a node-local cache the node binds), else the first target. The agent's
+    /// mode; otherwise every target (and the pod's own nameserver when it is a node-local cache).
     pub own_nameservers: bool,
+    /// How many of the swept pod namespaces (the first ones) also resolve
+    /// [`CLIENT_LOOKUP_NAME`] the way glibc would through their own resolv.conf ([`crate::walk`]):
+    /// about 4 queries each. 0: none.
+    pub client_walks: usize,
 }
 
 impl SweepConfig {
@@ -68,6 +77,7 @@ impl SweepConfig {
             proc_root: PathBuf::from("/proc"),
             attempts: 1,
             own_nameservers: false,
+            client_walks: 0,
         }
     }
 
@@ -105,8 +115,10 @@ pub struct NsReport {
     pub host: bool,
     /// The UDP probes, then any TCP follow-ups.
     pub probes: Vec<ProbeReport>,
-    /// What is wrong, if anything.
+    /// What is wrong, if anything: errors, and warnings (which leave the namespace healthy).
     pub findings: Vec<Finding>,
+    /// The client's path, when this namespace was walked ([`SweepConfig::client_walks`]).
+    pub client: Option<ClientLookup>,
 }
 
 impl NsReport {
@@ -117,12 +129,13 @@ impl NsReport {
             host,
             probes: Vec::new(),
             findings: Vec::new(),
+            client: None,
         }
     }
 
-    /// Every probe passed and there is no finding.
+    /// Every probe passed and there is no finding but warnings.
     pub fn healthy(&self) -> bool {
-        self.findings.is_empty() && self.probes.iter().all(ProbeReport::healthy)
+        !self.findings.iter().any(Finding::is_error) && self.probes.iter().all(ProbeReport::healthy)
     }
 }
 
@@ -134,6 +147,8 @@ impl Serialize for NsReport {
             healthy: bool,
             probes: Vec<JsonReport>,
             findings: &'a [Finding],
+            #[serde(skip_serializing_if = "Option::is_none")]
+            client: Option<&'a ClientLookup>,
         }
         View {
             netns: NamespaceJson {
@@ -143,6 +158,7 @@ impl Serialize for NsReport {
             healthy: self.healthy(),
             probes: self.probes.iter().map(JsonReport::from).collect(),
             findings: &self.findings,
+            client: self.client.as_ref(),
         }
         .serialize(s)
     }
@@ -161,9 +177,9 @@ pub struct NamespaceJson<'a> {
 }
 
 /// `OK`/`FAIL` aside, the line `hc-cli sweep` prints: who, then what was answered or what is
-/// wrong. A target's own probe finding is left out when `udp-blocked` or `dns-unreachable`
-/// already says what it found (JSON keeps both). The alternate form (`{:#}`) puts each finding
-/// on a line of its own, as `\n    - code: message`.
+/// wrong, then any warnings (`warning: CODE: ...`). A target's own probe finding is left out when
+/// `udp-blocked` or `dns-unreachable` already says what it found (JSON keeps both). The alternate
+/// form (`{:#}`) puts each finding on a line of its own, as `\n    - code: message`.
 impl fmt::Display for NsReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.host {
@@ -174,9 +190,14 @@ impl fmt::Display for NsReport {
         if let Some(uid) = &self.ns.pod_uid {
             write!(f, " pod={uid}")?;
         }
+        let warnings: Vec<String> = (self.findings.iter())
+            .filter(|x| !x.is_error())
+            .map(|x| format!("warning: {x}"))
+            .collect();
         if self.healthy() {
             let ok = self.probes.iter().filter(|p| p.healthy()).count();
-            return write!(f, ": {ok} probes answered");
+            write!(f, ": {ok} probes answered")?;
+            return warnings.iter().try_for_each(|w| write!(f, "; {w}"));
         }
         let summarized = |x: &Finding| {
             matches!(x.code, FindingCode::Probe(_))
@@ -188,11 +209,10 @@ impl fmt::Display for NsReport {
                         )
                 })
         };
-        let words: Vec<String> = self
-            .findings
-            .iter()
-            .filter(|x| !summarized(x))
+        let words: Vec<String> = (self.findings.iter())
+            .filter(|x| x.is_error() && !summarized(x))
             .map(ToString::to_string)
+            .chain(warnings)
             .collect();
         if f.alternate() {
             f.write_str(":")?;
@@ -329,11 +349,11 @@ fn task_error(e: &NetnsError) -> NetnsError {
     }
 }
 
-/// One namespace's probes: where (`None`: the caller's own namespace) and of which targets.
-type Entry = (Option<PathBuf>, Vec<SocketAddr>);
+/// One namespace's probes: where (`None`: the caller's own namespace) and what.
+type Entry = (Option<PathBuf>, Vec<ProbeSpec>);
 
-/// Probes each entry's targets over `transport`, all concurrently: sockets opened inside the
-/// namespace, or our own for the caller's namespace. An `Err` per target when the namespace could
+/// Probes each entry's specs over `transport`, all concurrently: sockets opened inside the
+/// namespace, or our own for the caller's namespace. An `Err` per spec when the namespace could
 /// not be entered.
 async fn probe_entries(
     cfg: &SweepConfig,
@@ -342,23 +362,21 @@ async fn probe_entries(
 ) -> Vec<Vec<Result<ProbeReport, String>>> {
     let (paths, targets): (Vec<PathBuf>, Vec<Vec<SocketAddr>>) = entries
         .iter()
-        .filter_map(|(p, t)| p.clone().map(|p| (p, t.clone())))
+        .filter_map(|(p, s)| p.clone().map(|p| (p, s.iter().map(|s| s.target).collect())))
         .unzip();
     let mut opened = open_sockets(paths, targets, transport, cfg.attempts)
         .await
         .into_iter();
     let limit = InFlightLimit::new(dnsprobe::DEFAULT_MAX_IN_FLIGHT);
-    let specs: Vec<ProbeSpec> = entries
-        .iter()
-        .flat_map(|(_, t)| t.iter().map(|t| cfg.spec(*t, transport)))
-        .collect();
+    let specs: Vec<ProbeSpec> = entries.iter().flat_map(|(_, s)| s.clone()).collect();
     let deadline = Prober::new()
         .with_limit(Some(limit.clone()))
         .deadline_for(&specs);
     let until = tokio::time::Instant::now() + deadline;
-    let futures = entries.iter().map(|(path, targets)| {
+    let futures = entries.iter().map(|(path, specs)| {
+        let targets: Vec<SocketAddr> = specs.iter().map(|s| s.target).collect();
         let sockets: Result<NsSockets, String> = match path {
-            None => Ok(sockets_for(targets, transport, cfg.attempts)),
+            None => Ok(sockets_for(&targets, transport, cfg.attempts)),
             Some(_) => opened
                 .next()
                 .unwrap_or_else(|| {
@@ -372,14 +390,13 @@ async fn probe_entries(
         let limit = limit.clone();
         async move {
             let sockets = match sockets {
-                Err(e) => return targets.iter().map(|_| Err(e.clone())).collect(),
+                Err(e) => return specs.iter().map(|_| Err(e.clone())).collect(),
                 Ok(s) => s,
             };
-            join_all(targets.iter().zip(sockets).map(|(t, s)| {
+            join_all(specs.iter().zip(sockets).map(|(spec, s)| {
                 let prober = Prober::with_sockets(Preopened::from_results(transport, s))
                     .with_limit(Some(limit.clone()));
-                let spec = cfg.spec(*t, transport);
-                async move { Ok(prober.probe_transport(&spec, transport, Some(until)).await) }
+                async move { Ok(prober.probe_transport(spec, transport, Some(until)).await) }
             }))
             .await
         }
@@ -390,8 +407,200 @@ async fn probe_entries(
 /// A namespace's resolv.conf as read: its path, and the parsed file or why it could not be read.
 type Conf = (PathBuf, Result<ResolvConf, String>);
 
+/// What a sweep knows before it probes: the configuration, the node-local cache the node binds
+/// (if any), and this sweep's cache-miss name.
+struct Plan<'a> {
+    cfg: &'a SweepConfig,
+    cache: Option<NodeLocalCache>,
+    miss: Name,
+}
+
+impl<'a> Plan<'a> {
+    fn new(cfg: &'a SweepConfig, node: Option<&NetSnapshot>, confs: &[Option<Conf>]) -> Self {
+        let cluster_dns: Vec<IpAddr> = (cfg.targets.iter().map(SocketAddr::ip))
+            .chain(cfg.dns_service.iter().copied())
+            .collect();
+        let named: Vec<IpAddr> = (confs.iter().flatten())
+            .filter_map(|(_, c)| c.as_ref().ok())
+            .flat_map(|c| c.effective_nameservers().iter().copied())
+            .collect();
+        Plan {
+            cfg,
+            cache: node.and_then(|n| detect_nodelocal(n, &cluster_dns, &named)),
+            miss: miss_name(&cfg.probe.name),
+        }
+    }
+
+    fn is_cache(&self, ip: IpAddr) -> bool {
+        self.cache.as_ref().is_some_and(|c| c.answers_on(ip))
+    }
+
+    /// A cluster-DNS address the sweep may query: a target, a `dns_service` address, or the
+    /// node-local cache's. Never an address only a pod's file names.
+    fn known(&self, ip: IpAddr) -> bool {
+        self.cfg.targets.iter().any(|t| t.ip() == ip)
+            || self.cfg.dns_service.contains(&ip)
+            || self.is_cache(ip)
+    }
+
+    /// The addresses a pod's resolv.conf may name: `dns_service` and the cache's.
+    fn expected(&self) -> Vec<IpAddr> {
+        let mut v = self.cfg.dns_service.clone();
+        if let Some(c) = &self.cache {
+            v.extend(
+                c.addresses
+                    .iter()
+                    .filter(|a| !v.contains(a))
+                    .copied()
+                    .collect::<Vec<_>>(),
+            );
+        }
+        v
+    }
+
+    /// CoreDNS behind the cache: the first target the cache does not answer for, a CoreDNS
+    /// pod's address rather than the Service's when there is one.
+    fn behind(&self) -> Option<SocketAddr> {
+        let not_cache = |t: &&SocketAddr| !self.is_cache(t.ip());
+        let mut t = self.cfg.targets.iter().filter(not_cache);
+        (t.clone().find(|t| !self.cfg.dns_service.contains(&t.ip())))
+            .or_else(|| t.next())
+            .copied()
+    }
+
+    fn spec(&self, target: SocketAddr) -> ProbeSpec {
+        self.cfg.spec(target, Transport::Udp)
+    }
+
+    fn miss_spec(&self, target: SocketAddr) -> ProbeSpec {
+        let expect = Expectation::default()
+            .with_rcodes([ResponseCode::NXDomain, ResponseCode::NoError])
+            .with_answer(AnswerExpectation::Any);
+        self.spec(target)
+            .with_name(self.miss.clone())
+            .with_expect(expect)
+    }
+
+    fn is_miss(&self, r: &ProbeReport) -> bool {
+        r.name == self.miss
+    }
+
+    /// What a namespace probes over UDP. In the agent's mode (`own_nameservers`) one address:
+    /// the first nameserver of the pod's own resolv.conf when it is a known cluster-DNS address,
+    /// else the first target. Never an address only the pod's file names: a pod with
+    /// `dnsPolicy: Default` names the node's upstream resolver, which is not cluster DNS (its
+    /// resolv.conf check says so) and not ours to query. Otherwise every target, and the pod's
+    /// own nameserver when it is the node-local cache; the caller's namespace (the node) probes
+    /// the cache's addresses too.
+    fn targets_of(&self, host: bool, conf: Option<&Conf>) -> Vec<SocketAddr> {
+        let cfg = self.cfg;
+        let port = dnsprobe::DEFAULT_PORT;
+        let own = (conf.and_then(|(_, c)| c.as_ref().ok()))
+            .and_then(|c| c.effective_nameservers().first().copied())
+            .filter(|ip| self.known(*ip));
+        if cfg.own_nameservers {
+            return match own {
+                Some(ip) => vec![SocketAddr::new(ip, port)],
+                None => cfg.targets.first().copied().into_iter().collect(),
+            };
+        }
+        let mut t = cfg.targets.clone();
+        let extra: Vec<IpAddr> = match (&self.cache, host) {
+            (Some(c), true) => c.addresses.clone(),
+            _ => own.filter(|ip| self.is_cache(*ip)).into_iter().collect(),
+        };
+        for ip in extra {
+            if !t.iter().any(|x| x.ip() == ip) {
+                t.push(SocketAddr::new(ip, port));
+            }
+        }
+        t
+    }
+
+    /// The UDP probes of every namespace, and this sweep's one cache miss: in addition to the
+    /// caller's own probes when it is swept (`hc-cli sweep`, from the node), else in place of
+    /// the first pod's probe of the cache (the agent, whose budget counts one query a pod).
+    fn entries(&self, reports: &[NsReport], confs: &[Option<Conf>]) -> Vec<Entry> {
+        let mut entries: Vec<Entry> = (reports.iter().zip(confs))
+            .map(|(r, conf)| {
+                let specs = (self.targets_of(r.host, conf.as_ref()).into_iter())
+                    .map(|t| self.spec(t))
+                    .collect();
+                (location(r), specs)
+            })
+            .collect();
+        let Some(cache) = &self.cache else {
+            return entries;
+        };
+        if let Some((i, (_, specs))) = (entries.iter_mut().enumerate())
+            .find(|(_, (_, specs))| specs.iter().any(|s| cache.answers_on(s.target.ip())))
+        {
+            let j =
+                (specs.iter().position(|s| cache.answers_on(s.target.ip()))).unwrap_or_default();
+            let miss = self.miss_spec(specs[j].target);
+            if reports[i].host {
+                specs.push(miss);
+            } else {
+                specs[j] = miss;
+            }
+        }
+        entries
+    }
+
+    /// UDP follow-ups where a probe of the cache failed: CoreDNS behind it, from the same
+    /// namespace, and for a failed miss the probe name (does the cache still answer what it
+    /// holds?). Per namespace index.
+    fn follow_ups(&self, udp: &[Vec<Result<ProbeReport, String>>]) -> Vec<(usize, Vec<ProbeSpec>)> {
+        let behind = self.behind();
+        (udp.iter().enumerate())
+            .filter_map(|(i, results)| {
+                let done: Vec<&ProbeReport> =
+                    results.iter().filter_map(|r| r.as_ref().ok()).collect();
+                let failed: Vec<&&ProbeReport> = (done.iter())
+                    .filter(|r| self.is_cache(r.target.ip()) && !r.healthy())
+                    .collect();
+                let mut specs = Vec::new();
+                let asked = |t: SocketAddr, miss: bool| {
+                    done.iter()
+                        .any(|r| r.target == t && self.is_miss(r) == miss)
+                };
+                if let Some(b) = behind.filter(|b| !failed.is_empty() && !asked(*b, false)) {
+                    specs.push(self.spec(b));
+                }
+                for f in failed.iter().filter(|f| self.is_miss(f)) {
+                    if !asked(f.target, false) {
+                        specs.push(self.spec(f.target));
+                    }
+                }
+                (!specs.is_empty()).then_some((i, specs))
+            })
+            .collect()
+    }
+
+    /// The node-local findings of one namespace from all its UDP probes.
+    fn cache_findings(&self, probes: &[ProbeReport]) -> Vec<Finding> {
+        let Some(cache) = &self.cache else {
+            return Vec::new();
+        };
+        let behind =
+            (self.behind()).and_then(|b| probes.iter().find(|p| p.target == b && !self.is_miss(p)));
+        let mut targets: Vec<SocketAddr> = (probes.iter().map(|p| p.target))
+            .filter(|t| cache.answers_on(t.ip()))
+            .collect();
+        targets.sort();
+        targets.dedup();
+        (targets.into_iter())
+            .flat_map(|t| nodelocal_findings(t, probes, &self.miss, behind))
+            .collect()
+    }
+}
+
+fn location(r: &NsReport) -> Option<PathBuf> {
+    (!r.host).then(|| r.ns.path.clone())
+}
+
 /// Probes, follows up and diagnoses `host` (the caller's namespace, when given) and `pods`, all
-/// at once.
+/// at once; then walks the client's path of the first `client_walks` pods.
 pub async fn check(
     cfg: &SweepConfig,
     host: Option<Namespace>,
@@ -403,60 +612,75 @@ pub async fn check(
         .chain(pods.into_iter().map(|n| NsReport::new(n, false)))
         .collect();
     let confs = resolv_confs(cfg, &reports).await;
-    let location = |r: &NsReport| (!r.host).then(|| r.ns.path.clone());
+    // The node (the caller's namespace): what it binds says whether a node-local cache answers
+    // here; its links are the veth peers of the pods.
+    let node = snapshot(None, vec![]).await.ok();
+    let plan = Plan::new(cfg, node.as_ref(), &confs);
     // 1. UDP from everywhere at once: the configured targets, or what each pod uses.
-    let entries: Vec<Entry> = reports
-        .iter()
-        .zip(&confs)
-        .map(|(r, conf)| (location(r), targets_of(cfg, conf.as_ref())))
-        .collect();
+    let entries = plan.entries(&reports, &confs);
     let udp = probe_entries(cfg, &entries, Transport::Udp).await;
-    // 2. TCP where UDP failed on the path.
-    let follow: Vec<(usize, Vec<SocketAddr>)> = (udp.iter().enumerate())
-        .filter_map(|(i, results)| {
-            let failed: Vec<SocketAddr> = (results.iter().filter_map(|r| r.as_ref().ok()))
-                .filter(|r| !r.path_works())
-                .map(|r| r.target)
+    // 2. TCP where UDP failed on the path (not for the cache miss: its path is the cache's);
+    //    UDP to CoreDNS behind a failing cache.
+    let follow: Vec<(usize, Vec<ProbeSpec>)> = (udp.iter().zip(&entries).enumerate())
+        .filter_map(|(i, (results, (_, specs)))| {
+            let failed: Vec<ProbeSpec> = (results.iter().zip(specs))
+                .filter(|(r, _)| {
+                    r.as_ref()
+                        .is_ok_and(|r| !r.path_works() && !plan.is_miss(r))
+                })
+                .map(|(_, s)| s.clone().with_transport(TransportMode::Tcp))
                 .collect();
             (!failed.is_empty()).then_some((i, failed))
         })
         .collect();
-    let tcp_entries: Vec<Entry> = (follow.iter())
-        .map(|(i, t)| (location(&reports[*i]), t.clone()))
-        .collect();
-    let tcp = probe_entries(cfg, &tcp_entries, Transport::Tcp).await;
-    let mut tcp_by_ns: BTreeMap<usize, Vec<ProbeReport>> = (follow.iter().zip(tcp))
-        .map(|((i, _), results)| (*i, results.into_iter().filter_map(Result::ok).collect()))
-        .collect();
+    let more = plan.follow_ups(&udp);
+    let at = |v: &[(usize, Vec<ProbeSpec>)]| -> Vec<Entry> {
+        v.iter()
+            .map(|(i, s)| (location(&reports[*i]), s.clone()))
+            .collect()
+    };
+    let (tcp, again) = futures_util::future::join(
+        probe_entries(cfg, &at(&follow), Transport::Tcp),
+        probe_entries(cfg, &at(&more), Transport::Udp),
+    )
+    .await;
+    let by_ns = |idx: &[(usize, Vec<ProbeSpec>)],
+                 results: Vec<Vec<Result<ProbeReport, String>>>| {
+        (idx.iter().zip(results))
+            .map(|((i, _), r)| (*i, r.into_iter().filter_map(Result::ok).collect()))
+            .collect::<BTreeMap<usize, Vec<ProbeReport>>>()
+    };
+    let mut tcp_by_ns = by_ns(&follow, tcp);
+    let mut again_by_ns = by_ns(&more, again);
     // 3. Findings.
-    let mut node: Option<Option<NetSnapshot>> = None;
-    for (i, ((report, results), conf)) in reports.iter_mut().zip(udp).zip(confs).enumerate() {
+    let expected = plan.expected();
+    for (i, ((report, results), conf)) in reports.iter_mut().zip(udp).zip(&confs).enumerate() {
         let tcp = tcp_by_ns.remove(&i).unwrap_or_default();
+        let again = again_by_ns.remove(&i).unwrap_or_default();
         if let Some(Err(e)) = results.first() {
             (report.findings).push(Finding::new(FindingCode::NetnsUnavailable, e.clone()));
             continue;
         }
-        let udp: Vec<ProbeReport> = results.into_iter().filter_map(Result::ok).collect();
-        for u in &udp {
+        let mut udp: Vec<ProbeReport> = results.into_iter().filter_map(Result::ok).collect();
+        for u in udp.iter().filter(|u| !plan.is_miss(u)) {
             let t = tcp.iter().find(|t| t.target == u.target);
             report.findings.extend(transport_findings(u, t));
         }
-        if let Some((path, parsed)) = conf.filter(|_| !cfg.dns_service.is_empty()) {
+        udp.extend(again);
+        report.findings.extend(plan.cache_findings(&udp));
+        if let Some((path, parsed)) = conf.as_ref().filter(|_| !cfg.dns_service.is_empty()) {
             let parsed = parsed.as_ref().map_err(String::as_str);
             let path = path.display().to_string();
-            (report.findings).extend(check_resolv_conf(parsed, &path, &cfg.dns_service));
+            (report.findings).extend(check_resolv_conf(parsed, &path, &expected));
         }
-        let failing: Vec<SocketAddr> = (udp.iter().filter(|u| !u.path_works()))
-            .map(|u| u.target)
-            .collect();
+        let mut failing: Vec<SocketAddr> =
+            (udp.iter().filter(|u| !u.path_works() && !plan.is_miss(u)))
+                .map(|u| u.target)
+                .collect();
+        failing.sort();
+        failing.dedup();
         if !failing.is_empty() {
-            if node.is_none() {
-                node = Some(snapshot(None, vec![]).await.ok());
-            }
-            let node_snap = node
-                .as_ref()
-                .and_then(Option::as_ref)
-                .filter(|_| !report.host);
+            let node_snap = node.as_ref().filter(|_| !report.host);
             report
                 .findings
                 .extend(diagnose(location(report), node_snap, &failing).await);
@@ -464,33 +688,50 @@ pub async fn check(
         report.probes = udp;
         report.probes.extend(tcp);
     }
+    // 4. The client's path, as libc walks it.
+    walk_clients(&plan, &mut reports, &confs).await;
     reports
 }
 
-/// What a namespace probes. In the agent's mode (`own_nameservers`) one address: the first
-/// nameserver of the pod's own resolv.conf when it is one of the cluster-DNS addresses known
-/// (`targets`, `dns_service`), else the first target. Never an address only the pod's file
-/// names: a pod with `dnsPolicy: Default` names the node's upstream resolver, which is not
-/// cluster DNS (its resolv.conf check says so) and not ours to query. Otherwise every target.
-fn targets_of(cfg: &SweepConfig, conf: Option<&Conf>) -> Vec<SocketAddr> {
-    if !cfg.own_nameservers {
-        return cfg.targets.clone();
-    }
-    let known =
-        |ip: &IpAddr| cfg.targets.iter().any(|t| t.ip() == *ip) || cfg.dns_service.contains(ip);
-    let own = (conf.and_then(|(_, c)| c.as_ref().ok()))
-        .and_then(|c| c.effective_nameservers().first().copied())
-        .filter(known);
-    match own {
-        Some(ip) => vec![SocketAddr::new(ip, dnsprobe::DEFAULT_PORT)],
-        None => cfg.targets.first().copied().into_iter().collect(),
+/// Walks the client's path of the first `client_walks` pod namespaces whose resolv.conf was
+/// read, all at once, and adds what each lookup says to its report.
+async fn walk_clients(plan: &Plan<'_>, reports: &mut [NsReport], confs: &[Option<Conf>]) {
+    let cfg = plan.cfg;
+    let chosen: Vec<(usize, PathBuf, ResolvConf)> = (reports.iter().zip(confs).enumerate())
+        .filter(|(_, (r, _))| !r.host)
+        .filter_map(|(i, (r, c))| {
+            let conf = c.as_ref()?.1.as_ref().ok()?.clone();
+            Some((i, r.ns.path.clone(), conf))
+        })
+        .take(cfg.client_walks)
+        .collect();
+    let timeout = cfg.probe.timeout;
+    let known = |ip: IpAddr| plan.known(ip);
+    let lookups = join_all(chosen.iter().map(|(_, ns, conf)| {
+        let sender = crate::walk_net::Sender::new(ns.clone(), timeout);
+        crate::walk::walk(conf, CLIENT_LOOKUP_NAME, &known, move |ask| {
+            let s = sender.clone();
+            async move { s.ask(ask).await }
+        })
+    }))
+    .await;
+    for ((i, _, _), lookup) in chosen.iter().zip(lookups) {
+        let path = (confs[*i].as_ref()).map_or_else(String::new, |(p, _)| p.display().to_string());
+        let report = &mut reports[*i];
+        for f in lookup.findings(&path) {
+            if !report.findings.iter().any(|g| g.code == f.code) {
+                report.findings.push(f);
+            }
+        }
+        report.client = Some(lookup);
     }
 }
 
 /// The pod namespaces' resolv.conf files, read off the runtime's threads, when the sweep needs
-/// them (the resolv.conf checks, or the agent's mode); `None` for the caller's own namespace.
+/// them (the resolv.conf checks, the agent's mode, the client's path); `None` for the caller's
+/// own namespace.
 async fn resolv_confs(cfg: &SweepConfig, reports: &[NsReport]) -> Vec<Option<Conf>> {
-    if cfg.dns_service.is_empty() && !cfg.own_nameservers {
+    if cfg.dns_service.is_empty() && !cfg.own_nameservers && cfg.client_walks == 0 {
         return vec![None; reports.len()];
     }
     let at: Vec<Option<ResolvAt>> = (reports.iter())
@@ -589,9 +830,14 @@ async fn snapshot(path: Option<PathBuf>, targets: Vec<IpAddr>) -> Result<NetSnap
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::diagnose::{Address, Link};
 
     fn conf(text: &str) -> Conf {
         (PathBuf::from("resolv.conf"), Ok(ResolvConf::parse(text)))
+    }
+
+    fn targets_of(cfg: &SweepConfig, conf: Option<&Conf>) -> Vec<SocketAddr> {
+        Plan::new(cfg, None, &[]).targets_of(false, conf)
     }
 
     #[test]
@@ -622,5 +868,127 @@ mod tests {
         assert_eq!(targets_of(&cfg, None), [vip]);
         let unreadable: Conf = (PathBuf::from("x"), Err("denied".into()));
         assert_eq!(targets_of(&cfg, Some(&unreadable)), [vip]);
+    }
+
+    /// A node binding 169.254.20.10 on `nodelocaldns`.
+    fn node_with_cache() -> NetSnapshot {
+        NetSnapshot {
+            links: vec![Link {
+                index: 4,
+                name: crate::NODELOCAL_INTERFACE.into(),
+                ..Link::default()
+            }],
+            addresses: vec![Address {
+                index: 4,
+                ip: "169.254.20.10".parse().unwrap(),
+                prefix_len: 32,
+            }],
+            ..NetSnapshot::default()
+        }
+    }
+
+    #[test]
+    fn a_node_local_cache_the_node_binds_is_cluster_dns() {
+        let vip: SocketAddr = "10.96.0.10:53".parse().unwrap();
+        let coredns: SocketAddr = "10.244.0.2:53".parse().unwrap();
+        let cache: SocketAddr = "169.254.20.10:53".parse().unwrap();
+        let mut cfg = SweepConfig::new(vec![vip, coredns]);
+        cfg.dns_service = vec![vip.ip()];
+        cfg.own_nameservers = true;
+        let named = [Some(conf("nameserver 169.254.20.10\n"))];
+        let plan = Plan::new(&cfg, Some(&node_with_cache()), &named);
+        assert_eq!(plan.targets_of(false, named[0].as_ref()), [cache]);
+        assert_eq!(plan.expected(), [vip.ip(), cache.ip()]);
+        assert_eq!(
+            plan.behind(),
+            Some(coredns),
+            "a CoreDNS pod, not the Service"
+        );
+        // Without the node binding it, the same file names an address only the pod knows.
+        let plan = Plan::new(&cfg, Some(&NetSnapshot::default()), &named);
+        assert_eq!(plan.targets_of(false, named[0].as_ref()), [vip]);
+        assert_eq!(plan.expected(), [vip.ip()]);
+        // The sweep command: every target, plus the pod's cache; the node probes the cache too.
+        cfg.own_nameservers = false;
+        let plan = Plan::new(&cfg, Some(&node_with_cache()), &named);
+        assert_eq!(
+            plan.targets_of(false, named[0].as_ref()),
+            [vip, coredns, cache]
+        );
+        assert_eq!(plan.targets_of(true, None), [vip, coredns, cache]);
+    }
+
+    #[test]
+    fn one_cache_miss_per_sweep() {
+        let vip: SocketAddr = "10.96.0.10:53".parse().unwrap();
+        let cache: SocketAddr = "169.254.20.10:53".parse().unwrap();
+        let mut cfg = SweepConfig::new(vec![vip]);
+        cfg.own_nameservers = true;
+        let named = [
+            Some(conf("nameserver 10.96.0.10\n")),
+            Some(conf("nameserver 169.254.20.10\n")),
+            Some(conf("nameserver 169.254.20.10\n")),
+        ];
+        let plan = Plan::new(&cfg, Some(&node_with_cache()), &named);
+        let reports: Vec<NsReport> = (1..=3)
+            .map(|i| {
+                NsReport::new(
+                    Namespace::at((1, i), PathBuf::from(format!("/x/{i}"))),
+                    false,
+                )
+            })
+            .collect();
+        let e = plan.entries(&reports, &named);
+        let names: Vec<Vec<(SocketAddr, bool)>> = (e.iter())
+            .map(|(_, s)| s.iter().map(|s| (s.target, s.name == plan.miss)).collect())
+            .collect();
+        // The agent: the first pod using the cache asks the miss in place of its probe.
+        assert_eq!(
+            names,
+            [
+                vec![(vip, false)],
+                vec![(cache, true)],
+                vec![(cache, false)]
+            ]
+        );
+        // The sweep command: the node asks it, in addition to its probes.
+        cfg.own_nameservers = false;
+        let plan = Plan::new(&cfg, Some(&node_with_cache()), &named);
+        let mut all = vec![NsReport::new(
+            Namespace::at((1, 9), PathBuf::from("/x/9")),
+            true,
+        )];
+        all.extend(reports);
+        let confs: Vec<Option<Conf>> = std::iter::once(None).chain(named).collect();
+        let e = plan.entries(&all, &confs);
+        let misses: Vec<usize> = (e.iter())
+            .map(|(_, s)| s.iter().filter(|s| s.name == plan.miss).count())
+            .collect();
+        assert_eq!(misses, [1, 0, 0, 0]);
+        assert_eq!(e[0].1.len(), 3, "the VIP, the cache, the miss");
+    }
+
+    #[test]
+    fn warnings_leave_a_namespace_healthy() {
+        let mut r = NsReport::new(Namespace::at((1, 1), PathBuf::from("/x")), false);
+        r.findings
+            .push(Finding::new(FindingCode::SearchAmplification, "many"));
+        assert!(r.healthy());
+        assert!(
+            r.to_string()
+                .ends_with(": 0 probes answered; warning: search-amplification: many"),
+            "{r}"
+        );
+        let v = serde_json::to_value(&r).unwrap();
+        assert_eq!(v["healthy"], true);
+        assert_eq!(v["findings"][0]["severity"], "warning");
+        r.findings
+            .push(Finding::new(FindingCode::ResolvConfNameserver, "wrong"));
+        assert!(!r.healthy());
+        assert!(
+            r.to_string()
+                .ends_with(": resolv-conf-nameserver: wrong; warning: search-amplification: many"),
+            "{r}"
+        );
     }
 }

@@ -41,6 +41,7 @@ fn agent_config(args: &RunArgs) -> AgentConfig {
     b.netns_every = args.netns_every;
     b.netns_max_per_round = args.netns_per_round as usize;
     b.api_dns_every = args.kube.api_dns_every;
+    b.client_every = args.client_path_every;
     c
 }
 

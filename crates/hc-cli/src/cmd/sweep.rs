@@ -18,6 +18,7 @@ pub(crate) fn run(args: SweepArgs) -> exit::Result {
     cfg.netns = args.netns;
     cfg.netns_glob = args.select.netns_glob;
     cfg.proc_root = args.select.proc.proc_root;
+    cfg.client_walks = if args.client_path { usize::MAX } else { 0 };
     let reports = crate::block_on(hc_netns::sweep(&cfg))?.map_err(|e| match e {
         // A flag's value is wrong: a --netns name, a --proc-root that is no proc filesystem.
         NetnsError::UnknownName { .. } | NetnsError::ProcRoot { .. } => exit::usage(e),
