@@ -42,6 +42,22 @@ pub enum FindingCode {
     DnsUnreachable,
     /// The namespace could not be entered or inspected (it vanished, or a capability is missing).
     NetnsUnavailable,
+    /// conntrack `insert_failed` grew (in the namespace or the node's) during a check in which
+    /// DNS failed: new UDP flows dropped because their entry could not be inserted (the A/AAAA
+    /// race).
+    ConntrackInsertFailed,
+    /// conntrack `drop` or `early_drop` grew during a check in which DNS failed: the table is
+    /// full.
+    ConntrackTableFull,
+    /// UDP conntrack entries to a DNS Service address still lead to an address that is no longer
+    /// a DNS endpoint (a replaced CoreDNS pod): clients keeping their source port get no answer.
+    ConntrackStaleEndpoint,
+    /// An nftables (or iptables-nft) rule drops or rejects DNS on the failing path: named by
+    /// table, chain, handle and comment, confirmed by its counter when it has one.
+    NftablesDrop,
+    /// A and AAAA sent back to back from one socket (as glibc does): one of the two answers was
+    /// lost while the other came (the conntrack race behind 5 s lookups).
+    ParallelAnswerLost,
     /// A probe failed with this dnsprobe failure kind (`timeout`, `refused`, `rcode`,
     /// `wrong-answer`, ...).
     Probe(&'static str),
@@ -49,7 +65,7 @@ pub enum FindingCode {
 
 impl FindingCode {
     /// Every code this crate emits itself (probe kinds come from the prober).
-    pub const OWN: [FindingCode; 15] = [
+    pub const OWN: [FindingCode; 20] = [
         FindingCode::NoRoute,
         FindingCode::NoDefaultRoute,
         FindingCode::LinkDown,
@@ -65,6 +81,11 @@ impl FindingCode {
         FindingCode::TcpBlocked,
         FindingCode::DnsUnreachable,
         FindingCode::NetnsUnavailable,
+        FindingCode::ConntrackInsertFailed,
+        FindingCode::ConntrackTableFull,
+        FindingCode::ConntrackStaleEndpoint,
+        FindingCode::NftablesDrop,
+        FindingCode::ParallelAnswerLost,
     ];
 
     /// The stable kebab-case name.
@@ -85,6 +106,11 @@ impl FindingCode {
             FindingCode::TcpBlocked => "tcp-blocked",
             FindingCode::DnsUnreachable => "dns-unreachable",
             FindingCode::NetnsUnavailable => "netns-unavailable",
+            FindingCode::ConntrackInsertFailed => "conntrack-insert-failed",
+            FindingCode::ConntrackTableFull => "conntrack-table-full",
+            FindingCode::ConntrackStaleEndpoint => "conntrack-stale-endpoint",
+            FindingCode::NftablesDrop => "nftables-drop",
+            FindingCode::ParallelAnswerLost => "parallel-answer-lost",
             FindingCode::Probe(kind) => kind,
         }
     }

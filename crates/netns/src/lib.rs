@@ -49,13 +49,26 @@
 //! ```
 
 mod cgroup;
+mod conntrack;
 mod diagnose;
 mod finding;
+mod nftables;
 mod resolv;
 
 pub use cgroup::{KubeRef, from_path as cgroup_path_ref, parse_cgroup};
+pub use conntrack::{
+    ConntrackGrowth, ConntrackStats, StaleDestination, StatsParseError, UdpEntry, WATCHED,
+    conntrack_findings, stale_entries, stale_finding,
+};
+#[cfg(target_os = "linux")]
+pub use conntrack::{dump_udp_entries, read_stats};
 pub use diagnose::{Address, Link, Lookup, NetSnapshot, Route, check_resolv_conf, diagnose_path};
 pub use finding::{Finding, FindingCode, transport_findings};
+#[cfg(target_os = "linux")]
+pub use nftables::read_ruleset;
+pub use nftables::{
+    Action, CmpOp, Cond, Culprit, Field, Fit, Flow, NftRule, culprit_finding, culprits,
+};
 pub use resolv::{GLIBC_MAX_NAMESERVERS, GLIBC_MAX_SEARCH, ResolvConf};
 
 #[cfg(target_os = "linux")]
@@ -64,6 +77,8 @@ mod enter;
 mod enumerate;
 #[cfg(target_os = "linux")]
 mod error;
+#[cfg(target_os = "linux")]
+mod nfnl;
 #[cfg(target_os = "linux")]
 mod rotation;
 #[cfg(target_os = "linux")]
