@@ -604,11 +604,12 @@ async fn parallel_receive(
     got: &mut (Option<(Message, Instant)>, bool),
 ) -> Result<(), AttemptError> {
     socket.connect(target).await.map_err(failed)?;
-    for b in bytes {
-        if let Err(e) = socket.send(b).await {
-            return Err(AttemptError::Failed(udp_failure(socket, &e)));
-        }
+    if let Err(e) = socket.send(bytes[0]).await {
+        return Err(AttemptError::Failed(udp_failure(socket, &e)));
     }
+    // A companion the local firewall refuses (EPERM) is a lost one: the query's answer may
+    // still come.
+    let _ = socket.send(bytes[1]).await;
     let mut buf = vec![0u8; UDP_BUFFER + 1];
     let mut last = None;
     while got.0.is_none() || !got.1 {

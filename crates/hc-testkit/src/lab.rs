@@ -194,18 +194,8 @@ impl Lab {
         };
         for i in 0..dns_pods {
             let addr = Ipv4Addr::new(10, 244, 0, 2 + i as u8);
-            let pod = lab.add_pod(&format!("d{i}"), addr);
-            let server = Dnsmasq::start_in(
-                &pod.ns,
-                IpAddr::V4(addr),
-                53,
-                &[(
-                    "kubernetes.default.svc.cluster.local",
-                    IpAddr::V4(LAB_API_IP),
-                )],
-                "cluster.local",
-            );
-            lab.dns.push(LabDnsPod { server, pod });
+            let dns = lab.dns_pod(&format!("d{i}"), addr);
+            lab.dns.push(dns);
         }
         for i in 0..client_pods {
             let addr = Ipv4Addr::new(10, 244, 1 + (i / 250) as u8, 10 + (i % 250) as u8);
@@ -214,6 +204,36 @@ impl Lab {
         }
         lab.install_service();
         lab
+    }
+
+    fn dns_pod(&self, suffix: &str, addr: Ipv4Addr) -> LabDnsPod {
+        let pod = self.add_pod(suffix, addr);
+        let server = Dnsmasq::start_in(
+            &pod.ns,
+            IpAddr::V4(addr),
+            53,
+            &[(
+                "kubernetes.default.svc.cluster.local",
+                IpAddr::V4(LAB_API_IP),
+            )],
+            "cluster.local",
+        );
+        LabDnsPod { server, pod }
+    }
+
+    /// Replaces DNS pod `i` the way a Deployment replaces a pod: the old one (its dnsmasq, its
+    /// namespace and veth) goes, a new one comes up at `10.244.0.100 + i`, and the Service NAT
+    /// is rewritten to the new set of endpoints. Conntrack entries made through the old NAT are
+    /// left as they are (nobody deletes them here). Returns the new address.
+    pub fn replace_dns_pod(&mut self, i: usize) -> Ipv4Addr {
+        let addr = Ipv4Addr::new(10, 244, 0, 100 + i as u8);
+        // The old pod goes first: its namespace name and veth are reused.
+        drop(self.dns.remove(i));
+        let new = self.dns_pod(&format!("d{i}"), addr);
+        self.dns.insert(i, new);
+        nft(&self.node, "delete table ip lab\n");
+        self.install_service();
+        addr
     }
 
     fn add_pod(&self, suffix: &str, addr: Ipv4Addr) -> LabPod {

@@ -205,30 +205,23 @@ pub struct StaleDestination {
 
 impl fmt::Display for StaleDestination {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = self.clients.len();
         let shown: Vec<String> = self.clients.iter().take(3).map(|c| c.to_string()).collect();
-        let more = self.clients.len().saturating_sub(shown.len());
+        let more = match n.saturating_sub(shown.len()) {
+            0 => String::new(),
+            m => format!(" and {m} more"),
+        };
+        let (entries, lead, ports) = if n == 1 {
+            ("entry", "leads", "that source port")
+        } else {
+            ("entries", "lead", "those source ports")
+        };
         write!(
             f,
-            "{} UDP conntrack {} for {} still lead to {}, which is no longer a DNS endpoint: clients reusing {} ({}{}) get no answer",
-            self.clients.len(),
-            if self.clients.len() == 1 {
-                "entry"
-            } else {
-                "entries"
-            },
+            "{n} UDP conntrack {entries} for {} still {lead} to {}, which is no longer a DNS endpoint: clients reusing {ports} ({}{more}) get no answer",
             self.service,
             self.backend,
-            if self.clients.len() == 1 {
-                "that source port"
-            } else {
-                "those source ports"
-            },
             shown.join(", "),
-            if more > 0 {
-                format!(" and {more} more")
-            } else {
-                String::new()
-            },
         )
     }
 }
@@ -459,7 +452,6 @@ mod linux {
 }
 
 #[cfg(target_os = "linux")]
-#[allow(unused_imports)]
 pub(crate) use linux::stats_here;
 
 #[cfg(test)]

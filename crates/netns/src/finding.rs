@@ -4,7 +4,7 @@
 use std::fmt;
 use std::net::SocketAddr;
 
-use dnsprobe::{ProbeReport, TransportVerdict};
+use dnsprobe::{Parallel, ProbeReport, TransportVerdict};
 
 /// The kind of a finding. [`FindingCode::as_str`] is a contract (metric labels, JSON): never
 /// renamed.
@@ -212,6 +212,23 @@ pub fn transport_findings(udp: &ProbeReport, tcp: Option<&ProbeReport>) -> Vec<F
     };
     out.push(Finding::for_target(code, target, message));
     out
+}
+
+/// The `parallel-answer-lost` finding of a probe whose query and companion question (A and
+/// AAAA, [`dnsprobe::ProbeSpec::parallel_a_aaaa`]) went out together and one answer did not come.
+pub fn parallel_finding(r: &ProbeReport) -> Option<Finding> {
+    let Some(Parallel::Lost(t)) = r.parallel else {
+        return None;
+    };
+    Some(Finding::for_target(
+        FindingCode::ParallelAnswerLost,
+        r.target,
+        format!(
+            "A and AAAA sent back to back from one socket to {} (as glibc does): the {} answer was lost while the other came; a glibc client waits its whole timeout (5 s) and asks again (`conntrack -S` for insert_failed; `options single-request-reopen` in resolv.conf, or NodeLocal DNSCache, avoid it)",
+            r.target,
+            dnsprobe::record_type_name(t)
+        ),
+    ))
 }
 
 #[cfg(test)]

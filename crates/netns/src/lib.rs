@@ -63,7 +63,7 @@ pub use conntrack::{
 #[cfg(target_os = "linux")]
 pub use conntrack::{dump_udp_entries, read_stats};
 pub use diagnose::{Address, Link, Lookup, NetSnapshot, Route, check_resolv_conf, diagnose_path};
-pub use finding::{Finding, FindingCode, transport_findings};
+pub use finding::{Finding, FindingCode, parallel_finding, transport_findings};
 #[cfg(target_os = "linux")]
 pub use nftables::read_ruleset;
 pub use nftables::{
@@ -77,6 +77,8 @@ mod enter;
 mod enumerate;
 #[cfg(target_os = "linux")]
 mod error;
+#[cfg(target_os = "linux")]
+mod netfilter;
 #[cfg(target_os = "linux")]
 mod nfnl;
 #[cfg(target_os = "linux")]
@@ -97,4 +99,6 @@ pub use rotation::{KnownNamespace, NamespaceBook, NamespaceSummary};
 #[cfg(target_os = "linux")]
 pub use snapshot::snapshot;
 #[cfg(target_os = "linux")]
-pub use sweep::{NamespaceJson, NsReport, SweepConfig, check, discover, select, sweep};
+pub use sweep::{
+    NamespaceJson, NsReport, SweepConfig, check, discover, select, stale_endpoints, sweep,
+};

@@ -20,9 +20,11 @@ use dnsprobe::{
 use futures_util::future::join_all;
 use serde::Serialize;
 
+use crate::conntrack::{ConntrackGrowth, conntrack_findings};
 use crate::enumerate::{Namespace, ScanOptions, identity, scan};
 use crate::error::NetnsError;
-use crate::finding::{Finding, FindingCode, transport_findings};
+use crate::finding::{Finding, FindingCode, parallel_finding, transport_findings};
+use crate::netfilter::{self, Failing};
 use crate::resolv::ResolvConf;
 use crate::{NetSnapshot, check_resolv_conf, diagnose_path};
 
@@ -54,6 +56,11 @@ pub struct SweepConfig {
     /// its own resolv.conf (port 53) when that is a known cluster-DNS address (`targets` or
     /// `dns_service`), else the first target. The agent's mode; otherwise every target.
     pub own_nameservers: bool,
+    /// The DNS pods' addresses as they are now (the Service's endpoints). With them, UDP
+    /// conntrack entries to a Service address that lead elsewhere are reported
+    /// (`conntrack-stale-endpoint`), and a dropping rule written for a pod's address is matched
+    /// to a failing probe of the Service. Empty: neither.
+    pub endpoints: Vec<IpAddr>,
 }
 
 impl SweepConfig {
@@ -68,6 +75,7 @@ impl SweepConfig {
             proc_root: PathBuf::from("/proc"),
             attempts: 1,
             own_nameservers: false,
+            endpoints: Vec::new(),
         }
     }
 
@@ -107,6 +115,9 @@ pub struct NsReport {
     pub probes: Vec<ProbeReport>,
     /// What is wrong, if anything.
     pub findings: Vec<Finding>,
+    /// How much the namespace's conntrack counters grew during the check, when it has a
+    /// connection tracker.
+    pub conntrack: Option<ConntrackGrowth>,
 }
 
 impl NsReport {
@@ -117,6 +128,7 @@ impl NsReport {
             host,
             probes: Vec::new(),
             findings: Vec::new(),
+            conntrack: None,
         }
     }
 
@@ -134,6 +146,8 @@ impl Serialize for NsReport {
             healthy: bool,
             probes: Vec<JsonReport>,
             findings: &'a [Finding],
+            #[serde(skip_serializing_if = "Option::is_none")]
+            conntrack: Option<&'a ConntrackGrowth>,
         }
         View {
             netns: NamespaceJson {
@@ -143,6 +157,7 @@ impl Serialize for NsReport {
             healthy: self.healthy(),
             probes: self.probes.iter().map(JsonReport::from).collect(),
             findings: &self.findings,
+            conntrack: self.conntrack.as_ref(),
         }
         .serialize(s)
     }
@@ -272,7 +287,7 @@ pub async fn sweep(cfg: &SweepConfig) -> Result<Vec<NsReport>, NetnsError> {
     Ok(check(cfg, Some(host), pods).await)
 }
 
-async fn blocking<T: Send + 'static>(
+pub(crate) async fn blocking<T: Send + 'static>(
     what: &'static str,
     f: impl FnOnce() -> T + Send + 'static,
 ) -> Result<T, NetnsError> {
@@ -325,12 +340,12 @@ fn task_error(e: &NetnsError) -> NetnsError {
 }
 
 /// One namespace's probes: where (`None`: the caller's own namespace) and of which targets.
-type Entry = (Option<PathBuf>, Vec<SocketAddr>);
+pub(crate) type Entry = (Option<PathBuf>, Vec<SocketAddr>);
 
 /// Probes each entry's targets over `transport`, all concurrently: sockets opened inside the
 /// namespace, or our own for the caller's namespace. An `Err` per target when the namespace could
 /// not be entered.
-async fn probe_entries(
+pub(crate) async fn probe_entries(
     cfg: &SweepConfig,
     entries: &[Entry],
     transport: Transport,
@@ -399,6 +414,8 @@ pub async fn check(
         .collect();
     let confs = resolv_confs(cfg, &reports).await;
     let location = |r: &NsReport| (!r.host).then(|| r.ns.path.clone());
+    let (node_ct, ct_before) =
+        netfilter::conntrack_readings(reports.iter().map(location).collect()).await;
     // 1. UDP from everywhere at once: the configured targets, or what each pod uses.
     let entries: Vec<Entry> = reports
         .iter()
@@ -423,6 +440,14 @@ pub async fn check(
     let mut tcp_by_ns: BTreeMap<usize, Vec<ProbeReport>> = (follow.iter().zip(tcp))
         .map(|((i, _), results)| (*i, results.into_iter().filter_map(Result::ok).collect()))
         .collect();
+    let (node_ct_after, ct_after) =
+        netfilter::conntrack_readings(reports.iter().map(location).collect()).await;
+    let growth = |b: &Option<_>, a: &Option<crate::ConntrackStats>| match (b, a) {
+        (Some(b), Some(a)) => Some(a.growth_since(b)),
+        _ => None,
+    };
+    let node_growth = growth(&node_ct, &node_ct_after);
+    let mut failing_paths: Vec<Failing> = Vec::new();
     // 3. Findings.
     let mut node: Option<Option<NetSnapshot>> = None;
     for (i, ((report, results), conf)) in reports.iter_mut().zip(udp).zip(confs).enumerate() {
@@ -435,6 +460,26 @@ pub async fn check(
         for u in &udp {
             let t = tcp.iter().find(|t| t.target == u.target);
             report.findings.extend(transport_findings(u, t));
+            report.findings.extend(parallel_finding(u));
+        }
+        let own_growth = growth(&ct_before[i], &ct_after[i]);
+        let dns_failed = udp
+            .iter()
+            .any(|u| !u.path_works() || u.parallel.is_some_and(dnsprobe::Parallel::one_lost));
+        let node_view = node_growth.as_ref().filter(|_| !report.host);
+        (report.findings).extend(conntrack_findings(
+            own_growth.as_ref(),
+            node_view,
+            dns_failed,
+        ));
+        report.conntrack = own_growth;
+        let pairs: Vec<(Transport, SocketAddr)> = (udp.iter().chain(&tcp))
+            .filter(|p| !p.path_works())
+            .filter(|p| p.failure_kind().is_none_or(|k| k.counts_against_target()))
+            .map(|p| (p.transport, p.target))
+            .collect();
+        if !pairs.is_empty() {
+            failing_paths.push((i, location(report), pairs));
         }
         if let Some((path, parsed)) = conf.filter(|_| !cfg.dns_service.is_empty()) {
             let parsed = parsed.as_ref().map_err(String::as_str);
@@ -459,7 +504,23 @@ pub async fn check(
         report.probes = udp;
         report.probes.extend(tcp);
     }
+    for (i, found) in netfilter::dropping_rules(cfg, failing_paths).await {
+        reports[i].findings.extend(found);
+    }
+    if let Some(host) = reports.iter_mut().find(|r| r.host) {
+        host.findings
+            .extend(netfilter::stale_endpoint_findings(cfg).await);
+    }
     reports
+}
+
+/// UDP conntrack entries of the caller's namespace (the node's) to a DNS Service address that
+/// still lead to an address that is not one of `cfg.endpoints` (a replaced CoreDNS pod), as
+/// `conntrack-stale-endpoint` findings: what [`check`] adds to the caller's own report, for a
+/// caller that sweeps without it (the agent). Nothing without endpoints, or without
+/// CAP_NET_ADMIN to read the table.
+pub async fn stale_endpoints(cfg: &SweepConfig) -> Vec<Finding> {
+    netfilter::stale_endpoint_findings(cfg).await
 }
 
 /// What a namespace probes. In the agent's mode (`own_nameservers`) one address: the first
