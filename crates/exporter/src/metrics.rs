@@ -41,6 +41,9 @@ pub const FAMILIES: &[(&str, &str)] = &[
     ("query_budget", "gauge"),
     ("netns_oldest_check_seconds", "gauge"),
     ("budget_limited", "gauge"),
+    ("conntrack_stat", "counter"),
+    ("parallel_queries", "counter"),
+    ("conntrack_stale_entries", "gauge"),
 ];
 
 /// Every family the controller ([`ControllerMetrics`]) registers, as [`FAMILIES`].
@@ -131,6 +134,18 @@ struct FailureLabels {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct ConntrackLabels {
+    stat: String,
+    source: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct ParallelLabels {
+    target: String,
+    lost: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct CodeLabels {
     code: String,
 }
@@ -180,6 +195,9 @@ pub struct Metrics {
     query_budget: Ratio,
     netns_oldest: Ratio,
     budget_limited: Gauge,
+    conntrack: Family<ConntrackLabels, Counter>,
+    parallel: Family<ParallelLabels, Counter>,
+    conntrack_stale: Gauge,
     finding_codes: Mutex<BTreeSet<String>>,
 }
 
@@ -216,6 +234,9 @@ impl Metrics {
             query_budget: Ratio::default(),
             netns_oldest: Ratio::default(),
             budget_limited: Gauge::default(),
+            conntrack: Family::default(),
+            parallel: Family::default(),
+            conntrack_stale: Gauge::default(),
             finding_codes: Mutex::new(BTreeSet::new()),
         })
     }
@@ -284,6 +305,29 @@ impl Metrics {
             "1 when the last round checked fewer pod namespaces than needed, for the query budget",
             self.budget_limited.clone(),
         );
+        r.register(
+            "conntrack_stat",
+            "Growth of the kernel's conntrack counters (insert_failed, drop, early_drop, clash_resolve, invalid) seen by the agent, in the node's namespace (source host, between rounds) and in pod namespaces (source pod, during their checks)",
+            self.conntrack.clone(),
+        );
+        r.register(
+            "parallel_queries",
+            "A and AAAA questions sent back to back from one socket (the conntrack race check), by target and which answer was lost (none, a, aaaa, both)",
+            self.parallel.clone(),
+        );
+        r.register(
+            "conntrack_stale_entries",
+            "UDP conntrack entries of the node to a DNS Service address that lead to an address no longer a DNS endpoint, at the last check",
+            self.conntrack_stale.clone(),
+        );
+        for stat in hc_netns::WATCHED {
+            for source in [Source::Host, Source::Pod] {
+                let _ = self.conntrack.get_or_create(&ConntrackLabels {
+                    stat: stat.to_owned(),
+                    source: source.as_str().to_owned(),
+                });
+            }
+        }
         self.build_info
             .get_or_create(&VersionLabels {
                 version: version.to_owned(),
@@ -329,7 +373,8 @@ impl Metrics {
         }
     }
 
-    /// Counts one report of `source` (see [`Metrics::observe_query`]).
+    /// Counts one report of `source` (see [`Metrics::observe_query`]), and its parallel
+    /// questions' outcome when it had them.
     pub fn observe_report(&self, r: &dnsprobe::ProbeReport, source: Source) {
         self.observe_query(
             &r.target.to_string(),
@@ -338,6 +383,31 @@ impl Metrics {
             r.result_label(),
             r.rtt,
         );
+        if let Some(p) = r.parallel {
+            self.parallel
+                .get_or_create(&ParallelLabels {
+                    target: r.target.to_string(),
+                    lost: p.lost_label().to_owned(),
+                })
+                .inc();
+        }
+    }
+
+    /// Adds the growth of the conntrack counters seen in `source`'s namespace.
+    pub fn observe_conntrack(&self, source: Source, growth: &hc_netns::ConntrackGrowth) {
+        for (stat, n) in growth.iter() {
+            self.conntrack
+                .get_or_create(&ConntrackLabels {
+                    stat: stat.to_owned(),
+                    source: source.as_str().to_owned(),
+                })
+                .inc_by(n);
+        }
+    }
+
+    /// Sets how many stale UDP conntrack entries to the DNS Service the last check found.
+    pub fn set_conntrack_stale(&self, entries: usize) {
+        self.conntrack_stale.set(entries as i64);
     }
 
     /// Sets `target_up` from a pair's state after thresholds; nothing while it is unknown.

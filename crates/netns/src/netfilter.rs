@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use dnsprobe::Transport;
 
-use crate::conntrack::{ConntrackStats, stale_entries, stale_finding};
+use crate::conntrack::{ConntrackStats, StaleDestination, stale_entries};
 use crate::finding::Finding;
 use crate::nftables::{Fit, Flow, NftRule, culprit_finding, culprits};
 use crate::sweep::{Entry, SweepConfig, blocking, probe_entries};
@@ -147,11 +147,11 @@ pub(crate) async fn dropping_rules(
     out
 }
 
-/// The `conntrack-stale-endpoint` findings of the caller's namespace: UDP entries to a DNS
+/// The stale destinations of the caller's namespace's conntrack table: UDP entries to a DNS
 /// Service address (a target that is not an endpoint, or a `dns_service` address) that lead to
 /// an address that is not one of `cfg.endpoints`. Nothing without endpoints, or when the table
 /// cannot be read.
-pub(crate) async fn stale_endpoint_findings(cfg: &SweepConfig) -> Vec<Finding> {
+pub(crate) async fn stale_destinations(cfg: &SweepConfig) -> Vec<StaleDestination> {
     let eps = endpoints(cfg).to_vec();
     if eps.is_empty() {
         return Vec::new();
@@ -174,10 +174,7 @@ pub(crate) async fn stale_endpoint_findings(cfg: &SweepConfig) -> Vec<Finding> {
     }
     let read = move || crate::conntrack::dump_udp_entries(None, &ports);
     match blocking("reading the conntrack table", read).await {
-        Ok(Ok(entries)) => stale_entries(&entries, &services, &eps)
-            .iter()
-            .map(stale_finding)
-            .collect(),
+        Ok(Ok(entries)) => stale_entries(&entries, &services, &eps),
         _ => Vec::new(),
     }
 }

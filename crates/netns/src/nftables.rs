@@ -451,7 +451,7 @@ mod linux {
     use netlink_packet_core::{DefaultNla, Nla};
     use netlink_packet_netfilter::nftables::{
         Bitwise, Cmp, DataAttribute, ExpressionAttribute, Expressions, Immediate, ListAttribute,
-        Meta, MetaKey, NfTablesMessage, Operator, Payload, Register, RuleAttribute,
+        Lookup, Meta, MetaKey, NfTablesMessage, Operator, Payload, Register, RuleAttribute,
         VerdictAttribute,
     };
     use netlink_packet_netfilter::{
@@ -807,22 +807,20 @@ mod linux {
                     state.action = Some(Action::Drop);
                 }
             }
-            Expressions::Lookup(l) => {
-                if !l.iter().any(|a| {
-                    matches!(
-                        a,
-                        netlink_packet_netfilter::nftables::Lookup::DestinationRegister(_)
-                    )
-                }) {
-                    let set = l.iter().find_map(|a| match a {
-                        netlink_packet_netfilter::nftables::Lookup::Set(s) => Some(s.clone()),
-                        _ => None,
-                    });
-                    r.conds.push(Cond::Unknown(format!(
-                        "lookup in set {}",
-                        set.unwrap_or_default()
-                    )));
-                }
+            // A set lookup (not a map, which loads a register): its elements are not read.
+            Expressions::Lookup(l)
+                if !l
+                    .iter()
+                    .any(|a| matches!(a, Lookup::DestinationRegister(_))) =>
+            {
+                let set = l.iter().find_map(|a| match a {
+                    Lookup::Set(s) => Some(s.clone()),
+                    _ => None,
+                });
+                r.conds.push(Cond::Unknown(format!(
+                    "lookup in set {}",
+                    set.unwrap_or_default()
+                )));
             }
             Expressions::Other {
                 expression_type,

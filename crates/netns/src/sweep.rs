@@ -508,19 +508,20 @@ pub async fn check(
         reports[i].findings.extend(found);
     }
     if let Some(host) = reports.iter_mut().find(|r| r.host) {
+        let stale = netfilter::stale_destinations(cfg).await;
         host.findings
-            .extend(netfilter::stale_endpoint_findings(cfg).await);
+            .extend(stale.iter().map(crate::conntrack::stale_finding));
     }
     reports
 }
 
 /// UDP conntrack entries of the caller's namespace (the node's) to a DNS Service address that
-/// still lead to an address that is not one of `cfg.endpoints` (a replaced CoreDNS pod), as
-/// `conntrack-stale-endpoint` findings: what [`check`] adds to the caller's own report, for a
-/// caller that sweeps without it (the agent). Nothing without endpoints, or without
-/// CAP_NET_ADMIN to read the table.
-pub async fn stale_endpoints(cfg: &SweepConfig) -> Vec<Finding> {
-    netfilter::stale_endpoint_findings(cfg).await
+/// still lead to an address that is not one of `cfg.endpoints` (a replaced CoreDNS pod): what
+/// [`check`] reports on the caller's own namespace (`conntrack-stale-endpoint`,
+/// [`crate::stale_finding`]), for a caller that sweeps without it (the agent). Nothing without
+/// endpoints, or without CAP_NET_ADMIN to read the table.
+pub async fn stale_endpoints(cfg: &SweepConfig) -> Vec<crate::StaleDestination> {
+    netfilter::stale_destinations(cfg).await
 }
 
 /// What a namespace probes. In the agent's mode (`own_nameservers`) one address: the first

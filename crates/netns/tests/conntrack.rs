@@ -30,7 +30,9 @@ fn root_invalid_packets_grow_the_node_counter_read_from_its_namespace() {
     let lab = Lab::new(1, 1);
     let node = lab.node.path();
     let node = Path::new(&node);
-    let before = hc_netns::read_stats(Some(node)).unwrap().expect("the lab node tracks connections");
+    let before = hc_netns::read_stats(Some(node))
+        .unwrap()
+        .expect("the lab node tracks connections");
     lab.pods[0].ns.run(|| bad_checksum_datagrams(3));
     let mut after = before.clone();
     // The datagrams cross a veth and a bridge: give the kernel a moment, bounded.
@@ -46,6 +48,8 @@ fn root_invalid_packets_grow_the_node_counter_read_from_its_namespace() {
     assert_eq!(g.of("insert_failed"), 0);
     // A pod's namespace has statistics of its own, untouched by the node's.
     let pod = lab.pods[0].ns.path();
-    let own = hc_netns::read_stats(Some(Path::new(&pod))).unwrap().unwrap();
+    let own = hc_netns::read_stats(Some(Path::new(&pod)))
+        .unwrap()
+        .unwrap();
     assert_eq!(own.get("invalid"), Some(0), "{own:?}");
 }
