@@ -16,6 +16,10 @@
 //!   [`check_resolv_conf`]): route to the target, default route, interfaces up and addressed, the
 //!   node-side veth peer present, up, and bridged or routed, resolv.conf nameservers and glibc's
 //!   limits. Findings carry stable kebab-case codes ([`FindingCode`]).
+//! - **Netfilter** ([`read_stats`], [`dump_udp_entries`], [`read_ruleset`] over nfnetlink, then
+//!   the pure [`conntrack_findings`], [`stale_entries`], [`culprits`]): conntrack insert
+//!   failures and a full table during a DNS failure, UDP entries still leading to a replaced
+//!   CoreDNS pod, and the nftables (or iptables-nft) rule that drops or rejects a failing path.
 //!
 //! - **Sweep** ([`sweep`], [`check`]): probe the DNS targets from the caller's namespace and
 //!   from every selected pod namespace at once (sockets opened inside each, probes by
