@@ -142,6 +142,8 @@ pub struct Lab {
     /// The node namespace: run the tool under test here.
     pub node: Netns,
     prefix: String,
+    /// DNS pods replaced so far.
+    replaced: usize,
 }
 
 /// Loads an nftables `script` in `ns`; panics with nft's message when it fails.
@@ -191,6 +193,7 @@ impl Lab {
             pods: Vec::new(),
             node,
             prefix,
+            replaced: 0,
         };
         for i in 0..dns_pods {
             let addr = Ipv4Addr::new(10, 244, 0, 2 + i as u8);
@@ -222,14 +225,17 @@ impl Lab {
     }
 
     /// Replaces DNS pod `i` the way a Deployment replaces a pod: the old one (its dnsmasq, its
-    /// namespace and veth) goes, a new one comes up at `10.244.0.100 + i`, and the Service NAT
-    /// is rewritten to the new set of endpoints. Conntrack entries made through the old NAT are
-    /// left as they are (nobody deletes them here). Returns the new address.
+    /// namespace and veth) goes, a new one (`<prefix>-d<i>r<n>`) comes up at a new address
+    /// (`10.244.0.100 + n`, the n-th replacement of this lab), and the Service NAT is rewritten
+    /// to the new set of endpoints. Conntrack entries made through the old NAT are left as they
+    /// are (nobody deletes them here). Returns the new address.
     pub fn replace_dns_pod(&mut self, i: usize) -> Ipv4Addr {
-        let addr = Ipv4Addr::new(10, 244, 0, 100 + i as u8);
-        // The old pod goes first: its namespace name and veth are reused.
+        self.replaced += 1;
+        let n = self.replaced;
+        let addr = Ipv4Addr::new(10, 244, 0, 100 + n as u8);
         drop(self.dns.remove(i));
-        let new = self.dns_pod(&format!("d{i}"), addr);
+        // New names: the kernel removes a deleted namespace's veth in the background.
+        let new = self.dns_pod(&format!("d{i}r{n}"), addr);
         self.dns.insert(i, new);
         nft(&self.node, "delete table ip lab\n");
         self.install_service();
