@@ -19,6 +19,9 @@ use hc_remedy::probing::{self, DEFAULT_EPOCH};
 
 use crate::schedule::{Budget, NamespaceShare};
 
+/// How long the scan of the namespaces may take.
+const SCAN_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Why a round could not be carried out.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -126,8 +129,10 @@ pub struct Agent {
     /// the epoch before.
     sampled: (u64, Vec<String>, Vec<String>),
     metrics: Option<Metrics>,
-    /// Targets whose UDP is down while TCP is up, as last logged.
-    udp_blocked: Vec<SocketAddr>,
+    /// Targets with one transport down while the other is up, as last logged.
+    blocked: Vec<(SocketAddr, TransportVerdict)>,
+    /// Why the last round checked nothing, when it did not.
+    nothing_checked: Option<String>,
     node: String,
     /// The node's conntrack statistics at the last round.
     conntrack: Option<hc_netns::ConntrackStats>,
@@ -163,7 +168,8 @@ impl Agent {
             round: 0,
             sampled: (0, Vec::new(), Vec::new()),
             metrics,
-            udp_blocked: Vec::new(),
+            blocked: Vec::new(),
+            nothing_checked: None,
             node,
             conntrack: None,
             stale: (Vec::new(), Vec::new()),
@@ -375,6 +381,7 @@ impl Agent {
             c.update_node_condition(&self.health, unhealthy).await;
         }
         self.discovered = discovered;
+        self.note_nothing_checked(&host, &namespaces);
         if let Some(m) = &self.metrics {
             m.set_budget(self.cfg.budget.qps, limited);
             m.round_done(started.elapsed());
@@ -435,8 +442,15 @@ impl Agent {
             return Ok((Vec::new(), Vec::new(), false));
         };
         let c = cfg.clone();
-        let (_, present) = tokio::task::spawn_blocking(move || hc_netns::discover(&c))
+        // Off the runtime's thread, and bounded: a proc root on a filesystem that hangs must
+        // not stop the rounds.
+        let scan = tokio::task::spawn_blocking(move || hc_netns::discover(&c));
+        let (_, present) = tokio::time::timeout(SCAN_TIMEOUT, scan)
             .await
+            .map_err(|_| NetnsError::Task {
+                what: "the namespace scan",
+                detail: format!("no result within {}s", SCAN_TIMEOUT.as_secs()),
+            })?
             .map_err(|e| NetnsError::Task {
                 what: "the namespace scan",
                 detail: e.to_string(),
@@ -481,15 +495,26 @@ impl Agent {
                 .iter()
                 .for_each(|e| m.set_target_state(e));
         }
-        // A UDP failure next to a working TCP path is the case the HTTP liveness probe misses:
-        // say it when it starts.
-        let blocked: Vec<SocketAddr> = (self.targets.iter().map(|(s, _)| s.target))
-            .filter(|t| self.health.verdict(*t) == TransportVerdict::UdpBlocked)
+        // One transport failing next to the other working is the case the HTTP liveness probe
+        // misses (UDP), or the one large answers and zone transfers meet (TCP): say it when it
+        // starts.
+        let blocked: Vec<(SocketAddr, TransportVerdict)> = (self.targets.iter())
+            .map(|(s, _)| (s.target, self.health.verdict(s.target)))
+            .filter(|(_, v)| {
+                matches!(
+                    v,
+                    TransportVerdict::UdpBlocked | TransportVerdict::TcpBlocked
+                )
+            })
             .collect();
-        for t in blocked.iter().filter(|t| !self.udp_blocked.contains(t)) {
-            warn!(target = %t, finding = "udp-blocked", "UDP to the target fails while TCP works");
+        for (t, v) in blocked.iter().filter(|b| !self.blocked.contains(b)) {
+            let (works, fails) = match v {
+                TransportVerdict::UdpBlocked => ("TCP", "UDP"),
+                _ => ("UDP", "TCP"),
+            };
+            warn!(target = %t, finding = v.as_str(), "{fails} to the target fails while {works} works");
         }
-        self.udp_blocked = blocked;
+        self.blocked = blocked;
     }
 
     fn record_namespaces(&mut self, present: &[Namespace], swept: &[NsReport]) {
@@ -553,6 +578,37 @@ impl Agent {
         self.stale = (eps, found);
     }
 
+    /// Why the last round checked nothing (no target known, no probe could start), or `None`
+    /// when it checked something. Such a round is not healthy.
+    pub fn nothing_checked(&self) -> Option<&str> {
+        self.nothing_checked.as_deref()
+    }
+
+    /// Sets why this round checked nothing, logging when that starts and ends.
+    fn note_nothing_checked(&mut self, host: &[ProbeReport], namespaces: &[NsReport]) {
+        let not_started = |r: &ProbeReport| {
+            r.failure
+                .as_ref()
+                .is_some_and(|f| !f.kind().counts_against_target())
+        };
+        let checked = host.iter().any(|r| !not_started(r)) || !namespaces.is_empty();
+        let why = (!checked).then(|| {
+            if let Some(f) = host.iter().find_map(|r| r.failure.as_ref()) {
+                format!("no probe could start: {f}")
+            } else if let Some(e) = self.kube_status.as_ref().and_then(|k| k.last_error.as_ref()) {
+                format!("no DNS target known: the Kubernetes API: {e}")
+            } else {
+                "no DNS target known: discovery found no ClusterIP and no endpoint for the DNS Service (check --namespace and --service)".to_owned()
+            }
+        });
+        match (&self.nothing_checked, &why) {
+            (None, Some(w)) => warn!(reason = %w, "this round checked nothing: not healthy"),
+            (Some(_), None) => info!("checking again"),
+            _ => {}
+        }
+        self.nothing_checked = why;
+    }
+
     /// The `/status` document of the last round.
     pub fn status(&self, duration: Duration) -> Status {
         let mut s = Status::new(self.round, duration, &self.health, &self.namespaces);
@@ -561,6 +617,7 @@ impl Agent {
             s.node = c.node().map(str::to_owned);
         }
         s.kubernetes = self.kube_status.clone();
+        s.nothing_checked = self.nothing_checked.clone();
         s
     }
 }

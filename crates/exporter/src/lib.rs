@@ -35,7 +35,9 @@ pub use metrics::{
     ACTIONS, BucketsError, CONTROLLER_FAMILIES, ControllerMetrics, DEFAULT_LATENCY_BUCKETS,
     FAMILIES, Metrics, PREFIX, RESULTS, Source, VERDICT_KINDS, sample_names,
 };
-pub use server::{Admin, AdminServer, HEADER_READ_TIMEOUT, OPENMETRICS, ServeError};
+pub use server::{
+    Admin, AdminServer, HEADER_READ_TIMEOUT, MAX_CONNECTIONS, OPENMETRICS, ServeError,
+};
 pub use status::{
     ErrorStatus, FindingStatus, KubernetesStatus, NamespaceStatus, OnceReport, PlannedAction,
     PodRef, Role, Status, TargetState, TargetStatus, WatchStatus, unix_ms,

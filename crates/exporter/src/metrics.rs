@@ -44,6 +44,7 @@ pub const FAMILIES: &[(&str, &str)] = &[
     ("conntrack_stat", "counter"),
     ("parallel_queries", "counter"),
     ("conntrack_stale_entries", "gauge"),
+    ("probes_not_started", "counter"),
 ];
 
 /// Every family the controller ([`ControllerMetrics`]) registers, as [`FAMILIES`].
@@ -186,6 +187,7 @@ pub struct Metrics {
     latency: HistogramFamily<LatencyLabels>,
     target_up: Family<TargetLabels, Gauge>,
     failures: Family<FailureLabels, Counter>,
+    not_started: Family<LatencyLabels, Counter>,
     rounds: Counter,
     round_duration: Histogram,
     netns_checked: Gauge,
@@ -223,6 +225,7 @@ impl Metrics {
             latency: Family::new_with_constructor(Buckets(latency_buckets.into())),
             target_up: Family::default(),
             failures: Family::default(),
+            not_started: Family::default(),
             rounds: Counter::default(),
             round_duration: Histogram::new([
                 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0,
@@ -263,6 +266,11 @@ impl Metrics {
             "failures",
             "Failed DNS queries by reason (the failure kind)",
             self.failures.clone(),
+        );
+        r.register(
+            "probes_not_started",
+            "Probes that could not start (no socket: out of descriptors or buffers): not queries, not failures of the target",
+            self.not_started.clone(),
         );
         r.register("rounds", "Completed checking rounds", self.rounds.clone());
         r.register(
@@ -345,6 +353,17 @@ impl Metrics {
         result: &str,
         rtt: Option<Duration>,
     ) {
+        if result == dnsprobe::FailureKind::NotProbed.as_str() {
+            // Nothing was sent: not a query, not the target's failure.
+            self.not_started
+                .get_or_create(&LatencyLabels {
+                    target: target.to_owned(),
+                    transport: transport.to_owned(),
+                    source: source.as_str().to_owned(),
+                })
+                .inc();
+            return;
+        }
         self.queries
             .get_or_create(&QueryLabels {
                 target: target.to_owned(),
@@ -601,7 +620,7 @@ impl ControllerMetrics {
         );
         r.register(
             "decisions",
-            "Decisions by verdict (pod, node, service, all, oom), action (the action, or report) and result",
+            "Decisions by verdict (pod, node, service, all, oom; api for a round paused by a stale watch), action (the action, or report) and result",
             self.decisions.clone(),
         );
         r.register(

@@ -1,7 +1,8 @@
 //! The admin HTTP server: `/metrics`, `/healthz`, `/readyz`, `/status`.
 //!
 //! HTTP/1.1 only, GET and HEAD only (405 otherwise), a 2 s header-read timeout so a slow client
-//! cannot hold a connection open, one task per connection on the caller's runtime.
+//! cannot hold a connection open, one task per connection on the caller's runtime, at most
+//! [`MAX_CONNECTIONS`] of them (the oldest closed for a new one) and 8 KiB read buffers.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -45,6 +46,8 @@ pub enum ServeError {
 struct State {
     registry: Registry,
     ready: AtomicBool,
+    /// The last round checked something (always true for documents other than an agent's).
+    checked: AtomicBool,
     shutting_down: AtomicBool,
     /// The last published document, serialized once: `(healthy, body)`.
     status: RwLock<Option<(bool, Bytes)>>,
@@ -64,15 +67,19 @@ impl Admin {
             state: Arc::new(State {
                 registry,
                 ready: AtomicBool::new(false),
+                checked: AtomicBool::new(true),
                 shutting_down: AtomicBool::new(false),
                 status: RwLock::new(None),
             }),
         }
     }
 
-    /// Publishes an agent's last completed round: `/status` serves it, and `/readyz` turns 200.
+    /// Publishes an agent's last completed round: `/status` serves it, and `/readyz` turns 200
+    /// when the round checked something ([`Status::checked_anything`]), 503 otherwise.
     pub fn publish(&self, status: Status) {
+        let checked = status.nothing_checked.is_none() && status.checked_anything();
         self.publish_document(status.healthy(), &status);
+        self.state.checked.store(checked, Ordering::SeqCst);
     }
 
     /// Publishes any status document (the controller's, for one): `/status` serves it with
@@ -136,7 +143,12 @@ impl Admin {
             }
             "/healthz" => text(StatusCode::OK, "ok\n"),
             "/readyz" => {
-                if self.is_ready() {
+                if self.is_ready() && !self.state.checked.load(Ordering::SeqCst) {
+                    text(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "the last round checked nothing: see /status\n",
+                    )
+                } else if self.is_ready() {
                     text(StatusCode::OK, "ready\n")
                 } else if self.state.shutting_down.load(Ordering::SeqCst) {
                     text(StatusCode::SERVICE_UNAVAILABLE, "shutting down\n")
@@ -204,18 +216,41 @@ impl AdminServer {
     }
 
     /// Serves until the future is dropped. Connection errors are logged and do not stop it.
+    ///
+    /// At most [`MAX_CONNECTIONS`] connections are served at once: when a new one arrives and
+    /// all are taken, the oldest is closed. A flood of idle connections (any pod can reach an
+    /// agent listening on the node's address) then costs a bounded amount of memory and file
+    /// descriptors, and a real client (the kubelet's probe, Prometheus) that sends its request
+    /// at once is still answered: it is never the oldest for long. Accept failures (out of
+    /// descriptors) are logged once until accepting works again.
     pub async fn run(self) {
+        let mut open: std::collections::VecDeque<tokio::task::AbortHandle> =
+            std::collections::VecDeque::with_capacity(MAX_CONNECTIONS);
+        let mut failing = false;
         loop {
             let (stream, peer) = match self.listener.accept().await {
                 Ok(c) => c,
                 Err(e) => {
-                    tracing::warn!(error = %e, "admin server: accept failed");
+                    if !failing {
+                        tracing::warn!(error = %e, "admin server: accept failed; retrying (logged once until it works again)");
+                        failing = true;
+                    }
                     tokio::time::sleep(Duration::from_millis(50)).await;
                     continue;
                 }
             };
+            if failing {
+                tracing::info!("admin server: accepting again");
+                failing = false;
+            }
+            open.retain(|h| !h.is_finished());
+            if open.len() >= MAX_CONNECTIONS
+                && let Some(oldest) = open.pop_front()
+            {
+                oldest.abort();
+            }
             let admin = self.admin.clone();
-            tokio::spawn(async move {
+            let task = tokio::spawn(async move {
                 let service = service_fn(move |req| {
                     let r = admin.respond(&req);
                     async move { Ok::<_, Infallible>(r) }
@@ -223,11 +258,20 @@ impl AdminServer {
                 let conn = http1::Builder::new()
                     .timer(TokioTimer::new())
                     .header_read_timeout(HEADER_READ_TIMEOUT)
+                    .max_buf_size(MAX_BUF)
                     .serve_connection(TokioIo::new(stream), service);
                 if let Err(e) = conn.await {
                     tracing::debug!(%peer, error = %e, "admin connection ended");
                 }
             });
+            open.push_back(task.abort_handle());
         }
     }
 }
+
+/// Connections served at once; the oldest is closed to make room for a new one.
+pub const MAX_CONNECTIONS: usize = 64;
+
+/// A connection's read buffer at most (hyper's minimum): requests here are one line and a few
+/// headers.
+const MAX_BUF: usize = 8192;

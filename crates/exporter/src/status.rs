@@ -35,6 +35,9 @@ pub struct Status {
     /// Kubernetes mode only: the API connection.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kubernetes: Option<KubernetesStatus>,
+    /// Why the round checked nothing (no target known, no probe could start), when it did not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nothing_checked: Option<String>,
 }
 
 /// The agent's connection to Kubernetes.
@@ -52,7 +55,7 @@ pub struct KubernetesStatus {
 /// One watch of the Kubernetes API.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WatchStatus {
-    /// What it watches (`kube-dns-service`, `coredns-pods`, ...).
+    /// What it watches (`dns-service`, `coredns-pods`, ...).
     pub name: String,
     /// It has listed once and its last event was not an error.
     pub healthy: bool,
@@ -87,14 +90,25 @@ impl Status {
             targets: targets.entries().iter().map(TargetStatus::from).collect(),
             namespaces: namespaces.known().map(NamespaceStatus::from).collect(),
             kubernetes: None,
+            nothing_checked: None,
         }
+    }
+
+    /// Some target has a state or a result (`not-probed` is none), or some pod namespace was
+    /// checked.
+    pub fn checked_anything(&self) -> bool {
+        (self.targets.iter()).any(|t| {
+            t.state != TargetState::Unknown
+                || t.last_result.as_deref().is_some_and(|r| r != "not-probed")
+        }) || !self.namespaces.is_empty()
     }
 
     /// Something was checked and found up, nothing is down, every namespace is healthy. A
     /// target not known yet (never probed, or probed fewer times than the thresholds ask)
     /// neither makes nor breaks it; a document with nothing up is not healthy.
     pub fn healthy(&self) -> bool {
-        self.targets.iter().any(|t| t.state == TargetState::Up)
+        self.nothing_checked.is_none()
+            && self.targets.iter().any(|t| t.state == TargetState::Up)
             && self.targets.iter().all(|t| t.state != TargetState::Down)
             && self.namespaces.iter().all(|n| n.healthy)
     }

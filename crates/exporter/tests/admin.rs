@@ -66,6 +66,8 @@ async fn endpoints() {
         Some(Duration::from_micros(800)),
     );
     metrics.observe_query("10.96.0.10:53", "tcp", Source::Pod, "timeout", None);
+    // A probe that could not start: its own counter, not a query, not a failure.
+    metrics.observe_query("10.96.0.10:53", "tcp", Source::Host, "not-probed", None);
     metrics.set_target_up("10.96.0.10:53", "udp", true);
     metrics.round_done(Duration::from_millis(3));
     metrics.set_netns(4, 1, &[("veth-peer-down".into(), 1)]);
@@ -86,6 +88,26 @@ async fn endpoints() {
         ..Status::default()
     });
 
+    assert_eq!(get(addr, "GET", "/readyz").await.status, 200);
+    // A round that checked nothing is not ready, and says why on /status.
+    admin.publish(Status {
+        round: 1,
+        nothing_checked: Some("no DNS target known".into()),
+        ..Status::default()
+    });
+    let r = get(addr, "GET", "/readyz").await;
+    assert_eq!(
+        (r.status, r.body.as_str()),
+        (503, "the last round checked nothing: see /status\n")
+    );
+    let r = get(addr, "GET", "/status").await;
+    assert_eq!(r.status, 503);
+    assert!(r.body.contains("no DNS target known"), "{}", r.body);
+    admin.publish(Status {
+        round: 1,
+        targets: vec![target(TargetState::Up)],
+        ..Status::default()
+    });
     assert_eq!(get(addr, "GET", "/readyz").await.status, 200);
     let r = get(addr, "GET", "/status").await;
     assert_eq!(r.status, 200);
@@ -140,6 +162,17 @@ async fn endpoints() {
         value("coredns_healthcheck_failures_total", &[("reason", "ok")]),
         None,
         "ok is not a failure"
+    );
+    assert_eq!(
+        value(
+            "coredns_healthcheck_probes_not_started_total",
+            &[("transport", "tcp"), ("source", "host")]
+        ),
+        Some(1.0)
+    );
+    assert!(
+        !r.body.contains("not-probed"),
+        "a probe that did not start is neither a query nor a failure"
     );
     assert_eq!(
         value("coredns_healthcheck_target_up", &[("transport", "udp")]),

@@ -8,7 +8,7 @@ use std::time::Duration;
 use clap::{Args, Subcommand};
 use dnsprobe::hickory_proto::rr::Name;
 
-use crate::cli::{TargetArg, parse_duration_arg, parse_name_arg, parse_target_arg};
+use crate::cli::{Checked, TargetArg, parse_duration_arg, parse_name_arg, parse_target_arg};
 
 /// `--query-budget`: a positive number of queries per second, at most 10,000.
 fn parse_budget_arg(s: &str) -> Result<f64, String> {
@@ -331,7 +331,7 @@ pub(crate) struct KubeArgs {
     #[arg(long, env = "HC_SERVICE", default_value = "kube-dns")]
     pub(crate) service: String,
     /// The cluster domain: the query is kubernetes.default.svc.<cluster-domain>.
-    #[arg(long, env = "HC_CLUSTER_DOMAIN", default_value = "cluster.local", value_parser = parse_domain_arg)]
+    #[arg(long, env = "HC_CLUSTER_DOMAIN", default_value = "cluster.local", value_parser = Checked("cluster domain", parse_domain_arg))]
     pub(crate) cluster_domain: String,
     /// DNS port for UDP and TCP, replacing the discovered ones. (`--udp-port`, HC_UDP_PORT: old names.)
     #[arg(long, alias = "udp-port", env = "HC_DNS_PORT", value_parser = clap::value_parser!(u16).range(1..))]
@@ -532,7 +532,11 @@ fn parse_factor_arg(s: &str) -> Result<f64, String> {
 /// A DNS domain (`cluster.local`): the query name must stay valid with it.
 fn parse_domain_arg(s: &str) -> Result<String, String> {
     let d = s.trim().trim_end_matches('.');
-    dnsprobe::parse_name(&format!("kubernetes.default.svc.{d}"))
-        .map(|_| d.to_owned())
-        .map_err(|e| format!("not a DNS domain: {e}"))
+    match dnsprobe::parse_name(&format!("kubernetes.default.svc.{d}")) {
+        Ok(_) => Ok(d.to_owned()),
+        Err(dnsprobe::SpecError::InvalidName { reason, .. }) => {
+            Err(format!("not a DNS domain: {reason}"))
+        }
+        Err(e) => Err(format!("not a DNS domain: {e}")),
+    }
 }

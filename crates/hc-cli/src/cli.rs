@@ -208,6 +208,28 @@ impl clap::builder::TypedValueParser for NameArg {
     }
 }
 
+/// A value parser made of a function, its error stated as [`NameArg`]'s: the value once, quoted
+/// and cut short. `Checked(what, parse)`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Checked<T>(
+    pub(crate) &'static str,
+    pub(crate) fn(&str) -> Result<T, String>,
+);
+
+impl<T: Clone + Send + Sync + 'static> clap::builder::TypedValueParser for Checked<T> {
+    type Value = T;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<T, clap::Error> {
+        let text = value.to_string_lossy();
+        (self.1)(&text).map_err(|why| value_error(cmd, arg, self.0, &text, &why))
+    }
+}
+
 /// `invalid WHAT "VALUE" for '--flag <V>': why`, the value quoted with escapes and cut short
 /// when long, so that it is stated once and what is invisible shows.
 fn value_error(

@@ -20,15 +20,20 @@ use std::process::ExitCode;
 
 use clap::Parser as _;
 
-/// The runtime every command runs on: one thread, with the I/O and time drivers. Probes are
-/// I/O-bound, and start-up cost matters for a CLI that monitoring runs over and over.
-fn runtime() -> exit::Result<tokio::runtime::Runtime> {
+/// Runs `f` to completion on the runtime every command uses: one thread, with the I/O and time
+/// drivers (probes are I/O-bound, and start-up cost matters for a CLI that monitoring runs over
+/// and over). Work left on the blocking pool (a hung exec plugin, a read that never returns) is
+/// abandoned at the end, not waited for: the process exits.
+fn block_on<F: std::future::Future>(f: F) -> exit::Result<F::Output> {
     use exit::Context;
-    tokio::runtime::Builder::new_current_thread()
+    let rt = tokio::runtime::Builder::new_current_thread()
         .enable_io()
         .enable_time()
         .build()
-        .runtime()
+        .runtime()?;
+    let out = rt.block_on(f);
+    rt.shutdown_timeout(std::time::Duration::from_millis(200));
+    Ok(out)
 }
 
 fn main() -> ExitCode {

@@ -7,20 +7,32 @@ use crate::cli::LogFormat;
 /// Logs on stderr: text (coloured on a terminal) or one JSON object per line; warnings only when
 /// `quiet`.
 pub(crate) fn init_logging(format: LogFormat, quiet: bool) {
-    let level = if quiet {
-        tracing::Level::WARN
-    } else {
-        tracing::Level::INFO
-    };
     use std::io::IsTerminal;
-    let builder = tracing_subscriber::fmt()
+    use tracing_subscriber::filter::{LevelFilter, Targets};
+    use tracing_subscriber::prelude::*;
+    let level = if quiet {
+        LevelFilter::WARN
+    } else {
+        LevelFilter::INFO
+    };
+    // The Kubernetes client logs every failed retry of a watch, without context (hundreds of
+    // lines a minute during an API outage); the watches' own health says it once, with the
+    // cause (hc_remedy). So its events are left out.
+    let filter = Targets::new()
+        .with_default(level)
+        .with_target("kube_client", LevelFilter::OFF)
+        .with_target("kube_runtime", LevelFilter::OFF);
+    let layer = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_ansi(crate::output::colour(std::io::stderr().is_terminal()))
-        .with_target(false)
-        .with_max_level(level);
+        .with_target(false);
     let _ = match format {
-        LogFormat::Text => builder.try_init(),
-        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+        LogFormat::Text => tracing_subscriber::registry()
+            .with(layer.with_filter(filter))
+            .try_init(),
+        LogFormat::Json => tracing_subscriber::registry()
+            .with(layer.json().flatten_event(true).with_filter(filter))
+            .try_init(),
     };
 }
 

@@ -55,6 +55,29 @@ fn careless_input_is_refused_with_exit_2_and_says_why() {
             vec!["probe", "--ip", "fe80::1%nosuchif0"],
             vec!["no interface named \"nosuchif0\""],
         ),
+        // A cluster domain that makes no valid name is refused, not replaced by cluster.local.
+        (
+            vec![
+                "run",
+                "--once",
+                "--target",
+                "127.0.0.1",
+                "--cluster-domain",
+                "a..b",
+            ],
+            vec!["--cluster-domain", "two dots in a row"],
+        ),
+        (
+            vec![
+                "run",
+                "--once",
+                "--target",
+                "127.0.0.1",
+                "--cluster-domain",
+                &long,
+            ],
+            vec!["--cluster-domain", "not a DNS domain"],
+        ),
         // The root is `.`, never an empty string.
         (
             vec!["probe", "--ip", "127.0.0.1", "--name", ""],

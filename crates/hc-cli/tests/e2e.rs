@@ -21,15 +21,13 @@ fn discovers_coredns_in_a_real_cluster() {
             &k,
             "--once",
             "--json",
-            "--remediation",
-            "off",
             "--timeout",
             "2s",
         ])
         .output()
         .unwrap();
     // 0 or 1: from outside the cluster the pod IPs may be unreachable; 2 would be a usage or
-    // configuration error.
+    // configuration error, 3 a round that checked nothing (no target discovered).
     assert!(
         matches!(o.status.code(), Some(0 | 1)),
         "{}",

@@ -1,5 +1,6 @@
 //! `hc-cli run` in Kubernetes mode: the real binary talks to a stateful fake API server through
-//! a generated kubeconfig, probes the lab's DNS pods it discovered, and remediates. Root only;
+//! a generated kubeconfig, probes the lab's DNS pods it discovered, and reports what it saw
+//! (read-only: remediation is the controller's, controller_lab.rs). Root only;
 //! everything runs inside the lab's node namespace.
 #![cfg(target_os = "linux")]
 #![allow(clippy::unwrap_used)]
@@ -254,11 +255,29 @@ fn root_api_down_probing_goes_on_within_the_shipped_rbac() {
             .unwrap()
             > q0
     });
+    // The outage lasts: the client retries its watches all along.
+    std::thread::sleep(std::time::Duration::from_secs(10));
     c.api.set_down(false);
     a.wait_for("reachable again", |a| {
         status(a)["kubernetes"]["api_reachable"] == true
     });
     let _ = std::fs::remove_file(sa);
+    // The outage is said once when it starts and once when it ends, with the cause; the
+    // client's own retries are not logged.
+    let log = a.finish();
+    let lines: Vec<&str> = log.lines().collect();
+    let count = |s: &str| lines.iter().filter(|l| l.contains(s)).count();
+    assert_eq!(count("Kubernetes API unreachable"), 1, "{log}");
+    assert_eq!(count("Kubernetes API reachable again"), 1, "{log}");
+    eprintln!(
+        "{} log lines for the whole test, one outage of 10 s",
+        lines.len()
+    );
+    assert!(
+        lines.len() <= 12,
+        "{} lines for one outage: {log}",
+        lines.len()
+    );
     // Nothing the shipped Role does not grant, before, during or after the outage.
     let denied: Vec<_> = c
         .api
@@ -496,4 +515,78 @@ fn no_target_and_no_cluster_says_what_to_give() {
     assert_eq!(o.status.code(), Some(2));
     let e = String::from_utf8_lossy(&o.stderr);
     assert!(e.contains("--target") && e.contains("--kubeconfig"), "{e}");
+}
+
+#[test]
+fn a_kubeconfig_exec_plugin_that_hangs_does_not_block_start_up() {
+    // The API server's address is never contacted: the plugin never answers.
+    let path = std::env::temp_dir().join(format!("{}.kubeconfig", hc_testkit::unique_name("hcx")));
+    std::fs::write(
+        &path,
+        r#"apiVersion: v1
+kind: Config
+clusters:
+- name: c
+  cluster: {server: "https://127.0.0.1:1", insecure-skip-tls-verify: true}
+users:
+- name: u
+  user:
+    exec:
+      apiVersion: client.authentication.k8s.io/v1beta1
+      command: sleep
+      args: ["600"]
+      interactiveMode: Never
+contexts:
+- name: x
+  context: {cluster: c, user: u}
+current-context: x
+"#,
+    )
+    .unwrap();
+    let started = std::time::Instant::now();
+    let o = std::process::Command::new(BIN)
+        .args(["run", "--once", "--kubeconfig"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_file(&path);
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{e}");
+    assert!(
+        e.contains("exec plugin") && e.contains("no answer within"),
+        "{e}"
+    );
+    // A bound against a hang, not a speed claim: the plugin would take 600 s.
+    assert!(started.elapsed() < std::time::Duration::from_secs(120));
+}
+
+#[test]
+fn root_nothing_known_is_not_healthy() {
+    let c = Cluster::new("170Mi");
+    c.api.set_down(true);
+    // --once: exit 3, saying why.
+    let o = c.once(&[]);
+    Agent::assert_exit(&o, 3);
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        e.contains("nothing was checked") && e.contains("Kubernetes API"),
+        "{e}"
+    );
+    assert!(o.stdout.is_empty());
+    // The agent: /status and /readyz 503, with the reason, until the API answers.
+    let a = c.agent(&[]);
+    a.wait_for("the reason in /status", |a| {
+        status(a)["nothing_checked"]
+            .as_str()
+            .is_some_and(|w| w.contains("no DNS target known"))
+    });
+    assert_eq!(a.get("/status").unwrap().status, 503);
+    assert_eq!(a.get("/readyz").unwrap().status, 503);
+    assert_eq!(status(&a)["healthy"], false);
+    c.api.set_down(false);
+    a.wait_for("healthy once the targets are known", |a| {
+        status(a)["healthy"] == true
+    });
+    assert_eq!(a.get("/readyz").unwrap().status, 200);
+    assert!(status(&a)["nothing_checked"].is_null());
 }

@@ -430,6 +430,22 @@ fn root_udp_dropped_flips_target_up_then_recovers() {
     agent.wait_for("status 200 again", |a| {
         a.get("/status").is_some_and(|r| r.status == 200)
     });
+
+    // The other way round: TCP dropped at the second pod, UDP working.
+    hc_testkit::nft(
+        &lab.dns[1].pod.ns,
+        "table inet tcpfault {\n  chain input {\n    type filter hook input priority 0; policy accept;\n    tcp dport 53 drop\n  }\n}\n",
+    );
+    agent.wait_for("dns1 tcp down", |a| up(a, &dns1, "tcp") == Some(0.0));
+    assert_eq!(up(&agent, &dns1, "udp"), Some(1.0));
+    let log = agent.finish();
+    let said = |finding: &str| {
+        log.lines()
+            .filter(|l| l.contains(&format!("\"finding\":\"{finding}\"")))
+            .count()
+    };
+    assert_eq!(said("udp-blocked"), 1, "said once: {log}");
+    assert_eq!(said("tcp-blocked"), 1, "said once: {log}");
 }
 
 #[test]
@@ -507,4 +523,95 @@ fn root_sweep_rotates_through_pod_namespaces() {
         ),
         Some(0.0)
     );
+}
+
+/// Open descriptors of process `pid`.
+fn fds(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .count()
+}
+
+#[test]
+fn probes_that_cannot_start_are_not_failures_of_the_target() {
+    let dns = Dnsmasq::start(loopback(), &[(NAME, ip("10.96.0.1"))], "cluster.local");
+    let t = dns.addr().to_string();
+    let args = [
+        "--target",
+        &t,
+        "--expect",
+        "10.96.0.1",
+        "--interval",
+        "100ms",
+    ];
+    // How many descriptors the agent holds between rounds (with the connection of the request
+    // that just asked it): as a limit, a round's UDP and TCP probes cannot both have a socket.
+    let idle = {
+        let a = Agent::start(None, &args);
+        a.wait_rounds(3);
+        fds(a.pid())
+    };
+    let limit = format!("--nofile={0}:{0}", idle);
+    let admin = std::net::SocketAddr::new(ip("127.0.0.1"), hc_testkit::free_port(ip("127.0.0.1")));
+    let mut child = Command::new("prlimit")
+        .args([limit.as_str(), BIN, "run"])
+        .args(args)
+        .args(["--metrics-addr", &admin.to_string(), "--log-format", "json"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("prlimit (util-linux)");
+    let metrics = || {
+        hc_testkit::http(admin, "GET", "/metrics")
+            .map(|r| r.body)
+            .unwrap_or_default()
+    };
+    let not_started = |body: &str| -> f64 {
+        ["udp", "tcp"]
+            .iter()
+            .filter_map(|tr| {
+                hc_testkit::metric_value(
+                    body,
+                    "coredns_healthcheck_probes_not_started_total",
+                    &[("target", t.as_str()), ("transport", tr)],
+                )
+            })
+            .sum()
+    };
+    let until = Instant::now() + Duration::from_secs(30);
+    let body = loop {
+        let b = metrics();
+        if not_started(&b) >= 5.0 {
+            break b;
+        }
+        assert!(Instant::now() < until, "no probe failed to start: {b}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    // Not a failure of the target: never down, no failure counted for it.
+    for tr in ["udp", "tcp"] {
+        assert_ne!(
+            hc_testkit::metric_value(
+                &body,
+                "coredns_healthcheck_target_up",
+                &[("target", t.as_str()), ("transport", tr)]
+            ),
+            Some(0.0),
+            "{body}"
+        );
+    }
+    assert!(!body.contains("reason=\"not-probed\""), "{body}");
+    let status: Value =
+        serde_json::from_str(&hc_testkit::http(admin, "GET", "/status").unwrap().body).unwrap();
+    assert!(
+        status["targets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|x| x["state"] != "down"),
+        "{status}"
+    );
+    child.kill().unwrap();
+    let out = child.wait_with_output().unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(!log.contains("DNS target down"), "{log}");
 }

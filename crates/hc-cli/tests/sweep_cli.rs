@@ -353,3 +353,153 @@ fn root_bad_usage_exits_2() {
     let o = run_in_node(&lab, &["sweep".into(), "--netns-glob".into(), "x".into()]);
     assert_eq!(o.status.code(), Some(2), "no target");
 }
+
+/// A proc root whose processes live in the lab's pod namespaces, each pod's files chosen by the
+/// test: `/proc/PID/{ns/net, comm, cgroup, root}`.
+struct FakeProc {
+    dir: tempfile::TempDir,
+}
+
+impl FakeProc {
+    fn new() -> FakeProc {
+        FakeProc {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    /// Process `pid` in the namespace named `ns`; its container root's `etc/resolv.conf` made by
+    /// `resolv`, its comm and cgroup by `comm` and `cgroup`.
+    fn process(
+        &self,
+        pid: u32,
+        ns: &str,
+        resolv: impl FnOnce(&std::path::Path),
+        comm: impl FnOnce(&std::path::Path),
+        cgroup: impl FnOnce(&std::path::Path),
+    ) {
+        let p = self.dir.path().join(pid.to_string());
+        std::fs::create_dir_all(p.join("ns")).unwrap();
+        std::os::unix::fs::symlink(format!("/run/netns/{ns}"), p.join("ns/net")).unwrap();
+        let root = self.dir.path().join("roots").join(pid.to_string());
+        std::fs::create_dir_all(root.join("etc")).unwrap();
+        std::os::unix::fs::symlink(&root, p.join("root")).unwrap();
+        resolv(&root.join("etc/resolv.conf"));
+        comm(&p.join("comm"));
+        cgroup(&p.join("cgroup"));
+    }
+}
+
+fn fifo(p: &std::path::Path) {
+    nix::unistd::mkfifo(p, nix::sys::stat::Mode::from_bits_truncate(0o644)).unwrap();
+}
+
+fn text(t: &'static str) -> impl FnOnce(&std::path::Path) {
+    move |p| std::fs::write(p, t).unwrap()
+}
+
+fn link(to: &'static str) -> impl FnOnce(&std::path::Path) {
+    move |p| std::os::unix::fs::symlink(to, p).unwrap()
+}
+
+#[test]
+fn root_hostile_pod_files_neither_freeze_nor_bloat_the_sweep() {
+    let lab = Lab::new(1, 5);
+    let fake = FakeProc::new();
+    let ok = "nameserver 10.96.0.10\n";
+    let names: Vec<String> = lab.pods.iter().map(|p| p.ns.name().to_owned()).collect();
+    for p in &lab.pods {
+        p.remove_resolv_conf();
+    }
+    // A FIFO (and a FIFO for comm): a plain open would block forever.
+    fake.process(1001, &names[0], fifo, fifo, text("0::/\n"));
+    // /dev/zero as a device node in the container (and the node's for cgroup): a plain read
+    // would never end.
+    let zero = |p: &std::path::Path| {
+        use nix::sys::stat::{Mode, SFlag, makedev, mknod};
+        mknod(
+            p,
+            SFlag::S_IFCHR,
+            Mode::from_bits_truncate(0o666),
+            makedev(1, 5),
+        )
+        .unwrap();
+    };
+    fake.process(1002, &names[1], zero, text("sh\n"), link("/dev/zero"));
+    // 10 MiB.
+    let huge = |p: &std::path::Path| std::fs::write(p, vec![b'#'; 10 << 20]).unwrap();
+    fake.process(1003, &names[2], huge, text("sh\n"), text("0::/\n"));
+    // An absolute symlink, to a file the node has and the container does not: resolved in the
+    // container's root, it is not found (the node's file is never read).
+    fake.process(
+        1004,
+        &names[3],
+        link("/etc/hostname"),
+        text("sh\n"),
+        text("0::/\n"),
+    );
+    // A good one.
+    fake.process(1005, &names[4], text(ok), text("sh\n"), text("0::/\n"));
+
+    let mut cmd = lab.node.command("/usr/bin/time");
+    cmd.args([
+        "-f",
+        "peak-rss-kib %M",
+        env!("CARGO_BIN_EXE_hc-cli"),
+        "sweep",
+    ])
+    .args(["--target", "10.96.0.10", "--dns-service", "10.96.0.10"])
+    .args(["--expect", "10.96.0.1", "--timeout", "400ms", "--json"])
+    .args(["--netns-glob", &lab.client_glob()])
+    .arg("--proc-root")
+    .arg(fake.dir.path())
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::piped());
+    let mut child = cmd
+        .spawn()
+        .expect("GNU time (/usr/bin/time) measures the peak RSS: apt-get install time");
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > until {
+            let _ = child.kill();
+            panic!("the sweep froze on a pod's files");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let o = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    let peak: u64 = err
+        .lines()
+        .find_map(|l| l.strip_prefix("peak-rss-kib "))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(
+        peak < 64 * 1024,
+        "peak RSS {peak} KiB: a file was read whole"
+    );
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let by_name = |n: &str| -> String {
+        let ns = v
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["netns"]["name"] == n)
+            .unwrap_or_else(|| panic!("{n} not swept: {v}"));
+        ns.to_string()
+    };
+    for (i, why) in ["a FIFO", "a device", "larger than 64 KiB", "No such file"]
+        .iter()
+        .enumerate()
+    {
+        let ns = by_name(&names[i]);
+        assert!(
+            ns.contains("resolv-conf-missing") && ns.contains(why),
+            "{ns}"
+        );
+    }
+    let good = by_name(&names[4]);
+    assert!(!good.contains("resolv-conf"), "{good}");
+    eprintln!("peak RSS of the sweep: {peak} KiB");
+}

@@ -102,6 +102,11 @@ impl LabPod {
         let mut f = std::fs::File::create(self.resolv_dir.join("resolv.conf")).unwrap();
         f.write_all(text.as_bytes()).unwrap();
     }
+
+    /// Removes `/etc/netns/<ns>/resolv.conf`: the pod's processes then read their own root's.
+    pub fn remove_resolv_conf(&self) {
+        let _ = std::fs::remove_file(self.resolv_dir.join("resolv.conf"));
+    }
 }
 
 impl Drop for LabPod {

@@ -9,10 +9,13 @@
 //! - [`HostileServer`]: replies written byte by byte for what no encoder produces: compression
 //!   loops, other owners, other questions, endless TCP streams, oversize datagrams, records a
 //!   strict decoder refuses, CNAME-only answers.
+//! - [`MemoryCgroup`]: a memory cgroup with a limit, as a pod gets, OOM kills counted.
 //! - [`unique_name`] and [`free_port`]: per-run names and ports.
 #![allow(clippy::unwrap_used, unreachable_pub)]
 
 mod background;
+#[cfg(target_os = "linux")]
+mod cgroup;
 mod cluster;
 #[cfg(target_os = "linux")]
 mod cluster_lab;
@@ -27,6 +30,8 @@ mod netns;
 mod rbac;
 mod scripted;
 
+#[cfg(target_os = "linux")]
+pub use cgroup::MemoryCgroup;
 #[cfg(target_os = "linux")]
 pub use cluster::install_cluster;
 pub use cluster::{

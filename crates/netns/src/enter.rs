@@ -6,7 +6,6 @@
 //! lets the thread end. What the work creates — sockets, netlink connections — keeps the
 //! namespace it was created in and can be used from any thread afterwards.
 
-use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use nix::sched::{CloneFlags, setns};
@@ -14,10 +13,17 @@ use nix::sched::{CloneFlags, setns};
 use crate::error::NetnsError;
 
 fn enter(path: &Path) -> Result<(), NetnsError> {
-    let file = File::open(path).map_err(|source| NetnsError::Open {
-        path: path.to_owned(),
-        source,
-    })?;
+    use std::os::unix::fs::OpenOptionsExt;
+    // Non-blocking: a `--netns` path that is a FIFO must not hang the open; setns refuses
+    // anything that is not a namespace.
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags((nix::fcntl::OFlag::O_NONBLOCK | nix::fcntl::OFlag::O_NOCTTY).bits())
+        .open(path)
+        .map_err(|source| NetnsError::Open {
+            path: path.to_owned(),
+            source,
+        })?;
     setns(&file, CloneFlags::CLONE_NEWNET).map_err(|errno| NetnsError::Enter {
         path: path.to_owned(),
         source: std::io::Error::from(errno),

@@ -134,8 +134,23 @@ impl std::fmt::Display for NamespaceTable<'_> {
 pub struct Scan {
     /// Namespaces found, processes' first (by PID), then named-only ones (by name).
     pub namespaces: Vec<Namespace>,
-    /// Processes whose namespace could not be read for lack of permission (CAP_SYS_PTRACE).
+    /// Processes whose namespace could not be read for lack of permission (CAP_SYS_PTRACE, or
+    /// out of reach: [`Scan::denied_note`] says which).
     pub denied: usize,
+}
+
+impl Scan {
+    /// A warning to print when some processes could not be inspected, naming the capability to
+    /// grant only when it is the cause; `None` when all were.
+    pub fn denied_note(&self) -> Option<String> {
+        (self.denied > 0).then(|| {
+            format!(
+                "{} processes could not be inspected{}",
+                self.denied,
+                crate::error::denied_hint()
+            )
+        })
+    }
 }
 
 /// Scans the proc root and the netns directories. Processes that vanish mid-scan are skipped;
@@ -190,10 +205,10 @@ pub fn scan(opts: &ScanOptions) -> Result<Scan, NetnsError> {
     for ns in &mut out.namespaces {
         let Some(pid) = ns.pid else { continue };
         let dir = opts.proc_root.join(pid.to_string());
-        ns.process = fs::read_to_string(dir.join("comm"))
+        ns.process = crate::files::read_small(&dir.join("comm"))
             .ok()
             .map(|s| s.trim_end().to_owned());
-        if let Ok(cg) = fs::read_to_string(dir.join("cgroup")) {
+        if let Ok(cg) = crate::files::read_small(&dir.join("cgroup")) {
             let k = parse_cgroup(&cg);
             ns.pod_uid = k.pod_uid;
             ns.container_id = k.container_id;

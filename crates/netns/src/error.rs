@@ -68,9 +68,7 @@ pub enum NetnsError {
 
 fn open_hint(e: &io::Error) -> &'static str {
     match e.kind() {
-        io::ErrorKind::PermissionDenied => {
-            " (opening another process's namespace needs CAP_SYS_PTRACE, or run as that user)"
-        }
+        io::ErrorKind::PermissionDenied => denied_hint(),
         io::ErrorKind::NotFound => " (the process exited or the namespace was removed)",
         _ => "",
     }
@@ -78,8 +76,61 @@ fn open_hint(e: &io::Error) -> &'static str {
 
 fn enter_hint(e: &io::Error) -> &'static str {
     match e.raw_os_error() {
+        Some(1) if has_capability(CAP_SYS_ADMIN) => {
+            " (the namespace belongs to another user namespace, where this process has no rights)"
+        }
         Some(1) => " (entering a network namespace needs CAP_SYS_ADMIN)",
         Some(22) => " (not a network namespace file)",
         _ => "",
+    }
+}
+
+const CAP_SYS_ADMIN: u32 = 21;
+const CAP_SYS_PTRACE: u32 = 19;
+
+/// Whether this process has capability `cap` in its effective set (`CapEff` of
+/// `/proc/self/status`).
+fn has_capability(cap: u32) -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            let hex = s.lines().find_map(|l| l.strip_prefix("CapEff:"))?;
+            u64::from_str_radix(hex.trim(), 16).ok()
+        })
+        .is_some_and(|eff| eff & (1 << cap) != 0)
+}
+
+/// Why opening another process's `/proc/PID/ns/net` was refused: the capability to grant when
+/// it is missing; when it is there, the other process is out of reach (another user namespace,
+/// a security module), and granting it again would not help.
+pub(crate) fn denied_hint() -> &'static str {
+    if has_capability(CAP_SYS_PTRACE) {
+        " (this process has CAP_SYS_PTRACE: the other process is in another user namespace or protected by a security module)"
+    } else {
+        " (opening another process's namespace needs CAP_SYS_PTRACE, or run as that user)"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refusal_blames_the_capability_only_when_it_is_missing() {
+        let e = NetnsError::Open {
+            path: "/proc/1/ns/net".into(),
+            source: io::Error::from_raw_os_error(13),
+        }
+        .to_string();
+        // The OS error once, then the hint that fits this process.
+        assert_eq!(e.matches("Permission denied").count(), 1, "{e}");
+        if has_capability(CAP_SYS_PTRACE) {
+            assert!(
+                e.contains("another user namespace") && !e.contains("needs CAP_SYS_PTRACE"),
+                "{e}"
+            );
+        } else {
+            assert!(e.contains("needs CAP_SYS_PTRACE"), "{e}");
+        }
     }
 }

@@ -82,6 +82,8 @@ mod enumerate;
 #[cfg(target_os = "linux")]
 mod error;
 #[cfg(target_os = "linux")]
+mod files;
+#[cfg(target_os = "linux")]
 mod netfilter;
 #[cfg(target_os = "linux")]
 mod nfnl;
@@ -98,6 +100,8 @@ pub use enter::{run_in, run_in_each};
 pub use enumerate::{Namespace, NamespaceTable, Scan, ScanOptions, identity, scan};
 #[cfg(target_os = "linux")]
 pub use error::NetnsError;
+#[cfg(target_os = "linux")]
+pub use files::{MAX_FILE, read_in_root, read_small};
 #[cfg(target_os = "linux")]
 pub use rotation::{KnownNamespace, NamespaceBook, NamespaceSummary};
 #[cfg(target_os = "linux")]

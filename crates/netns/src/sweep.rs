@@ -550,23 +550,29 @@ async fn resolv_confs(cfg: &SweepConfig, reports: &[NsReport]) -> Vec<Option<Con
     if cfg.dns_service.is_empty() && !cfg.own_nameservers {
         return vec![None; reports.len()];
     }
-    let paths: Vec<Option<PathBuf>> = (reports.iter())
-        .map(|r| (!r.host).then(|| resolv_conf_path(&r.ns, &cfg.proc_root)))
+    let at: Vec<Option<ResolvAt>> = (reports.iter())
+        .map(|r| (!r.host).then(|| ResolvAt::of(&r.ns, &cfg.proc_root)))
         .collect();
-    let n = paths.len();
+    let n = at.len();
     let read = move || {
-        (paths.into_iter())
-            .map(|p| {
-                p.map(|p| {
-                    let text = std::fs::read_to_string(&p).map_err(|e| e.to_string());
+        (at.into_iter())
+            .map(|a| {
+                a.map(|a| {
+                    let (p, text) = a.read();
                     (p, text.map(|t| ResolvConf::parse(&t)))
                 })
             })
             .collect::<Vec<_>>()
     };
-    blocking("reading resolv.conf files", read)
-        .await
-        .unwrap_or_else(|_| vec![None; n])
+    match tokio::time::timeout(
+        RESOLV_READ_TIMEOUT,
+        blocking("reading resolv.conf files", read),
+    )
+    .await
+    {
+        Ok(Ok(confs)) => confs,
+        _ => vec![None; n],
+    }
 }
 
 /// Why `failing` targets cannot be reached from the namespace at `at` (the caller's own when
@@ -583,21 +589,52 @@ async fn diagnose(
     }
 }
 
-/// The resolv.conf a namespace's processes read: a named namespace's `/etc/netns/NAME/` file
-/// when it exists (what `ip netns exec` mounts), else the file in its process's own mount
-/// namespace.
-fn resolv_conf_path(ns: &Namespace, proc_root: &Path) -> PathBuf {
-    if let Some(name) = &ns.name {
-        let p = PathBuf::from("/etc/netns").join(name).join("resolv.conf");
-        if p.exists() || ns.pid.is_none() {
-            return p;
+/// Where a namespace's processes find their resolv.conf: a named namespace's
+/// `/etc/netns/NAME/resolv.conf` when it exists (what `ip netns exec` mounts), else
+/// `etc/resolv.conf` inside its process's root (`/proc/PID/root`), resolved as the container
+/// resolves it.
+enum ResolvAt {
+    /// A file of the agent's own filesystem.
+    Own(PathBuf),
+    /// A path inside a container's root.
+    InRoot(PathBuf),
+}
+
+impl ResolvAt {
+    fn of(ns: &Namespace, proc_root: &Path) -> ResolvAt {
+        if let Some(name) = &ns.name {
+            let p = PathBuf::from("/etc/netns").join(name).join("resolv.conf");
+            if p.exists() || ns.pid.is_none() {
+                return ResolvAt::Own(p);
+            }
+        }
+        match ns.pid {
+            Some(pid) => ResolvAt::InRoot(proc_root.join(pid.to_string()).join("root")),
+            None => ResolvAt::Own(PathBuf::from("/etc/resolv.conf")),
         }
     }
-    match ns.pid {
-        Some(pid) => proc_root.join(pid.to_string()).join("root/etc/resolv.conf"),
-        None => PathBuf::from("/etc/resolv.conf"),
+
+    /// The path to show, and the file read within [`crate::MAX_FILE`] bytes (a FIFO, a device or
+    /// a huge file is refused at once).
+    fn read(self) -> (PathBuf, Result<String, String>) {
+        let etc = Path::new("etc/resolv.conf");
+        let (shown, text) = match self {
+            ResolvAt::Own(p) => {
+                let t = crate::files::read_small(&p);
+                (p, t)
+            }
+            ResolvAt::InRoot(root) => {
+                let t = crate::files::read_in_root(&root, etc);
+                (root.join(etc), t)
+            }
+        };
+        (shown, text.map_err(|e| e.to_string()))
     }
 }
+
+/// How long reading every swept namespace's resolv.conf may take (a file on a filesystem that
+/// hangs); past it, the round goes on without them.
+const RESOLV_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 async fn snapshot(path: Option<PathBuf>, targets: Vec<IpAddr>) -> Result<NetSnapshot, NetnsError> {
     blocking("a network snapshot", move || {

@@ -63,11 +63,31 @@ pub async fn connect(source: &ClusterSource) -> Result<Client, RemedyError> {
     // acts on ("retry later", next round), and a round must not block on backoff. Watches have
     // their own backoff.
     config.default_retry = false;
-    Client::try_from(config).map_err(|e| RemedyError::Config {
-        source_name: name,
-        detail: e.to_string(),
-    })
+    // Building the client runs a kubeconfig's exec credential plugin, synchronously: off the
+    // runtime's threads, and bounded, so that a plugin that hangs (a login prompt nobody sees)
+    // cannot block start-up forever.
+    let built = tokio::task::spawn_blocking(move || Client::try_from(config));
+    match tokio::time::timeout(EXEC_TIMEOUT, built).await {
+        Ok(Ok(client)) => client.map_err(|e| RemedyError::Config {
+            source_name: name,
+            detail: e.to_string(),
+        }),
+        Ok(Err(e)) => Err(RemedyError::Config {
+            source_name: name,
+            detail: format!("building the client failed: {e}"),
+        }),
+        Err(_) => Err(RemedyError::Config {
+            source_name: name,
+            detail: format!(
+                "its credentials (an exec plugin?) gave no answer within {}s: run the plugin by hand to see what it waits for",
+                EXEC_TIMEOUT.as_secs()
+            ),
+        }),
+    }
 }
+
+/// How long building the client may take: the time a kubeconfig's exec plugin has to answer.
+pub const EXEC_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
 
 /// `GET /api/v1/namespaces/NS/services/SERVICE/proxy/PATH` through the API server's service
 /// proxy (`service` is `name:port`): how a person outside the cluster reads the controller.

@@ -74,7 +74,8 @@ pub use agents::{
 };
 pub use classify::{Quorum, Verdict, classify};
 pub use client::{
-    ClusterSource, ControllerAt, cluster_source, connect, controller_status, service_proxy_get,
+    ClusterSource, ControllerAt, EXEC_TIMEOUT, cluster_source, connect, controller_status,
+    service_proxy_get,
 };
 pub use controller::{Controller, ControllerConfig, deployment_info};
 pub use discovery::{

@@ -307,8 +307,19 @@ impl History {
         {
             self.done.remove(i);
         }
-        if let Action::RaiseMemory { oom, .. } = action {
+        if let Action::RaiseMemory {
+            deployment,
+            to,
+            oom,
+            ..
+        } = action
+        {
             self.oom_answered.retain(|k| k != oom);
+            // The limit was never set: remembering it would read the unchanged limit as our
+            // patch reverted, and no raise would come again.
+            if self.memory_set.as_ref() == Some(&(deployment.clone(), *to)) {
+                self.memory_set = None;
+            }
         }
     }
 
@@ -917,6 +928,25 @@ mod tests {
         assert_eq!(back, h);
         h.forget(&a);
         assert!(h.done.is_empty());
+    }
+
+    #[test]
+    fn a_raise_that_failed_is_forgotten_whole() {
+        let raise = Action::RaiseMemory {
+            deployment: "coredns".into(),
+            container: "coredns".into(),
+            from: 170 * MI,
+            to: 340 * MI,
+            request_to: None,
+            oom: "uid-a/1".into(),
+            reason: "OOM".into(),
+        };
+        let mut h = History::default();
+        h.record(&raise, now());
+        assert_eq!(h.memory_set, Some(("coredns".into(), 340 * MI)));
+        h.forget(&raise);
+        assert_eq!(h.memory_set, None, "the limit was never set");
+        assert!(h.oom_answered.is_empty() && h.done.is_empty());
     }
 
     #[test]

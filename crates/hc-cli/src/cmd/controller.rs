@@ -47,7 +47,7 @@ fn config(args: &ControllerArgs) -> ControllerConfig {
 
 pub(crate) fn run(args: ControllerArgs) -> exit::Result {
     crate::service::init_logging(args.log_format, false);
-    crate::runtime()?.block_on(serve(args))
+    crate::block_on(serve(args))?
 }
 
 async fn serve(args: ControllerArgs) -> exit::Result {

@@ -36,8 +36,6 @@ pub(crate) fn run(args: DemoArgs) -> exit::Result {
             Line::Plain(s) => writeln!(out, "{s}"),
         };
     };
-    crate::runtime()?
-        .block_on(hc_demo::tour(&opts, &say))
-        .map_err(exit::runtime)?;
+    crate::block_on(hc_demo::tour(&opts, &say))?.map_err(exit::runtime)?;
     Ok(exit::HEALTHY)
 }

@@ -13,11 +13,8 @@ pub(crate) fn run(args: NetnsListArgs) -> exit::Result {
     };
     // A --proc-root that is not a readable proc filesystem is a usage error.
     let scan = hc_netns::scan(&opts).usage()?;
-    if scan.denied > 0 {
-        eprintln!(
-            "warning: {} processes could not be inspected (reading other users' /proc/PID/ns/net needs CAP_SYS_PTRACE)",
-            scan.denied
-        );
+    if let Some(note) = scan.denied_note() {
+        eprintln!("warning: {note}");
     }
     let me = hc_netns::identity("/proc/self/ns/net".as_ref()).ok();
     let mut out = Out::new();

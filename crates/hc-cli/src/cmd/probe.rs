@@ -53,7 +53,7 @@ pub(crate) fn run(args: ProbeArgs) -> exit::Result {
     let prober = Prober::new();
     // Long enough for every probe to finish: the overall deadline only guards against a bug.
     let deadline = prober.deadline_for(&specs);
-    let reports: Vec<ProbeReport> = crate::runtime()?.block_on(prober.probe_many(&specs, deadline));
+    let reports: Vec<ProbeReport> = crate::block_on(prober.probe_many(&specs, deadline))?;
     let mut out = Out::new();
     if args.json {
         out.json(&reports.iter().map(JsonReport::from).collect::<Vec<_>>())?;

@@ -54,13 +54,13 @@ pub(crate) fn run(args: RunArgs) -> exit::Result {
     let metrics = Metrics::new(&buckets)
         .map_err(|e| anyhow!("--latency-buckets: {e}"))
         .usage()?;
-    crate::runtime()?.block_on(async move {
+    crate::block_on(async move {
         let cluster = start_cluster(&args).await?;
         if args.once {
             return once(&args, cluster).await;
         }
         serve(&args, metrics, cluster).await
-    })
+    })?
 }
 
 async fn start_cluster(args: &RunArgs) -> exit::Result<Option<AgentCluster>> {
@@ -148,6 +148,9 @@ async fn once(args: &RunArgs, cluster: Option<AgentCluster>) -> exit::Result {
         AgentError::ProbePod(hc_remedy::ProbePodError::Forbidden { .. }) => exit::usage(e),
         e => exit::runtime(e),
     })?;
+    if let Some(why) = agent.nothing_checked() {
+        return Err(exit::runtime(anyhow!("nothing was checked: {why}")));
+    }
     let healthy = report.healthy();
     let via = hc_remedy::Via::from(args.kube.via);
     let note = via.caveat();

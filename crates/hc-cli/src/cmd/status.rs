@@ -19,9 +19,7 @@ pub(crate) fn run(args: StatusArgs) -> exit::Result {
             ControllerAt::Service(source, args.api.namespace, args.controller_service)
         }
     };
-    let body = crate::runtime()?
-        .block_on(hc_remedy::controller_status(&at))
-        .runtime()?;
+    let body = crate::block_on(hc_remedy::controller_status(&at))?.runtime()?;
     let status: ControllerStatus = serde_json::from_slice(&body)
         .map_err(|e| anyhow!("the answer is not the controller's /status: {e}"))
         .runtime()?;

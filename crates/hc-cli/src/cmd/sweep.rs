@@ -23,13 +23,11 @@ pub(crate) fn run(args: SweepArgs) -> exit::Result {
     cfg.netns = args.netns;
     cfg.netns_glob = args.select.netns_glob;
     cfg.proc_root = args.select.proc.proc_root;
-    let reports = crate::runtime()?
-        .block_on(hc_netns::sweep(&cfg))
-        .map_err(|e| match e {
-            // A flag's value is wrong: a --netns name, a --proc-root that is no proc filesystem.
-            NetnsError::UnknownName { .. } | NetnsError::ProcRoot { .. } => exit::usage(e),
-            e => exit::runtime(e),
-        })?;
+    let reports = crate::block_on(hc_netns::sweep(&cfg))?.map_err(|e| match e {
+        // A flag's value is wrong: a --netns name, a --proc-root that is no proc filesystem.
+        NetnsError::UnknownName { .. } | NetnsError::ProcRoot { .. } => exit::usage(e),
+        e => exit::runtime(e),
+    })?;
     let mut out = Out::new();
     if args.json {
         out.json(&reports)?;

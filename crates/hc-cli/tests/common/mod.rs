@@ -118,6 +118,16 @@ impl Agent {
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
+
+    /// Stops the agent and returns everything it logged.
+    pub fn finish(mut self) -> String {
+        let _ = self.child.kill();
+        let mut log = String::new();
+        if let Some(mut e) = self.child.stderr.take() {
+            let _ = std::io::Read::read_to_string(&mut e, &mut log);
+        }
+        log
+    }
 }
 
 impl Drop for Agent {
