@@ -308,10 +308,12 @@ mod linux {
     /// process's main thread, not a thread that entered another namespace).
     const STATS: &str = "/proc/thread-self/net/stat/nf_conntrack";
 
-    /// The most of a /proc file read: the statistics of 1,024 CPUs fit.
+    /// The most of the statistics file read: one row of about 155 bytes per possible CPU, so
+    /// some 1,600 CPUs fit (`crate::read_small`'s 64 KiB would stop at about 400).
     const PROC_LIMIT: u64 = 256 * 1024;
 
-    /// Reads a small /proc file, at most [`PROC_LIMIT`] bytes.
+    /// Reads the statistics file, at most [`PROC_LIMIT`] bytes (a longer one fails to parse:
+    /// its last row is cut).
     pub(crate) fn read_proc_file(path: &Path) -> std::io::Result<String> {
         let mut text = String::new();
         std::fs::File::open(path)?
