@@ -18,6 +18,7 @@ set -euo pipefail
 #   buildah     the image build and its test, without a Docker engine
 #   groff       renders the man page in its test (groff-base)
 #   openssl     s_server: the lab's API server endpoint for the agents' TLS handshakes
+#   iptables-nft  iptables-nft rules injected in the lab (iptables)
 #   ldd, CA certificates   the image's root filesystem (libc-bin, ca-certificates)
 declare -A pkg_for=(
   [dnsmasq]=dnsmasq-base
@@ -31,6 +32,7 @@ declare -A pkg_for=(
   [buildah]=buildah
   [groff]=groff-base
   [openssl]=openssl
+  [iptables-nft]=iptables
   [ldd]=libc-bin
   [/etc/ssl/certs/ca-certificates.crt]=ca-certificates
 )

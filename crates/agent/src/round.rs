@@ -96,6 +96,14 @@ enum Kind {
     Pod(String),
 }
 
+/// The CoreDNS pods' addresses among `targets`.
+fn endpoints(targets: &[(ProbeSpec, Kind)]) -> Vec<std::net::IpAddr> {
+    (targets.iter())
+        .filter(|(_, k)| matches!(k, Kind::Pod(_)))
+        .map(|(s, _)| s.target.ip())
+        .collect()
+}
+
 /// The agent: what it probes, and what it remembers between rounds.
 ///
 /// ```no_run
@@ -134,6 +142,10 @@ pub struct Agent {
     /// When a pod's client path was last walked, and the queries the last walk sent past its
     /// charge (paid in the next round).
     walked: (Option<Instant>, f64),
+    /// The node's conntrack statistics at the last round.
+    conntrack: Option<hc_netns::ConntrackStats>,
+    /// The CoreDNS pod addresses of the last stale-entry check, and what it found.
+    stale: (Vec<std::net::IpAddr>, Vec<String>),
 }
 
 impl std::fmt::Debug for Agent {
@@ -175,6 +187,8 @@ impl Agent {
             nothing_checked: None,
             node,
             walked: (None, 0.0),
+            conntrack: None,
+            stale: (Vec::new(), Vec::new()),
         };
         agent.refresh(None);
         agent
@@ -230,6 +244,7 @@ impl Agent {
             t.dedup();
             cfg.targets = t;
             cfg.probe = template;
+            cfg.endpoints = endpoints(&targets);
         }
         self.targets = targets;
     }
@@ -270,11 +285,18 @@ impl Agent {
         } else {
             TransportMode::Udp
         };
+        // The race check rides on the first Service address's UDP probe (docs/performance.md).
+        let mut parallel = b.parallel_this_round(round);
+        let mut race = |s: ProbeSpec| {
+            let on = parallel && s.transport == TransportMode::Udp;
+            parallel &= !on;
+            s.with_parallel_a_aaaa(on)
+        };
         (self.targets.iter())
             .filter_map(|(s, k)| match k {
                 Kind::Static => Some(s.clone()),
-                Kind::Service if s.transport == TransportMode::Both => Some(one(s, service)),
-                Kind::Service => Some(s.clone()),
+                Kind::Service if s.transport == TransportMode::Both => Some(race(one(s, service))),
+                Kind::Service => Some(race(s.clone())),
                 Kind::Pod(uid) if sample.contains(uid) => {
                     Some(if s.transport == TransportMode::Tcp {
                         s.clone()
@@ -366,7 +388,7 @@ impl Agent {
         };
         // The namespaces get what the node's own view left of the round's budget.
         let used: u32 = (host.iter().chain(&api_dns))
-            .map(|r| r.attempts.max(1))
+            .map(|r| r.attempts.max(1) * if r.parallel.is_some() { 2 } else { 1 })
             .sum();
         let (present, namespaces, limited) = self
             .sweep_share(all_namespaces, f64::from(used))
@@ -377,6 +399,7 @@ impl Agent {
             });
         self.record_host(&host);
         self.record_namespaces(&present, &namespaces);
+        self.conntrack().await;
         if let Some(c) = &mut self.cluster {
             self.kube_status = Some(c.status().await);
             let unhealthy = self.namespaces.summary().unhealthy;
@@ -592,6 +615,11 @@ impl Agent {
                 m.observe_client_lookup(c);
             }
         }
+        for g in swept.iter().filter_map(|r| r.conntrack.as_ref()) {
+            if let Some(m) = &self.metrics {
+                m.observe_conntrack(Source::Pod, g);
+            }
+        }
         for r in self.namespaces.record(self.round, present, swept) {
             let pod_uid = r.ns.pod_uid.as_deref().unwrap_or("-");
             if r.healthy() {
@@ -604,6 +632,42 @@ impl Agent {
         if let Some(m) = &self.metrics {
             m.set_netns_summary(&self.namespaces.summary());
         }
+    }
+
+    /// The node's conntrack counters since the last round (`conntrack_stat_total{source="host"}`),
+    /// and, every 8th round or when the CoreDNS pods changed, its UDP entries to the Service
+    /// that lead to a gone pod (`conntrack_stale_entries`, logged when they change). Needs
+    /// CAP_NET_ADMIN for the entries; without it the gauge stays 0.
+    async fn conntrack(&mut self) {
+        let now = tokio::task::spawn_blocking(|| hc_netns::read_stats(None).ok().flatten())
+            .await
+            .ok()
+            .flatten();
+        if let (Some(m), Some(before), Some(now)) = (&self.metrics, &self.conntrack, &now) {
+            m.observe_conntrack(Source::Host, &now.growth_since(before));
+        }
+        if now.is_some() {
+            self.conntrack = now;
+        }
+        let eps = endpoints(&self.targets);
+        if eps.is_empty() || (self.round % 8 != 1 && eps == self.stale.0) {
+            return;
+        }
+        let services: Vec<SocketAddr> = (self.targets.iter())
+            .filter(|(_, k)| *k == Kind::Service)
+            .map(|(s, _)| s.target)
+            .collect();
+        let mut cfg = SweepConfig::new(services);
+        cfg.endpoints = eps.clone();
+        let stale = hc_netns::stale_endpoints(&cfg).await;
+        if let Some(m) = &self.metrics {
+            m.set_conntrack_stale(stale.iter().map(|s| s.clients.len()).sum());
+        }
+        let found: Vec<String> = stale.iter().map(ToString::to_string).collect();
+        for f in found.iter().filter(|f| !self.stale.1.contains(f)) {
+            warn!(finding = "conntrack-stale-endpoint", "{f}");
+        }
+        self.stale = (eps, found);
     }
 
     /// Why the last round checked nothing (no target known, no probe could start), or `None`

@@ -8,13 +8,15 @@
 //! place of UDP, 3 observers per pod per epoch of a minute, the API server through cluster DNS
 //! every 5 minutes, one pod's client path every 5 minutes, every namespace every 2 minutes):
 //!
-//! q/s = min(1, S / I + min(ceil(3 P / N), P) / 60 + 1 / 300 + 4 / 300 + M / 120)
+//! q/s = min(1, S / I + 1 / (8 I) + min(ceil(3 P / N), P) / 60 + 1 / 300 + 4 / 300 + M / 120)
 //!
 //! with S Service addresses, I the interval, P CoreDNS pods, N nodes, M pod namespaces on the
-//! node. For one Service address and 3 P <= N that is 0.0667 + 0.0167 + 0.0033 + 0.0133 + M/120
-//! = 0.1 + M/120: 1 query/s at most for M <= 108. The kubelet's default maximum of 110 pods per
-//! node counts the hostNetwork pods too (kube-proxy, the CNI's agent, this agent), which have no
-//! namespace of their own: a full node has about 107 pod namespaces.
+//! node; 1 / (8 I) is the AAAA companion of the first Service address's UDP probe every 8th
+//! round (the conntrack race check, [`Budget::parallel_every`]). For one Service address and
+//! 3 P <= N that is 0.0667 + 0.0083 + 0.0167 + 0.0033 + 0.0133 + M/120 = 0.1083 + M/120: 1
+//! query/s at most for M <= 107. The kubelet's default maximum of 110 pods per node counts the
+//! hostNetwork pods too (kube-proxy, the CNI's agent, this agent), which have no namespace of
+//! their own: a full node has about 107 pod namespaces, each checked every 2 minutes.
 //!
 //! The client path ([`CLIENT_WALK_QUERIES`] a walk, `hc_netns`'s client walk) is the only
 //! measure of what a glibc client waits, so it is taken regularly, but for one pod at a time:
@@ -52,6 +54,10 @@ pub struct Budget {
     /// One pod namespace's client path is walked this often (its queries paid from the
     /// namespaces' share).
     pub client_every: Duration,
+    /// The first Service address's UDP probe is sent with its AAAA companion from the same
+    /// socket, as glibc asks (the conntrack race check, one query more), every this many rounds
+    /// (0: never); never in a round whose Service probe goes over TCP.
+    pub parallel_every: u32,
 }
 
 /// Queries one client walk costs through a `ClusterFirst` pod's resolv.conf (A and AAAA of two
@@ -69,6 +75,7 @@ impl Default for Budget {
             netns_max_per_round: 64,
             api_dns_every: Duration::from_secs(300),
             client_every: Duration::from_secs(300),
+            parallel_every: 8,
         }
     }
 }
@@ -92,6 +99,7 @@ impl Budget {
     pub fn pods_cap(&self, epoch: Duration, fixed_per_round: usize) -> usize {
         let minutes = epoch.as_secs_f64() / 60.0;
         let fixed = self.fixed_per_minute(fixed_per_round)
+            + self.parallel_per_minute()
             + (self.api_dns_qps() + self.client_walk_qps()) * 60.0;
         let left = (self.qps * 60.0 - fixed) * minutes;
         left.max(0.0).floor() as usize
@@ -109,6 +117,27 @@ impl Budget {
     /// Queries per second the client walks cost on average.
     pub fn client_walk_qps(&self) -> f64 {
         f64::from(CLIENT_WALK_QUERIES) / self.client_every.as_secs_f64().max(0.001)
+    }
+
+    /// Whether the first Service address's UDP probe carries its AAAA companion in round
+    /// `round` (1-based): every `parallel_every`-th round from the second (rounds 2, 10, 18, ...
+    /// at the defaults, between the TCP rounds 8 and 12), never in a TCP round.
+    pub fn parallel_this_round(&self, round: u64) -> bool {
+        let every = u64::from(self.parallel_every);
+        every > 0 && round % every == 2 % every && !self.service_over_tcp(round)
+    }
+
+    /// Queries a minute the AAAA companions cost (at most one a round, by the schedule above).
+    pub fn parallel_per_minute(&self) -> f64 {
+        if self.parallel_every == 0 {
+            return 0.0;
+        }
+        let period = u64::from(self.parallel_every);
+        let rounds = (1..=period * u64::from(self.tcp_every.max(1)))
+            .filter(|r| self.parallel_this_round(*r))
+            .count() as f64
+            / (period * u64::from(self.tcp_every.max(1))) as f64;
+        rounds * 60.0 / self.interval.as_secs_f64().max(0.001)
     }
 
     /// Whether the Service is probed over TCP (instead of UDP) in round `round` (1-based).
@@ -194,7 +223,7 @@ pub fn controller_api() -> f64 {
 
 /// The load model of [`Budget`] (the formula in the module docs), with one Service address.
 pub fn model(b: &Budget, nodes: usize, pods: usize, namespaces: usize) -> Load {
-    let service = b.fixed_per_minute(1) / 60.0;
+    let service = (b.fixed_per_minute(1) + b.parallel_per_minute()) / 60.0;
     let plan = pods_per_epoch(DEFAULT_OBSERVERS, pods, Some(nodes));
     let k = plan.min(b.pods_cap(DEFAULT_EPOCH, 1)) as f64;
     let sample = k / 60.0;
@@ -246,11 +275,30 @@ mod tests {
     fn the_budget_caps_the_pod_sample() {
         let b = Budget::default();
         let minute = Duration::from_secs(60);
-        // 60 a minute, 4 of them for the Service, 0.2 for the API server through cluster DNS,
-        // 0.8 for the client walks.
-        assert_eq!(b.pods_cap(minute, 1), 55);
+        // 60 a minute, 4 of them for the Service, 0.5 for its AAAA companion, 0.2 for the API
+        // server through cluster DNS, 0.8 for the client walks.
+        assert_eq!(b.parallel_per_minute(), 0.5);
+        assert_eq!(b.pods_cap(minute, 1), 54);
         assert_eq!(b.pods_cap(minute / 2, 1), 27);
         assert_eq!(b.pods_cap(minute, 20), 0, "the fixed probes take it all");
+        let never = Budget {
+            parallel_every: 0,
+            ..b
+        };
+        assert_eq!(never.pods_cap(minute, 1), 55);
+        // Rounds 2, 10, 18, ...: never a TCP round (4, 8, ...).
+        let rounds: Vec<u64> = (1..=24).filter(|r| b.parallel_this_round(*r)).collect();
+        assert_eq!(rounds, [2, 10, 18]);
+        let odd = Budget {
+            parallel_every: 4,
+            tcp_every: 2,
+            ..b
+        };
+        assert!(
+            (1..=20).all(|r| !odd.parallel_this_round(r)),
+            "always a TCP round"
+        );
+        assert_eq!(odd.parallel_per_minute(), 0.0);
     }
 
     #[test]
@@ -283,21 +331,22 @@ mod tests {
                     );
                     // Every pod observed by 3 nodes within the minute, unless the budget cannot
                     // pay for it (3 nodes, 100 CoreDNS pods: 100 queries a minute each).
-                    if 3 * pods <= 55 * nodes {
+                    if 3 * pods <= 54 * nodes {
                         assert!(l.to_three_observers <= 60.0 + 1e-9, "{nodes}/{pods}: {l:?}");
                     }
-                    // The 2-minute cycle holds for a full node (108 pod namespaces) while
+                    // The 2-minute cycle holds for a full node (107 pod namespaces) while
                     // CoreDNS has at most one replica per 3 nodes, and for 100 while at most 2
                     // per node.
-                    let fits = (namespaces <= 108 && 3 * pods <= nodes)
+                    let fits = (namespaces <= 107 && 3 * pods <= nodes)
                         || (namespaces <= 100 && pods <= 2 * nodes);
                     if fits {
-                        assert!(l.netns_cycle <= 120.0 + 1e-6, "{nodes}/{pods}: {l:?}");
+                        let bound = if namespaces <= 108 { 120.0 } else { 122.3 };
+                        assert!(l.netns_cycle <= bound + 1e-6, "{nodes}/{pods}: {l:?}");
                     }
                 }
             }
         }
-        let l = model(&b, 5000, 100, 108);
+        let l = model(&b, 5000, 100, 107);
         assert!(l.per_node <= 1.0 && l.netns_cycle <= 120.0 + 1e-6, "{l:?}");
         // The API server through cluster DNS: one query and one TLS handshake per node every
         // 5 minutes, 16.7 a second at 5,000 nodes.
@@ -305,9 +354,9 @@ mod tests {
             (l.api_dns_handshakes - 5000.0 / 300.0).abs() < 1e-9,
             "{l:?}"
         );
-        // 110 pod namespaces: the API check and the client walks stretch the cycle by 2.2 s.
+        // 110 pod namespaces: the API check and the client walks stretch the cycle by 3.4 s.
         let l = model(&b, 5000, 100, 110);
-        assert!(l.per_node <= 1.0 + 1e-9 && l.netns_cycle <= 122.5, "{l:?}");
+        assert!(l.per_node <= 1.0 + 1e-9 && l.netns_cycle <= 124.0, "{l:?}");
         // An absurd cluster (10 nodes, 100 CoreDNS pods): the budget holds, the namespaces wait.
         let l = model(&b, 10, 100, 110);
         assert!(l.per_node <= 1.0 + 1e-9 && l.netns_cycle > 120.0, "{l:?}");

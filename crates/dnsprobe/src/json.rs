@@ -7,9 +7,10 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::error::JsonReportError;
-use crate::report::{Failure, FailureKind, ProbeReport};
+use crate::report::{Failure, FailureKind, Parallel, ProbeReport};
 use crate::spec::{AnswerExpectation, ProbeSpec, Transport, parse_name, parse_rcode};
 use crate::spec::{parse_record_type, rcode_name, record_type_name};
+use hickory_proto::rr::RecordType;
 
 /// One report as JSON.
 ///
@@ -57,6 +58,10 @@ pub struct JsonReport {
     pub ignored_replies: u32,
     /// Why it failed.
     pub error: Option<JsonError>,
+    /// With parallel A and AAAA questions: which answer was lost (`none`, `a`, `aaaa`, `both`);
+    /// absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parallel_lost: Option<String>,
 }
 
 /// `{ "kind": "timeout", "message": "timed out after 2 attempts (2s each)" }`
@@ -90,6 +95,7 @@ impl From<&ProbeReport> for JsonReport {
                 kind: f.kind().as_str().to_owned(),
                 message: f.to_string(),
             }),
+            parallel_lost: r.parallel.map(|p| p.lost_label().to_owned()),
         }
     }
 }
@@ -130,6 +136,19 @@ impl JsonReport {
         r.responder = self.responder;
         r.ignored = self.ignored_replies;
         r.failure = failure;
+        r.parallel = match self.parallel_lost.as_deref() {
+            None => None,
+            Some("none") => Some(Parallel::Both),
+            Some("both") => Some(Parallel::Neither),
+            Some("a") => Some(Parallel::Lost(RecordType::A)),
+            Some("aaaa") => Some(Parallel::Lost(RecordType::AAAA)),
+            Some(other) => {
+                return Err(bad(
+                    "parallel_lost",
+                    format!("{other:?} is none of none, a, aaaa, both"),
+                ));
+            }
+        };
         Ok(r)
     }
 }

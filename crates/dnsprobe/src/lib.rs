@@ -95,7 +95,7 @@ pub use json::{JsonError, JsonReport};
 pub use probe::{
     DEFAULT_MAX_IN_FLIGHT, InFlightLimit, Prober, probe, probe_many, probe_over_stream,
 };
-pub use report::{Failure, FailureKind, ProbeReport};
+pub use report::{Failure, FailureKind, Parallel, ProbeReport};
 pub use sockets::{OwnSockets, Preopened, SocketSource, new_socket};
 pub use spec::{
     AnswerExpectation, DEFAULT_PORT, DEFAULT_QUERY_NAME, DEFAULT_TIMEOUT, EDNS_PAYLOAD,

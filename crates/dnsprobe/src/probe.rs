@@ -13,7 +13,7 @@ use tokio::net::{TcpSocket, TcpStream, UdpSocket};
 use tokio::time::{Instant, timeout_at};
 
 use crate::classify::{answer_addresses, classify};
-use crate::report::{Failure, ProbeReport};
+use crate::report::{Failure, Parallel, ProbeReport};
 use crate::sockets::{OwnSockets, SocketSource};
 use crate::spec::{ProbeSpec, Transport};
 use crate::wire::{Mismatch, accept_reply, build_query, rdata_text, record_text};
@@ -165,8 +165,8 @@ impl Prober {
             }
             report.attempts = attempt;
             match self.attempt(spec, transport, deadline, &mut report).await {
-                Ok(reply) => {
-                    record_reply(&mut report, &reply, spec, started);
+                Ok((reply, answered)) => {
+                    record_reply(&mut report, &reply, spec, answered - started);
                     return report;
                 }
                 // Not probed: nothing was sent, and the next socket would fail the same way. An
@@ -206,16 +206,22 @@ impl Prober {
     }
 
     /// One attempt: a query over `transport`, and over TCP again if the UDP reply is truncated.
-    /// Each exchange gets `spec.timeout`, cut short by the overall deadline.
+    /// Each exchange gets `spec.timeout`, cut short by the overall deadline. Returns the reply
+    /// and when it came.
     async fn attempt(
         &self,
         spec: &ProbeSpec,
         transport: Transport,
         overall: Option<Instant>,
         report: &mut ProbeReport,
-    ) -> Result<Message, AttemptError> {
+    ) -> Result<(Message, Instant), AttemptError> {
         let deadline = cap(after(Instant::now(), spec.timeout), overall);
-        let reply = self.exchange(spec, transport, deadline, report).await?;
+        let (reply, answered) = if transport == Transport::Udp && spec.parallel_a_aaaa {
+            self.parallel_exchange(spec, deadline, report).await?
+        } else {
+            let reply = self.exchange(spec, transport, deadline, report).await?;
+            (reply, Instant::now())
+        };
         if transport == Transport::Udp && reply.metadata.truncation {
             report.truncated = true;
             if spec.tcp_fallback {
@@ -225,10 +231,62 @@ impl Prober {
                     .exchange(spec, Transport::Tcp, tcp_deadline, report)
                     .await?;
                 report.transport_used = Transport::Tcp;
-                return Ok(reply);
+                return Ok((reply, Instant::now()));
             }
         }
-        Ok(reply)
+        Ok((reply, answered))
+    }
+
+    /// The query and its companion question (A and AAAA) sent back to back from one connected
+    /// UDP socket, as glibc's resolver sends them; waits for both until `deadline` and notes in
+    /// `report.parallel` (first attempt only) which answers came. Returns the query's reply and
+    /// when it came, or why it did not.
+    async fn parallel_exchange(
+        &self,
+        spec: &ProbeSpec,
+        deadline: Instant,
+        report: &mut ProbeReport,
+    ) -> Result<(Message, Instant), AttemptError> {
+        let first = build_query(spec);
+        let companion = spec.clone().with_query_type(spec.companion_type());
+        let mut second = build_query(&companion);
+        while second.metadata.id == first.metadata.id {
+            second = build_query(&companion);
+        }
+        let encode = |m: &Message| {
+            m.to_vec().map_err(|e| {
+                AttemptError::Failed(Failure::Io {
+                    detail: format!("cannot encode query: {e}"),
+                })
+            })
+        };
+        let (one, two) = (encode(&first)?, encode(&second)?);
+        let socket = self
+            .sockets
+            .open(Transport::Udp, spec.target)
+            .map_err(not_probed)?;
+        let socket = udp_socket(socket, spec.target)?;
+        let mut got: (Option<(Message, Instant)>, bool) = (None, false);
+        let outcome = parallel_receive(
+            &socket,
+            spec.target,
+            [&first, &second],
+            [&one, &two],
+            deadline,
+            report,
+            &mut got,
+        )
+        .await;
+        if report.parallel.is_none() {
+            report.parallel = Some(match (&got.0, got.1) {
+                (Some(_), true) => Parallel::Both,
+                (Some(_), false) => Parallel::Lost(companion.query_type),
+                (None, true) => Parallel::Lost(spec.query_type),
+                (None, false) => Parallel::Neither,
+            });
+        }
+        outcome?;
+        got.0.ok_or(AttemptError::Timeout { dropped: None })
     }
 
     async fn exchange(
@@ -259,9 +317,10 @@ impl Prober {
     }
 }
 
-/// Fills a report from an accepted reply, and classifies it.
-fn record_reply(report: &mut ProbeReport, reply: &Message, spec: &ProbeSpec, started: Instant) {
-    report.rtt = Some(started.elapsed());
+/// Fills a report from an accepted reply that came `rtt` after the attempt started, and
+/// classifies it.
+fn record_reply(report: &mut ProbeReport, reply: &Message, spec: &ProbeSpec, rtt: Duration) {
+    report.rtt = Some(rtt);
     report.responder = Some(spec.target);
     report.rcode = Some(reply.metadata.response_code);
     report.addresses = answer_addresses(reply);
@@ -321,7 +380,7 @@ pub async fn probe_over_stream<S: AsyncRead + AsyncWrite + Unpin>(
         })),
     };
     match result {
-        Ok(reply) => record_reply(&mut report, &reply, spec, started),
+        Ok(reply) => record_reply(&mut report, &reply, spec, started.elapsed()),
         Err(AttemptError::Failed(f)) => report.failure = Some(f),
         Err(AttemptError::Timeout {
             dropped: Some(Dropped::Mismatched(detail)),
@@ -530,6 +589,59 @@ async fn udp_exchange(
             Err(why) => dropped(report, why, &mut last),
         }
     }
+}
+
+/// Sends both questions and collects the replies into `got` (the first's reply and when, and
+/// whether the second's came) until both came or `deadline`. `Err` for a failure of the path
+/// (an ICMP error), or a timeout with what was dropped, when the first's reply did not come.
+async fn parallel_receive(
+    socket: &UdpSocket,
+    target: SocketAddr,
+    queries: [&Message; 2],
+    bytes: [&[u8]; 2],
+    deadline: Instant,
+    report: &mut ProbeReport,
+    got: &mut (Option<(Message, Instant)>, bool),
+) -> Result<(), AttemptError> {
+    socket.connect(target).await.map_err(failed)?;
+    if let Err(e) = socket.send(bytes[0]).await {
+        return Err(AttemptError::Failed(udp_failure(socket, &e)));
+    }
+    // A companion the local firewall refuses (EPERM) is a lost one: the query's answer may
+    // still come.
+    let _ = socket.send(bytes[1]).await;
+    let mut buf = vec![0u8; UDP_BUFFER + 1];
+    let mut last = None;
+    while got.0.is_none() || !got.1 {
+        let (n, from) = match timeout_at(deadline, socket.recv_from(&mut buf)).await {
+            Err(_elapsed) if got.0.is_some() => return Ok(()),
+            Err(_elapsed) => return Err(AttemptError::Timeout { dropped: last }),
+            Ok(Err(e)) => return Err(AttemptError::Failed(udp_failure(socket, &e))),
+            Ok(Ok(x)) => x,
+        };
+        if from.ip() != target.ip() || from.port() != target.port() {
+            report.ignored = report.ignored.saturating_add(1);
+            continue;
+        }
+        let data = &buf[..n.min(UDP_BUFFER)];
+        match accept_reply(queries[0], data) {
+            Ok(reply) if n <= UDP_BUFFER => got.0 = Some((reply, Instant::now())),
+            Ok(_) | Err(Mismatch::Broken(_)) if n > UDP_BUFFER => {
+                return Err(AttemptError::Failed(Failure::Malformed {
+                    detail: format!("reply larger than {UDP_BUFFER} bytes (the receive buffer)"),
+                }));
+            }
+            Err(Mismatch::Broken(detail)) => {
+                return Err(AttemptError::Failed(Failure::Malformed { detail }));
+            }
+            Ok(_) => {}
+            Err(why) => match accept_reply(queries[1], data) {
+                Ok(_) | Err(Mismatch::Broken(_)) => got.1 = true,
+                Err(_) => dropped(report, why, &mut last),
+            },
+        }
+    }
+    Ok(())
 }
 
 async fn tcp_exchange(

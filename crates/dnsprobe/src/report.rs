@@ -304,6 +304,42 @@ pub struct ProbeReport {
     pub ignored: u32,
     /// Why the probe failed; `None` when healthy.
     pub failure: Option<Failure>,
+    /// With [`ProbeSpec::parallel_a_aaaa`], over UDP: which answers of the first attempt's pair
+    /// of questions came back.
+    pub parallel: Option<Parallel>,
+}
+
+/// What came back when the query and its companion (A and AAAA) were sent back to back from one
+/// socket, as glibc does ([`ProbeSpec::parallel_a_aaaa`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Parallel {
+    /// Both answers came.
+    Both,
+    /// The answer to this question type was lost while the other came: what makes a glibc
+    /// client wait its whole timeout (5 s) and ask again.
+    Lost(RecordType),
+    /// Neither came: the path failed, not one packet of the pair.
+    Neither,
+}
+
+impl Parallel {
+    /// Which answer was lost, as the `lost` metric label: `none`, `a`, `aaaa`, `both`
+    /// (`other` for a companion of another type).
+    pub fn lost_label(self) -> &'static str {
+        match self {
+            Parallel::Both => "none",
+            Parallel::Lost(RecordType::A) => "a",
+            Parallel::Lost(RecordType::AAAA) => "aaaa",
+            Parallel::Lost(_) => "other",
+            Parallel::Neither => "both",
+        }
+    }
+
+    /// True when exactly one of the two answers was lost.
+    pub fn one_lost(self) -> bool {
+        matches!(self, Parallel::Lost(_))
+    }
 }
 
 impl ProbeReport {
@@ -324,6 +360,7 @@ impl ProbeReport {
             responder: None,
             ignored: 0,
             failure: None,
+            parallel: None,
         }
     }
 
@@ -420,6 +457,12 @@ impl fmt::Display for ProbeReport {
         }
         if self.ignored > 0 {
             notes.push(format!("{} mismatched replies ignored", self.ignored));
+        }
+        if let Some(Parallel::Lost(t)) = self.parallel {
+            notes.push(format!(
+                "sent with its companion question from one socket: the {} answer was lost",
+                record_type_name(t)
+            ));
         }
         if !notes.is_empty() {
             write!(f, " [{}]", notes.join("; "))?;

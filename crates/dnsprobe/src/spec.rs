@@ -188,6 +188,12 @@ pub struct ProbeSpec {
     pub edns: bool,
     /// What counts as healthy.
     pub expect: Expectation,
+    /// Over UDP, send the companion question (AAAA for an A query, A otherwise) right after the
+    /// query, from the same socket and source port, as glibc's resolver does, and report whether
+    /// one of the two answers was lost ([`crate::ProbeReport::parallel`]): the conntrack race
+    /// behind 5 s lookups. The probe's own outcome is still that of the query. Costs one query
+    /// more per attempt. Default: off.
+    pub parallel_a_aaaa: bool,
 }
 
 impl ProbeSpec {
@@ -205,6 +211,7 @@ impl ProbeSpec {
             recursion_desired: true,
             edns: true,
             expect: Expectation::default(),
+            parallel_a_aaaa: false,
         }
     }
 
@@ -260,6 +267,22 @@ impl ProbeSpec {
     pub fn with_edns(mut self, on: bool) -> Self {
         self.edns = on;
         self
+    }
+
+    /// Whether the companion question is sent with the query over UDP, as glibc does
+    /// ([`ProbeSpec::parallel_a_aaaa`]).
+    pub fn with_parallel_a_aaaa(mut self, on: bool) -> Self {
+        self.parallel_a_aaaa = on;
+        self
+    }
+
+    /// The companion question's type of a parallel probe: AAAA for an A query, A otherwise.
+    pub fn companion_type(&self) -> RecordType {
+        if self.query_type == RecordType::AAAA {
+            RecordType::A
+        } else {
+            RecordType::AAAA
+        }
     }
 
     /// What counts as healthy, whole.

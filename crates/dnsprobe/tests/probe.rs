@@ -460,3 +460,63 @@ async fn the_in_flight_limit_queues_without_charging_the_timeout() {
         reports.iter().map(|r| &r.failure).collect::<Vec<_>>()
     );
 }
+
+/// A and AAAA back to back from one socket, as glibc asks: dnsmasq answers both (an empty
+/// NOERROR for the AAAA it has no record for); a server that never answers AAAA loses one, and
+/// the report says which, while the A answer still makes the probe healthy.
+#[tokio::test]
+async fn parallel_a_and_aaaa_from_one_socket_tell_a_lost_answer() {
+    let server = dnsmasq();
+    let s = spec(server.addr()).with_parallel_a_aaaa(true);
+    let r = one(&s).await;
+    assert!(r.healthy(), "{r}");
+    assert_eq!(r.parallel, Some(dnsprobe::Parallel::Both), "{r}");
+    assert_eq!(r.addresses, vec![ip(API)]);
+
+    let silent_aaaa = ScriptedServer::start(
+        loopback(),
+        &[ip(API)],
+        Behaviour::SilentFor(dnsprobe::hickory_proto::rr::RecordType::AAAA),
+        Behaviour::Answer,
+    );
+    let mut s = spec(silent_aaaa.addr()).with_parallel_a_aaaa(true);
+    s.timeout = Duration::from_secs(2);
+    let r = one(&s).await;
+    assert!(r.healthy(), "{r}");
+    let lost = r.parallel.unwrap();
+    assert_eq!(lost.lost_label(), "aaaa");
+    assert!(lost.one_lost());
+    assert_eq!(silent_aaaa.queries(), 2, "two questions, one socket");
+    assert!(r.to_string().contains("the AAAA answer was lost"), "{r}");
+    // The round-trip time is the A answer's, not the wait for the lost one (the bound only tells
+    // one from the other: the wait is the whole 2 s timeout).
+    assert!(r.rtt.unwrap() < Duration::from_millis(1500), "{r}");
+    // And it survives JSON.
+    let json = dnsprobe::JsonReport::from(&r);
+    assert_eq!(json.parallel_lost.as_deref(), Some("aaaa"));
+    assert_eq!(json.into_report(&s).unwrap().parallel, r.parallel);
+
+    // An AAAA query's companion is A; the lost one is then the query's own answer: a timeout.
+    let silent_a = ScriptedServer::start(
+        loopback(),
+        &[ip(API), ip("fd00::1")],
+        Behaviour::SilentFor(dnsprobe::hickory_proto::rr::RecordType::A),
+        Behaviour::Answer,
+    );
+    let s = spec(silent_a.addr())
+        .with_query_type(dnsprobe::hickory_proto::rr::RecordType::AAAA)
+        .with_parallel_a_aaaa(true);
+    let r = one(&s).await;
+    assert!(r.healthy(), "{r}");
+    assert_eq!(r.parallel.map(dnsprobe::Parallel::lost_label), Some("a"));
+    let s = spec(silent_a.addr()).with_parallel_a_aaaa(true);
+    let r = one(&s).await;
+    assert_eq!(r.failure_kind(), Some(FailureKind::Timeout), "{r}");
+    assert_eq!(r.parallel.map(dnsprobe::Parallel::lost_label), Some("a"));
+
+    // Without the option, one question only.
+    let before = silent_aaaa.queries();
+    let r = one(&spec(silent_aaaa.addr())).await;
+    assert!(r.healthy() && r.parallel.is_none(), "{r}");
+    assert_eq!(silent_aaaa.queries(), before + 1);
+}

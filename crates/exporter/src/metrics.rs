@@ -46,6 +46,9 @@ pub const FAMILIES: &[(&str, &str)] = &[
     ("client_lookups", "counter"),
     ("client_lookup_queries", "counter"),
     ("client_lookup_duration_seconds", "histogram"),
+    ("conntrack_stat", "counter"),
+    ("parallel_queries", "counter"),
+    ("conntrack_stale_entries", "gauge"),
     ("probes_not_started", "counter"),
     ("api_dns_checks", "counter"),
     ("api_dns_up", "gauge"),
@@ -145,6 +148,18 @@ struct FailureLabels {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct ConntrackLabels {
+    stat: String,
+    source: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct ParallelLabels {
+    target: String,
+    lost: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct CodeLabels {
     code: String,
 }
@@ -203,6 +218,9 @@ pub struct Metrics {
     client_lookups: Family<LookupLabels, Counter>,
     client_queries: Counter,
     client_wait: Histogram,
+    conntrack: Family<ConntrackLabels, Counter>,
+    parallel: Family<ParallelLabels, Counter>,
+    conntrack_stale: Gauge,
     finding_codes: Mutex<BTreeSet<String>>,
     api_dns_checks: Family<ResultLabels, Counter>,
     api_dns_up: Gauge,
@@ -245,6 +263,9 @@ impl Metrics {
             client_lookups: Family::default(),
             client_queries: Counter::default(),
             client_wait: Histogram::new(latency_buckets.iter().copied()),
+            conntrack: Family::default(),
+            parallel: Family::default(),
+            conntrack_stale: Gauge::default(),
             finding_codes: Mutex::new(BTreeSet::new()),
             api_dns_checks: Family::default(),
             api_dns_up: Gauge::default(),
@@ -345,6 +366,29 @@ impl Metrics {
             "How long a glibc client waits for those lookups, its retry timeouts included",
             self.client_wait.clone(),
         );
+        r.register(
+            "conntrack_stat",
+            "Growth of the kernel's conntrack counters (insert_failed, drop, early_drop, clash_resolve, invalid) seen by the agent, in the node's namespace (source host, between rounds) and in pod namespaces (source pod, during their checks)",
+            self.conntrack.clone(),
+        );
+        r.register(
+            "parallel_queries",
+            "A and AAAA questions sent back to back from one socket (the conntrack race check), by target and which answer was lost (none, a, aaaa, both)",
+            self.parallel.clone(),
+        );
+        r.register(
+            "conntrack_stale_entries",
+            "UDP conntrack entries of the node to a DNS Service address that lead to an address no longer a DNS endpoint, at the last check",
+            self.conntrack_stale.clone(),
+        );
+        for stat in hc_netns::WATCHED {
+            for source in [Source::Host, Source::Pod] {
+                let _ = self.conntrack.get_or_create(&ConntrackLabels {
+                    stat: stat.to_owned(),
+                    source: source.as_str().to_owned(),
+                });
+            }
+        }
         self.build_info
             .get_or_create(&VersionLabels {
                 version: version.to_owned(),
@@ -463,7 +507,8 @@ impl Metrics {
         }
     }
 
-    /// Counts one report of `source` (see [`Metrics::observe_query`]).
+    /// Counts one report of `source` (see [`Metrics::observe_query`]), and its parallel
+    /// questions' outcome when it had them.
     pub fn observe_report(&self, r: &dnsprobe::ProbeReport, source: Source) {
         self.observe_query(
             &r.target.to_string(),
@@ -472,6 +517,31 @@ impl Metrics {
             r.result_label(),
             r.rtt,
         );
+        if let Some(p) = r.parallel {
+            self.parallel
+                .get_or_create(&ParallelLabels {
+                    target: r.target.to_string(),
+                    lost: p.lost_label().to_owned(),
+                })
+                .inc();
+        }
+    }
+
+    /// Adds the growth of the conntrack counters seen in `source`'s namespace.
+    pub fn observe_conntrack(&self, source: Source, growth: &hc_netns::ConntrackGrowth) {
+        for (stat, n) in growth.iter() {
+            self.conntrack
+                .get_or_create(&ConntrackLabels {
+                    stat: stat.to_owned(),
+                    source: source.as_str().to_owned(),
+                })
+                .inc_by(n);
+        }
+    }
+
+    /// Sets how many stale UDP conntrack entries to the DNS Service the last check found.
+    pub fn set_conntrack_stale(&self, entries: usize) {
+        self.conntrack_stale.set(entries as i64);
     }
 
     /// Sets `target_up` from a pair's state after thresholds; nothing while it is unknown.

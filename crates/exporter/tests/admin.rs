@@ -82,6 +82,17 @@ async fn endpoints() {
         result: "connect".into(),
         ..Default::default()
     });
+    let spec = dnsprobe::ProbeSpec::new("10.96.0.10:53".parse().unwrap());
+    let mut pair =
+        dnsprobe::ProbeReport::failed(&spec, dnsprobe::Transport::Udp, dnsprobe::Failure::Refused);
+    pair.parallel = Some(dnsprobe::Parallel::Lost(
+        dnsprobe::hickory_proto::rr::RecordType::AAAA,
+    ));
+    metrics.observe_report(&pair, Source::Host);
+    let before = hc_netns::ConntrackStats::parse("insert_failed drop\n1 0\n").unwrap();
+    let after = hc_netns::ConntrackStats::parse("insert_failed drop\n4 0\n").unwrap();
+    metrics.observe_conntrack(Source::Host, &after.growth_since(&before));
+    metrics.set_conntrack_stale(2);
     admin.publish(Status {
         round: 1,
         targets: vec![target(TargetState::Up)],
@@ -223,6 +234,14 @@ async fn endpoints() {
     );
 
     let r = get(addr, "GET", "/metrics").await;
+    for sample in [
+        "coredns_healthcheck_parallel_queries_total{target=\"10.96.0.10:53\",lost=\"aaaa\"} 1",
+        "coredns_healthcheck_conntrack_stat_total{stat=\"insert_failed\",source=\"host\"} 3",
+        "coredns_healthcheck_conntrack_stat_total{stat=\"drop\",source=\"pod\"} 0",
+        "coredns_healthcheck_conntrack_stale_entries 2",
+    ] {
+        assert!(r.body.contains(sample), "{sample} missing:\n{}", r.body);
+    }
     // With every family set, the scrape's families are exactly the documented list.
     let mut typed: Vec<(String, String)> = r
         .body

@@ -165,6 +165,10 @@ pub(crate) struct SweepArgs {
     /// Time allowed for each probe, e.g. 500ms, 2s.
     #[arg(long, value_name = "DURATION", env = "HC_TIMEOUT", default_value = "2s", value_parser = parse_duration_arg)]
     pub(crate) timeout: Duration,
+    /// Send each UDP query's AAAA companion right after it from the same socket, as glibc does,
+    /// and report a lost answer (parallel-answer-lost). One query more per probe.
+    #[arg(long, env = "HC_PARALLEL_A_AAAA", action = clap::ArgAction::SetTrue, value_parser = env_flag!())]
+    pub(crate) parallel_a_aaaa: bool,
     /// Print a JSON array, one object per namespace.
     #[arg(short = 'j', long, env = "HC_JSON", action = clap::ArgAction::SetTrue, value_parser = env_flag!())]
     pub(crate) json: bool,

@@ -210,6 +210,8 @@ pub struct Lab {
     pub node: Netns,
     prefix: String,
     options: LabOptions,
+    /// DNS pods replaced so far.
+    replaced: usize,
 }
 
 /// Loads an nftables `script` in `ns`; panics with nft's message when it fails.
@@ -365,24 +367,12 @@ impl Lab {
             node,
             prefix,
             options,
+            replaced: 0,
         };
         for i in 0..dns_pods {
             let addr = Ipv4Addr::new(10, 244, 0, 2 + i as u8);
-            let pod = lab.add_pod(&format!("d{i}"), addr);
-            let ips: Vec<IpAddr> = std::iter::once(IpAddr::V4(addr))
-                .chain(pod.ip6.map(IpAddr::V6))
-                .collect();
-            let server = Dnsmasq::start_in_addrs(
-                &pod.ns,
-                &ips,
-                53,
-                &[(
-                    "kubernetes.default.svc.cluster.local",
-                    IpAddr::V4(LAB_API_IP),
-                )],
-                "cluster.local",
-            );
-            lab.dns.push(LabDnsPod { server, pod });
+            let dns = lab.dns_pod(&format!("d{i}"), addr);
+            lab.dns.push(dns);
         }
         for i in 0..client_pods {
             let addr = Ipv4Addr::new(10, 244, 1 + (i / 250) as u8, 10 + (i % 250) as u8);
@@ -394,6 +384,42 @@ impl Lab {
             lab.start_nodelocal();
         }
         lab
+    }
+
+    fn dns_pod(&self, suffix: &str, addr: Ipv4Addr) -> LabDnsPod {
+        let pod = self.add_pod(suffix, addr);
+        let ips: Vec<IpAddr> = std::iter::once(IpAddr::V4(addr))
+            .chain(pod.ip6.map(IpAddr::V6))
+            .collect();
+        let server = Dnsmasq::start_in_addrs(
+            &pod.ns,
+            &ips,
+            53,
+            &[(
+                "kubernetes.default.svc.cluster.local",
+                IpAddr::V4(LAB_API_IP),
+            )],
+            "cluster.local",
+        );
+        LabDnsPod { server, pod }
+    }
+
+    /// Replaces DNS pod `i` the way a Deployment replaces a pod: the old one (its dnsmasq, its
+    /// namespace and veth) goes, a new one (`<prefix>-d<i>r<n>`) comes up at a new address
+    /// (`10.244.0.100 + n`, the n-th replacement of this lab), and the Service NAT is rewritten
+    /// to the new set of endpoints. Conntrack entries made through the old NAT are left as they
+    /// are (nobody deletes them here). Returns the new address.
+    pub fn replace_dns_pod(&mut self, i: usize) -> Ipv4Addr {
+        self.replaced += 1;
+        let n = self.replaced;
+        let addr = Ipv4Addr::new(10, 244, 0, 100 + n as u8);
+        drop(self.dns.remove(i));
+        // New names: the kernel removes a deleted namespace's veth in the background.
+        let new = self.dns_pod(&format!("d{i}r{n}"), addr);
+        self.dns.insert(i, new);
+        nft(&self.node, "delete table ip lab\n");
+        self.install_service();
+        addr
     }
 
     fn add_pod(&self, suffix: &str, addr: Ipv4Addr) -> LabPod {

@@ -36,6 +36,9 @@ pub enum Behaviour {
     FromOtherPort,
     /// Answer after this delay.
     Delay(Duration),
+    /// Never reply to questions of this type; answer the others (a lost AAAA answer of a
+    /// glibc-style parallel A/AAAA lookup).
+    SilentFor(RecordType),
 }
 
 /// A DNS server on loopback whose behaviour is scripted per transport; stops on drop.
@@ -143,6 +146,10 @@ fn replies(query: &Message, script: &Script, behaviour: &Behaviour, udp: bool) -
         }
         Behaviour::Rcode(rc) => vec![answer(query, &[], *rc).to_vec().unwrap()],
         Behaviour::Silent | Behaviour::Closed => vec![],
+        Behaviour::SilentFor(t) if query.queries.first().is_some_and(|q| q.query_type == *t) => {
+            vec![]
+        }
+        Behaviour::SilentFor(_) => vec![good()],
         Behaviour::Truncate if udp => {
             let mut m = answer(query, &[], ResponseCode::NoError);
             m.metadata.truncation = true;

@@ -4,7 +4,7 @@
 use std::fmt;
 use std::net::SocketAddr;
 
-use dnsprobe::{ProbeReport, TransportVerdict};
+use dnsprobe::{Parallel, ProbeReport, TransportVerdict};
 
 /// The kind of a finding. [`FindingCode::as_str`] is a contract (metric labels, JSON): never
 /// renamed.
@@ -57,6 +57,22 @@ pub enum FindingCode {
     /// A short name resolves through the pod's resolv.conf, but only after a lost query and the
     /// C library's retry timeout (5 s by default): a glibc client waits that long. A warning.
     ClientLookupSlow,
+    /// conntrack `insert_failed` grew (in the namespace or the node's) during a check in which
+    /// DNS failed: new UDP flows dropped because their entry could not be inserted (the A/AAAA
+    /// race).
+    ConntrackInsertFailed,
+    /// conntrack `drop` or `early_drop` grew during a check in which DNS failed: the table is
+    /// full.
+    ConntrackTableFull,
+    /// UDP conntrack entries to a DNS Service address still lead to an address that is no longer
+    /// a DNS endpoint (a replaced CoreDNS pod): clients keeping their source port get no answer.
+    ConntrackStaleEndpoint,
+    /// An nftables (or iptables-nft) rule drops or rejects DNS on the failing path: named by
+    /// table, chain, handle and comment, confirmed by its counter when it has one.
+    NftablesDrop,
+    /// A and AAAA sent back to back from one socket (as glibc does): one of the two answers was
+    /// lost while the other came (the conntrack race behind 5 s lookups).
+    ParallelAnswerLost,
     /// A probe failed with this dnsprobe failure kind (`timeout`, `refused`, `rcode`,
     /// `wrong-answer`, ...).
     Probe(&'static str),
@@ -64,7 +80,7 @@ pub enum FindingCode {
 
 impl FindingCode {
     /// Every code this crate emits itself (probe kinds come from the prober).
-    pub const OWN: [FindingCode; 20] = [
+    pub const OWN: [FindingCode; 25] = [
         FindingCode::NoRoute,
         FindingCode::NoDefaultRoute,
         FindingCode::LinkDown,
@@ -85,6 +101,11 @@ impl FindingCode {
         FindingCode::SearchAmplification,
         FindingCode::ClientLookupFailed,
         FindingCode::ClientLookupSlow,
+        FindingCode::ConntrackInsertFailed,
+        FindingCode::ConntrackTableFull,
+        FindingCode::ConntrackStaleEndpoint,
+        FindingCode::NftablesDrop,
+        FindingCode::ParallelAnswerLost,
     ];
 
     /// The stable kebab-case name.
@@ -110,6 +131,11 @@ impl FindingCode {
             FindingCode::SearchAmplification => "search-amplification",
             FindingCode::ClientLookupFailed => "client-lookup-failed",
             FindingCode::ClientLookupSlow => "client-lookup-slow",
+            FindingCode::ConntrackInsertFailed => "conntrack-insert-failed",
+            FindingCode::ConntrackTableFull => "conntrack-table-full",
+            FindingCode::ConntrackStaleEndpoint => "conntrack-stale-endpoint",
+            FindingCode::NftablesDrop => "nftables-drop",
+            FindingCode::ParallelAnswerLost => "parallel-answer-lost",
             FindingCode::Probe(kind) => kind,
         }
     }
@@ -282,9 +308,8 @@ pub fn transport_findings(udp: &ProbeReport, tcp: Option<&ProbeReport>) -> Vec<F
 /// the transports compared in [`transport_findings`]'s words — `udp-blocked`, `tcp-blocked` or
 /// `dns-unreachable` — when they differ or both fail; in the order of the UDP reports.
 pub fn compare_transports(reports: &[ProbeReport]) -> Vec<Finding> {
-    let tcp_of = |t| {
-        (reports.iter()).find(|r| r.target == t && r.transport == dnsprobe::Transport::Tcp)
-    };
+    let tcp_of =
+        |t| (reports.iter()).find(|r| r.target == t && r.transport == dnsprobe::Transport::Tcp);
     (reports.iter())
         .filter(|r| r.transport == dnsprobe::Transport::Udp)
         .flat_map(|udp| transport_findings(udp, tcp_of(udp.target)))
@@ -295,6 +320,23 @@ pub fn compare_transports(reports: &[ProbeReport]) -> Vec<Finding> {
             )
         })
         .collect()
+}
+
+/// The `parallel-answer-lost` finding of a probe whose query and companion question (A and
+/// AAAA, [`dnsprobe::ProbeSpec::parallel_a_aaaa`]) went out together and one answer did not come.
+pub fn parallel_finding(r: &ProbeReport) -> Option<Finding> {
+    let Some(Parallel::Lost(t)) = r.parallel else {
+        return None;
+    };
+    Some(Finding::for_target(
+        FindingCode::ParallelAnswerLost,
+        r.target,
+        format!(
+            "A and AAAA sent back to back from one socket to {} (as glibc does): the {} answer was lost while the other came; a glibc client waits its whole timeout (5 s) and asks again (`conntrack -S` for insert_failed; `options single-request-reopen` in resolv.conf, or NodeLocal DNSCache, avoid it)",
+            r.target,
+            dnsprobe::record_type_name(t)
+        ),
+    ))
 }
 
 #[cfg(test)]
@@ -334,7 +376,10 @@ mod tests {
         let found = compare_transports(&reports);
         assert_eq!(codes(&found), ["udp-blocked", "tcp-blocked"]);
         assert_eq!(found[1].target, Some(other));
-        assert!(compare_transports(&reports[..1]).is_empty(), "UDP alone: nothing compared");
+        assert!(
+            compare_transports(&reports[..1]).is_empty(),
+            "UDP alone: nothing compared"
+        );
     }
 
     #[test]

@@ -16,6 +16,10 @@
 //!   [`check_resolv_conf`]): route to the target, default route, interfaces up and addressed, the
 //!   node-side veth peer present, up, and bridged or routed, resolv.conf nameservers and glibc's
 //!   limits. Findings carry stable kebab-case codes ([`FindingCode`]).
+//! - **Netfilter** ([`read_stats`], [`dump_udp_entries`], [`read_ruleset`] over nfnetlink, then
+//!   the pure [`conntrack_findings`], [`stale_entries`], [`culprits`]): conntrack insert
+//!   failures and a full table during a DNS failure, UDP entries still leading to a replaced
+//!   CoreDNS pod, and the nftables (or iptables-nft) rule that drops or rejects a failing path.
 //!
 //! - **Sweep** ([`sweep`], [`check`]): probe the DNS targets from the caller's namespace and
 //!   from every selected pod namespace at once (sockets opened inside each, probes by
@@ -49,18 +53,33 @@
 //! ```
 
 mod cgroup;
+mod conntrack;
 mod diagnose;
 mod finding;
+mod nftables;
 mod nodelocal;
 mod resolv;
 mod walk;
 
 pub use cgroup::{KubeRef, from_path as cgroup_path_ref, parse_cgroup};
+pub use conntrack::{
+    ConntrackGrowth, ConntrackStats, StaleDestination, StatsParseError, UdpEntry, WATCHED,
+    conntrack_findings, stale_entries, stale_finding,
+};
+#[cfg(target_os = "linux")]
+pub use conntrack::{dump_udp_entries, read_stats};
 pub use diagnose::{
     Address, KUBERNETES_SEARCH_DOMAINS, Link, Lookup, NetSnapshot, Route, check_resolv_conf,
     diagnose_path, outside_lookup_queries,
 };
-pub use finding::{Finding, FindingCode, Severity, compare_transports, transport_findings};
+pub use finding::{
+    Finding, FindingCode, Severity, compare_transports, parallel_finding, transport_findings,
+};
+#[cfg(target_os = "linux")]
+pub use nftables::read_ruleset;
+pub use nftables::{
+    Action, CmpOp, Cond, Culprit, Field, Fit, Flow, NftRule, culprit_finding, culprits,
+};
 pub use nodelocal::{NODELOCAL_INTERFACE, NodeLocalCache, detect_nodelocal, nodelocal_findings};
 pub use resolv::{
     GLIBC_DEFAULT_ATTEMPTS, GLIBC_DEFAULT_TIMEOUT, GLIBC_MAX_NAMESERVERS, GLIBC_MAX_SEARCH,
@@ -79,6 +98,10 @@ mod enumerate;
 mod error;
 #[cfg(target_os = "linux")]
 mod files;
+#[cfg(target_os = "linux")]
+mod netfilter;
+#[cfg(target_os = "linux")]
+mod nfnl;
 #[cfg(target_os = "linux")]
 mod rotation;
 #[cfg(target_os = "linux")]
@@ -101,4 +124,6 @@ pub use rotation::{KnownNamespace, NamespaceBook, NamespaceSummary};
 #[cfg(target_os = "linux")]
 pub use snapshot::snapshot;
 #[cfg(target_os = "linux")]
-pub use sweep::{NamespaceJson, NsReport, SweepConfig, check, discover, select, sweep};
+pub use sweep::{
+    NamespaceJson, NsReport, SweepConfig, check, discover, select, stale_endpoints, sweep,
+};

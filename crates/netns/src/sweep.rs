@@ -22,9 +22,11 @@ use dnsprobe::{
 use futures_util::future::join_all;
 use serde::Serialize;
 
+use crate::conntrack::{ConntrackGrowth, conntrack_findings};
 use crate::enumerate::{Namespace, ScanOptions, identity, scan};
 use crate::error::NetnsError;
-use crate::finding::{Finding, FindingCode, transport_findings};
+use crate::finding::{Finding, FindingCode, parallel_finding, transport_findings};
+use crate::netfilter::{self, Failing};
 use crate::nodelocal::{NodeLocalCache, detect_nodelocal, miss_name, nodelocal_findings};
 use crate::resolv::ResolvConf;
 use crate::walk::{CLIENT_LOOKUP_NAME, ClientLookup};
@@ -63,6 +65,11 @@ pub struct SweepConfig {
     /// [`CLIENT_LOOKUP_NAME`] the way glibc would through their own resolv.conf ([`crate::walk`]):
     /// about 4 queries each. 0: none.
     pub client_walks: usize,
+    /// The DNS pods' addresses as they are now (the Service's endpoints). With them, UDP
+    /// conntrack entries to a Service address that lead elsewhere are reported
+    /// (`conntrack-stale-endpoint`), and a dropping rule written for a pod's address is matched
+    /// to a failing probe of the Service. Empty: neither.
+    pub endpoints: Vec<IpAddr>,
 }
 
 impl SweepConfig {
@@ -78,10 +85,11 @@ impl SweepConfig {
             attempts: 1,
             own_nameservers: false,
             client_walks: 0,
+            endpoints: Vec::new(),
         }
     }
 
-    fn spec(&self, target: SocketAddr, transport: Transport) -> ProbeSpec {
+    pub(crate) fn spec(&self, target: SocketAddr, transport: Transport) -> ProbeSpec {
         let mode = match transport {
             Transport::Udp => TransportMode::Udp,
             Transport::Tcp => TransportMode::Tcp,
@@ -119,6 +127,9 @@ pub struct NsReport {
     pub findings: Vec<Finding>,
     /// The client's path, when this namespace was walked ([`SweepConfig::client_walks`]).
     pub client: Option<ClientLookup>,
+    /// How much the namespace's conntrack counters grew during the check, when it has a
+    /// connection tracker.
+    pub conntrack: Option<ConntrackGrowth>,
 }
 
 impl NsReport {
@@ -130,6 +141,7 @@ impl NsReport {
             probes: Vec::new(),
             findings: Vec::new(),
             client: None,
+            conntrack: None,
         }
     }
 
@@ -149,6 +161,7 @@ impl Serialize for NsReport {
             findings: &'a [Finding],
             #[serde(skip_serializing_if = "Option::is_none")]
             client: Option<&'a ClientLookup>,
+            conntrack: Option<&'a ConntrackGrowth>,
         }
         View {
             netns: NamespaceJson {
@@ -159,6 +172,7 @@ impl Serialize for NsReport {
             probes: self.probes.iter().map(JsonReport::from).collect(),
             findings: &self.findings,
             client: self.client.as_ref(),
+            conntrack: self.conntrack.as_ref(),
         }
         .serialize(s)
     }
@@ -297,7 +311,7 @@ pub async fn sweep(cfg: &SweepConfig) -> Result<Vec<NsReport>, NetnsError> {
     Ok(check(cfg, Some(host), pods).await)
 }
 
-async fn blocking<T: Send + 'static>(
+pub(crate) async fn blocking<T: Send + 'static>(
     what: &'static str,
     f: impl FnOnce() -> T + Send + 'static,
 ) -> Result<T, NetnsError> {
@@ -350,12 +364,12 @@ fn task_error(e: &NetnsError) -> NetnsError {
 }
 
 /// One namespace's probes: where (`None`: the caller's own namespace) and what.
-type Entry = (Option<PathBuf>, Vec<ProbeSpec>);
+pub(crate) type Entry = (Option<PathBuf>, Vec<ProbeSpec>);
 
 /// Probes each entry's specs over `transport`, all concurrently: sockets opened inside the
 /// namespace, or our own for the caller's namespace. An `Err` per spec when the namespace could
 /// not be entered.
-async fn probe_entries(
+pub(crate) async fn probe_entries(
     cfg: &SweepConfig,
     entries: &[Entry],
     transport: Transport,
@@ -616,6 +630,8 @@ pub async fn check(
     // here; its links are the veth peers of the pods.
     let node = snapshot(None, vec![]).await.ok();
     let plan = Plan::new(cfg, node.as_ref(), &confs);
+    let (node_ct, ct_before) =
+        netfilter::conntrack_readings(reports.iter().map(location).collect()).await;
     // 1. UDP from everywhere at once: the configured targets, or what each pod uses.
     let entries = plan.entries(&reports, &confs);
     let udp = probe_entries(cfg, &entries, Transport::Udp).await;
@@ -652,6 +668,14 @@ pub async fn check(
     };
     let mut tcp_by_ns = by_ns(&follow, tcp);
     let mut again_by_ns = by_ns(&more, again);
+    let (node_ct_after, ct_after) =
+        netfilter::conntrack_readings(reports.iter().map(location).collect()).await;
+    let growth = |b: &Option<_>, a: &Option<crate::ConntrackStats>| match (b, a) {
+        (Some(b), Some(a)) => Some(a.growth_since(b)),
+        _ => None,
+    };
+    let node_growth = growth(&node_ct, &node_ct_after);
+    let mut failing_paths: Vec<Failing> = Vec::new();
     // 3. Findings.
     let expected = plan.expected();
     for (i, ((report, results), conf)) in reports.iter_mut().zip(udp).zip(&confs).enumerate() {
@@ -665,6 +689,26 @@ pub async fn check(
         for u in udp.iter().filter(|u| !plan.is_miss(u)) {
             let t = tcp.iter().find(|t| t.target == u.target);
             report.findings.extend(transport_findings(u, t));
+            report.findings.extend(parallel_finding(u));
+        }
+        let own_growth = growth(&ct_before[i], &ct_after[i]);
+        let dns_failed = udp
+            .iter()
+            .any(|u| !u.path_works() || u.parallel.is_some_and(dnsprobe::Parallel::one_lost));
+        let node_view = node_growth.as_ref().filter(|_| !report.host);
+        (report.findings).extend(conntrack_findings(
+            own_growth.as_ref(),
+            node_view,
+            dns_failed,
+        ));
+        report.conntrack = own_growth;
+        let pairs: Vec<(Transport, SocketAddr)> = (udp.iter().chain(&tcp))
+            .filter(|p| !p.path_works())
+            .filter(|p| p.failure_kind().is_none_or(|k| k.counts_against_target()))
+            .map(|p| (p.transport, p.target))
+            .collect();
+        if !pairs.is_empty() {
+            failing_paths.push((i, location(report), pairs));
         }
         udp.extend(again);
         report.findings.extend(plan.cache_findings(&udp));
@@ -688,9 +732,27 @@ pub async fn check(
         report.probes = udp;
         report.probes.extend(tcp);
     }
-    // 4. The client's path, as libc walks it.
+    // 4. The rule that drops a failing path, and stale conntrack entries on the node.
+    for (i, found) in netfilter::dropping_rules(cfg, failing_paths).await {
+        reports[i].findings.extend(found);
+    }
+    if let Some(host) = reports.iter_mut().find(|r| r.host) {
+        let stale = netfilter::stale_destinations(cfg).await;
+        host.findings
+            .extend(stale.iter().map(crate::conntrack::stale_finding));
+    }
+    // 5. The client's path, as libc walks it.
     walk_clients(&plan, &mut reports, &confs).await;
     reports
+}
+
+/// UDP conntrack entries of the caller's namespace (the node's) to a DNS Service address that
+/// still lead to an address that is not one of `cfg.endpoints` (a replaced CoreDNS pod): what
+/// [`check`] reports on the caller's own namespace (`conntrack-stale-endpoint`,
+/// [`crate::stale_finding`]), for a caller that sweeps without it (the agent). Nothing without
+/// endpoints, or without CAP_NET_ADMIN to read the table.
+pub async fn stale_endpoints(cfg: &SweepConfig) -> Vec<crate::StaleDestination> {
+    netfilter::stale_destinations(cfg).await
 }
 
 /// Walks the client's path of the first `client_walks` pod namespaces whose resolv.conf was

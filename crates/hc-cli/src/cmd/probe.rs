@@ -110,7 +110,10 @@ pub(crate) fn run(args: ProbeArgs) -> exit::Result {
         out.status(r.healthy(), format_args!("{r:#}"))?;
     }
     // With --both: UDP against TCP per target, in sweep's words (udp-blocked, ...).
-    for f in hc_netns::compare_transports(&reports).iter().filter(|_| args.both) {
+    for f in hc_netns::compare_transports(&reports)
+        .iter()
+        .filter(|_| args.both)
+    {
         out.status(false, f)?;
     }
     Ok(exit::status(reports.iter().all(ProbeReport::healthy)))

@@ -13,7 +13,12 @@ pub(crate) fn run(args: SweepArgs) -> exit::Result {
     }
     let mut cfg = SweepConfig::new(args.query.addrs());
     let name = args.query.name_or_default();
-    cfg.probe = crate::cli::probe_template(name, &args.query.expect, args.timeout, 1);
+    cfg.probe = crate::cli::probe_template(name, &args.query.expect, args.timeout, 1)
+        .with_parallel_a_aaaa(args.parallel_a_aaaa);
+    // With --dns-service, the other targets are the Service's endpoints (the DNS pods).
+    cfg.endpoints = (cfg.targets.iter().map(|t| t.ip()))
+        .filter(|ip| !args.select.dns_service.is_empty() && !args.select.dns_service.contains(ip))
+        .collect();
     cfg.dns_service = args.select.dns_service;
     cfg.netns = args.netns;
     cfg.netns_glob = args.select.netns_glob;
