@@ -486,7 +486,8 @@ impl Metrics {
 
     /// Creates at 0 the node's (`source="host"`) `dns_queries_total` series of a target and
     /// transport for `ok` and every failure kind, and its `failures_total` series for every
-    /// failure kind, so that `increase()` sees the first failure of a target once it is known.
+    /// failure kind that counts against a target (not `not-probed`), so that `increase()` sees
+    /// the first failure of a target once it is known.
     /// Idempotent: counts already made stay.
     pub fn target_known(&self, target: &str, transport: &str) {
         let kinds = dnsprobe::FailureKind::ALL.map(dnsprobe::FailureKind::as_str);
@@ -498,7 +499,11 @@ impl Metrics {
                 result: result.to_owned(),
             });
         }
-        for reason in kinds {
+        // A probe that could not start is no failure of the target: it has no failure series.
+        let failures = dnsprobe::FailureKind::ALL
+            .into_iter()
+            .filter(|k| k.counts_against_target());
+        for reason in failures.map(dnsprobe::FailureKind::as_str) {
             let _ = self.failures.get_or_create(&FailureLabels {
                 target: target.to_owned(),
                 transport: transport.to_owned(),
