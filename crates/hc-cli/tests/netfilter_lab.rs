@@ -10,47 +10,7 @@ use hc_testkit::{Lab, Netns, nft};
 use serde_json::Value;
 
 fn sweep(lab: &Lab, glob: &str, extra: &[&str]) -> (i32, Vec<Value>) {
-    let mut args: Vec<String> = vec!["sweep".into()];
-    for t in lab.targets() {
-        args.push("--target".into());
-        args.push(t.to_string());
-    }
-    for a in [
-        "--expect",
-        "10.96.0.1",
-        "--dns-service",
-        "10.96.0.10",
-        "--timeout",
-        "400ms",
-        "--json",
-        "--netns-glob",
-        glob,
-    ] {
-        args.push(a.into());
-    }
-    args.extend(extra.iter().map(|s| s.to_string()));
-    let started = std::time::Instant::now();
-    let o = lab
-        .node
-        .command(env!("CARGO_BIN_EXE_hc-cli"))
-        .args(&args)
-        .output()
-        .unwrap();
-    let v: Value = serde_json::from_slice(&o.stdout).unwrap_or_else(|e| {
-        panic!(
-            "not JSON ({e}): {}\n{}",
-            String::from_utf8_lossy(&o.stdout),
-            String::from_utf8_lossy(&o.stderr)
-        )
-    });
-    // The time to name a fault: the whole command, from start to its report.
-    eprintln!(
-        "{:?} {:?}: {}",
-        args.iter().skip(1).filter(|a| a.starts_with("--")).collect::<Vec<_>>(),
-        started.elapsed(),
-        codes_of(&v)
-    );
-    (o.status.code().unwrap(), v.as_array().unwrap().clone())
+    lab.sweep(env!("CARGO_BIN_EXE_hc-cli"), glob, extra)
 }
 
 fn entry<'a>(v: &'a [Value], name: &str) -> &'a Value {
@@ -281,15 +241,4 @@ fn root_lost_aaaa_answer_of_parallel_questions() {
     // Without the option nothing is sent in parallel, and nothing is lost.
     let (code, v) = sweep(&lab, &lab.client_glob(), &[]);
     assert_eq!(code, 0, "{v:#?}");
-}
-
-/// Every distinct finding code of a sweep's report, for the log.
-fn codes_of(v: &Value) -> String {
-    let mut codes: Vec<&str> = (v.as_array().into_iter().flatten())
-        .flat_map(|e| e["findings"].as_array().into_iter().flatten())
-        .filter_map(|f| f["code"].as_str())
-        .collect();
-    codes.sort_unstable();
-    codes.dedup();
-    codes.join(",")
 }

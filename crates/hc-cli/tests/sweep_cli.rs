@@ -19,34 +19,7 @@ fn run_in_node(lab: &Lab, args: &[String]) -> Output {
 }
 
 fn sweep(lab: &Lab, glob: &str, extra: &[&str]) -> (i32, Vec<Value>) {
-    let mut args: Vec<String> = vec!["sweep".into()];
-    for t in lab.targets() {
-        args.push("--target".into());
-        args.push(t.to_string());
-    }
-    for a in [
-        "--expect",
-        "10.96.0.1",
-        "--dns-service",
-        "10.96.0.10",
-        "--timeout",
-        "400ms",
-        "--json",
-        "--netns-glob",
-        glob,
-    ] {
-        args.push(a.into());
-    }
-    args.extend(extra.iter().map(|s| s.to_string()));
-    let o = run_in_node(lab, &args);
-    let v: Value = serde_json::from_slice(&o.stdout).unwrap_or_else(|e| {
-        panic!(
-            "not JSON ({e}): {}\n{}",
-            String::from_utf8_lossy(&o.stdout),
-            String::from_utf8_lossy(&o.stderr)
-        )
-    });
-    (o.status.code().unwrap(), v.as_array().unwrap().clone())
+    lab.sweep(env!("CARGO_BIN_EXE_hc-cli"), glob, extra)
 }
 
 fn entry<'a>(v: &'a [Value], ns_name: &str) -> &'a Value {

@@ -14,30 +14,7 @@ const API: &str = "10.96.0.1";
 
 /// Runs `hc-cli ARGS --json` in the lab's node namespace: the exit code and the JSON.
 fn hc(lab: &Lab, args: &[String]) -> (i32, Value) {
-    let started = std::time::Instant::now();
-    let o = lab
-        .node
-        .command(env!("CARGO_BIN_EXE_hc-cli"))
-        .args(args)
-        .arg("--json")
-        .env("NO_COLOR", "1")
-        .output()
-        .unwrap();
-    let v: Value = serde_json::from_slice(&o.stdout).unwrap_or_else(|e| {
-        panic!(
-            "not JSON ({e}): {}\n{}",
-            String::from_utf8_lossy(&o.stdout),
-            String::from_utf8_lossy(&o.stderr)
-        )
-    });
-    // The time to name a fault: the whole command, from start to its report.
-    eprintln!(
-        "{:?} {:?}: {}",
-        args.iter().skip(1).filter(|a| a.starts_with("--")).collect::<Vec<_>>(),
-        started.elapsed(),
-        codes_of(&v)
-    );
-    (o.status.code().unwrap(), v)
+    lab.run_json(env!("CARGO_BIN_EXE_hc-cli"), args)
 }
 
 /// `hc-cli sweep` of `targets` from the node and the lab's client pods.
@@ -399,15 +376,4 @@ fn root_ipv6_targets_are_probed_swept_and_diagnosed() {
     }
     let f1 = codes(entry(&v, lab.pods[1].ns.name()));
     assert!(!f1.iter().any(|c| c.contains("route")), "{f1:?}");
-}
-
-/// Every distinct finding code of a sweep's report, for the log.
-fn codes_of(v: &Value) -> String {
-    let mut codes: Vec<&str> = (v.as_array().into_iter().flatten())
-        .flat_map(|e| e["findings"].as_array().into_iter().flatten())
-        .filter_map(|f| f["code"].as_str())
-        .collect();
-    codes.sort_unstable();
-    codes.dedup();
-    codes.join(",")
 }

@@ -143,19 +143,7 @@ impl ClusterLab {
                 lab.gateway(n),
                 options.ipv6,
             );
-            let ips: Vec<IpAddr> = std::iter::once(IpAddr::V4(addr))
-                .chain(pod.ip6.map(IpAddr::V6))
-                .collect();
-            let server = Dnsmasq::start_in_addrs(
-                &pod.ns,
-                &ips,
-                53,
-                &[(
-                    "kubernetes.default.svc.cluster.local",
-                    IpAddr::V4(LAB_API_IP),
-                )],
-                "cluster.local",
-            );
+            let server = pod.serve_dns();
             lab.dns.push(ClusterDnsPod {
                 server,
                 pod,

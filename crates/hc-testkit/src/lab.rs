@@ -40,6 +40,20 @@ pub struct LabPod {
 }
 
 impl LabPod {
+    /// Starts a lab DNS pod's server in this pod: dnsmasq on its addresses (IPv4, and IPv6 in a
+    /// dual-stack lab), port 53, answering `kubernetes.default.svc.cluster.local` with the lab's
+    /// API address.
+    pub(crate) fn serve_dns(&self) -> Dnsmasq {
+        let ips: Vec<IpAddr> = std::iter::once(IpAddr::V4(self.ip))
+            .chain(self.ip6.map(IpAddr::V6))
+            .collect();
+        let api = (
+            "kubernetes.default.svc.cluster.local",
+            IpAddr::V4(LAB_API_IP),
+        );
+        Dnsmasq::start_in_addrs(&self.ns, &ips, 53, &[api], "cluster.local")
+    }
+
     /// A pod namespace `name` on a veth whose node side `host_veth` is enslaved to the bridge
     /// `br0` of `node` (hairpin on), with `addr`/`prefix`, a default route via `gateway`, and a
     /// resolv.conf naming the DNS VIP. With `ipv6`, also [`lab_v6`] of `addr` (`prefix` + 40)
@@ -388,19 +402,7 @@ impl Lab {
 
     fn dns_pod(&self, suffix: &str, addr: Ipv4Addr) -> LabDnsPod {
         let pod = self.add_pod(suffix, addr);
-        let ips: Vec<IpAddr> = std::iter::once(IpAddr::V4(addr))
-            .chain(pod.ip6.map(IpAddr::V6))
-            .collect();
-        let server = Dnsmasq::start_in_addrs(
-            &pod.ns,
-            &ips,
-            53,
-            &[(
-                "kubernetes.default.svc.cluster.local",
-                IpAddr::V4(LAB_API_IP),
-            )],
-            "cluster.local",
-        );
+        let server = pod.serve_dns();
         LabDnsPod { server, pod }
     }
 
@@ -475,6 +477,58 @@ impl Lab {
     /// The glob that matches this lab's pod namespaces (client and DNS pods, not the node).
     pub fn glob(&self) -> String {
         format!("{}-[pd]*", self.prefix)
+    }
+
+    /// Runs `bin` (the hc-cli under test) with `args` and `--json` in the node's namespace,
+    /// colour off, and reads its JSON report, panicking with its output when it is none. Logs
+    /// how long it took and the finding codes it reported (the time to name a fault).
+    pub fn run_json(&self, bin: &str, args: &[String]) -> (i32, serde_json::Value) {
+        let started = std::time::Instant::now();
+        let o = (self.node.command(bin).args(args).arg("--json"))
+            .env("NO_COLOR", "1")
+            .output()
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap_or_else(|e| {
+            panic!(
+                "not JSON ({e}): {}\n{}",
+                String::from_utf8_lossy(&o.stdout),
+                String::from_utf8_lossy(&o.stderr)
+            )
+        });
+        let mut codes: Vec<&str> = (v.as_array().into_iter().flatten())
+            .flat_map(|e| e["findings"].as_array().into_iter().flatten())
+            .filter_map(|f| f["code"].as_str())
+            .collect();
+        codes.sort_unstable();
+        codes.dedup();
+        let flags: Vec<&String> = args.iter().filter(|a| a.starts_with("--")).collect();
+        eprintln!(
+            "{flags:?} took {:?}: {}",
+            started.elapsed(),
+            codes.join(",")
+        );
+        (o.status.code().unwrap_or(-1), v)
+    }
+
+    /// `hc-cli sweep --json` (`bin`) of [`Lab::targets`] from the node, as a pod expects them
+    /// (`--expect 10.96.0.1 --dns-service 10.96.0.10 --timeout 400ms`), of the namespaces that
+    /// match `glob`, with `extra` flags: its exit code and report.
+    pub fn sweep(&self, bin: &str, glob: &str, extra: &[&str]) -> (i32, Vec<serde_json::Value>) {
+        let mut args: Vec<String> = vec!["sweep".into()];
+        for t in self.targets() {
+            args.extend(["--target".into(), t.to_string()]);
+        }
+        let fixed = ["--expect", "10.96.0.1", "--dns-service", "10.96.0.10"];
+        let more = ["--timeout", "400ms", "--netns-glob", glob];
+        args.extend(
+            fixed
+                .iter()
+                .chain(&more)
+                .chain(extra)
+                .map(|s| s.to_string()),
+        );
+        let (code, v) = self.run_json(bin, &args);
+        (code, v.as_array().cloned().unwrap_or_default())
     }
 
     /// The glob that matches only the client pods.

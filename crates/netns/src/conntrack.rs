@@ -368,10 +368,6 @@ mod linux {
         path: Option<&Path>,
         ports: &[u16],
     ) -> Result<Vec<UdpEntry>, NetnsError> {
-        let label = path.map_or_else(
-            || "the current namespace".into(),
-            |p| p.display().to_string(),
-        );
         let work = || {
             let mut out = Vec::new();
             let request = NetfilterMessage::new(
@@ -389,18 +385,7 @@ mod linux {
             .map(|_| out)
             .map_err(|e| e.to_string())
         };
-        let got = match path {
-            Some(p) => crate::enter::run_in(p, work)?,
-            None => {
-                std::thread::scope(|s| s.spawn(work).join()).map_err(|_| NetnsError::Thread {
-                    path: "/proc/self/ns/net".into(),
-                })?
-            }
-        };
-        got.map_err(|detail| NetnsError::Netlink {
-            namespace: label,
-            detail: format!("conntrack dump: {detail}"),
-        })
+        crate::nfnl::dump_in(path, "conntrack dump", work)
     }
 
     /// (protocol, source, destination) of a tuple.

@@ -106,3 +106,28 @@ pub(crate) fn dump(
         }
     }
 }
+
+/// Runs `work` (a dump) with the network namespace at `path` (`None`: the caller's own, on a
+/// thread of its own so that no runtime thread blocks on the socket), its error named after
+/// `what` and the namespace.
+pub(crate) fn dump_in<T: Send>(
+    path: Option<&std::path::Path>,
+    what: &str,
+    work: impl FnOnce() -> Result<T, String> + Send,
+) -> Result<T, crate::error::NetnsError> {
+    use crate::error::NetnsError;
+    let label = path.map_or_else(
+        || "the current namespace".into(),
+        |p| p.display().to_string(),
+    );
+    let got = match path {
+        Some(p) => crate::enter::run_in(p, work)?,
+        None => std::thread::scope(|s| s.spawn(work).join()).map_err(|_| NetnsError::Thread {
+            path: "/proc/self/ns/net".into(),
+        })?,
+    };
+    got.map_err(|detail| NetnsError::Netlink {
+        namespace: label,
+        detail: format!("{what}: {detail}"),
+    })
+}

@@ -468,10 +468,6 @@ mod linux {
     /// caller's own), with their counters: `nft -a list ruleset`, over netlink. Needs
     /// CAP_NET_ADMIN.
     pub fn read_ruleset(path: Option<&Path>) -> Result<Vec<NftRule>, NetnsError> {
-        let label = path.map_or_else(
-            || "the current namespace".into(),
-            |p| p.display().to_string(),
-        );
         let work = || {
             let mut out = Vec::new();
             let request = NetfilterMessage::new(
@@ -490,18 +486,7 @@ mod linux {
             .map(|_| out)
             .map_err(|e| e.to_string())
         };
-        let got = match path {
-            Some(p) => crate::enter::run_in(p, work)?,
-            None => {
-                std::thread::scope(|s| s.spawn(work).join()).map_err(|_| NetnsError::Thread {
-                    path: "/proc/self/ns/net".into(),
-                })?
-            }
-        };
-        got.map_err(|detail| NetnsError::Netlink {
-            namespace: label,
-            detail: format!("nftables ruleset: {detail}"),
-        })
+        crate::nfnl::dump_in(path, "nftables ruleset", work)
     }
 
     fn family(f: NetfilterProtoFamily) -> &'static str {
