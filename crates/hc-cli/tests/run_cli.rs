@@ -533,6 +533,18 @@ fn fds(pid: u32) -> usize {
         .count()
 }
 
+/// A child process killed when dropped.
+struct KillOnDrop(Option<std::process::Child>);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if let Some(c) = &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
 #[test]
 fn probes_that_cannot_start_are_not_failures_of_the_target() {
     let dns = Dnsmasq::start(loopback(), &[(NAME, ip("10.96.0.1"))], "cluster.local");
@@ -554,14 +566,17 @@ fn probes_that_cannot_start_are_not_failures_of_the_target() {
     };
     let limit = format!("--nofile={0}:{0}", idle);
     let admin = std::net::SocketAddr::new(ip("127.0.0.1"), hc_testkit::free_port(ip("127.0.0.1")));
-    let mut child = Command::new("prlimit")
-        .args([limit.as_str(), BIN, "run"])
-        .args(args)
-        .args(["--metrics-addr", &admin.to_string(), "--log-format", "json"])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("prlimit (util-linux)");
+    // Killed even when an assertion below fails (no agent left running).
+    let mut child = KillOnDrop(Some(
+        Command::new("prlimit")
+            .args([limit.as_str(), BIN, "run"])
+            .args(args)
+            .args(["--metrics-addr", &admin.to_string(), "--log-format", "json"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("prlimit (util-linux)"),
+    ));
     let metrics = || {
         hc_testkit::http(admin, "GET", "/metrics")
             .map(|r| r.body)
@@ -611,6 +626,7 @@ fn probes_that_cannot_start_are_not_failures_of_the_target() {
             .all(|x| x["state"] != "down"),
         "{status}"
     );
+    let mut child = child.0.take().unwrap();
     child.kill().unwrap();
     let out = child.wait_with_output().unwrap();
     let log = String::from_utf8_lossy(&out.stderr);
