@@ -60,18 +60,14 @@ struct Case {
     must_accept: bool,
 }
 
+/// The uncompressed wire form of `name` (hickory's encoder: the same bytes for these names).
 fn name_bytes(name: &str) -> Vec<u8> {
-    let mut out = Vec::new();
-    for label in name
-        .trim_end_matches('.')
-        .split('.')
-        .filter(|l| !l.is_empty())
-    {
-        out.push(label.len() as u8);
-        out.extend_from_slice(label.as_bytes());
-    }
-    out.push(0);
-    out
+    wire(&Name::from_ascii(name).expect("the fuzz names are valid"))
+}
+
+fn wire(name: &Name) -> Vec<u8> {
+    use hickory_proto::serialize::binary::BinEncodable as _;
+    name.to_bytes().expect("a valid name encodes")
 }
 
 /// RDATA for `rtype`: plausible (decodable or nearly) or random.
@@ -153,7 +149,7 @@ fn structured(u: &mut Unstructured<'_>, query: &Message) -> Result<Case> {
             out.extend_from_slice(&name_bytes(u.choose(NAMES)?));
             honest = false;
         } else {
-            out.extend_from_slice(&name_bytes(&q.name.to_ascii()));
+            out.extend_from_slice(&wire(&q.name));
         }
         out.extend_from_slice(&u16::from(q.query_type).to_be_bytes());
         out.extend_from_slice(&1u16.to_be_bytes());

@@ -127,19 +127,11 @@ fn asked(query: &[u8]) -> Option<Asked<'_>> {
     })
 }
 
-/// The wire form of `name` (uncompressed).
+/// The wire form of `name` (uncompressed, as hickory encodes a name on its own).
 fn wire_name(name: &str) -> Vec<u8> {
-    let mut out = Vec::new();
-    for label in name
-        .trim_end_matches('.')
-        .split('.')
-        .filter(|l| !l.is_empty())
-    {
-        out.push(label.len() as u8);
-        out.extend_from_slice(label.as_bytes());
-    }
-    out.push(0);
-    out
+    use hickory_proto::serialize::binary::BinEncodable as _;
+    let name = hickory_proto::rr::Name::from_ascii(name).expect("a valid fixture name");
+    name.to_bytes().expect("a valid name encodes")
 }
 
 /// A resource record: `owner` bytes (a name, or a pointer), type, class IN, TTL 5, `rdata`.
