@@ -82,6 +82,14 @@ impl Admin {
         self.state.checked.store(checked, Ordering::SeqCst);
     }
 
+    /// Serves `doc` on `/status` (503, `"healthy": false`) until the first [`Admin::publish`]
+    /// or [`Admin::publish_document`], without making `/readyz` ready: what a reader sees
+    /// before the first round, in the shape of every later document.
+    pub fn publish_initial<T: Serialize>(&self, doc: &T) {
+        self.publish_document(false, doc);
+        self.state.ready.store(false, Ordering::SeqCst);
+    }
+
     /// Publishes any status document (the controller's, for one): `/status` serves it with
     /// `"healthy"` first, 200 when `healthy`, 503 otherwise; `/readyz` turns 200.
     pub fn publish_document<T: Serialize>(&self, healthy: bool, doc: &T) {

@@ -363,7 +363,10 @@ pub(crate) struct KubeArgs {
     pub(crate) cluster_domain: String,
     /// DNS port for UDP and TCP, replacing the discovered ones. (`--udp-port`, HC_UDP_PORT: old names.)
     #[arg(long, alias = "udp-port", env = "HC_DNS_PORT", value_parser = clap::value_parser!(u16).range(1..))]
-    pub(crate) dns_port: Option<u16>,
+    dns_port: Option<u16>,
+    /// The old name of HC_DNS_PORT, read when that is not set (clap takes one variable a flag).
+    #[arg(long = "udp-port-from-env", hide = true, env = "HC_UDP_PORT", value_parser = clap::value_parser!(u16).range(1..))]
+    old_udp_port: Option<u16>,
     /// How to reach the targets: direct, probe-pod (a short-lived pod probes from inside), or
     /// port-forward (each CoreDNS pod over TCP through the API server).
     #[arg(long, value_enum, env = "HC_VIA", default_value = "direct")]
@@ -391,6 +394,13 @@ pub(crate) struct KubeArgs {
     pub(crate) api_dns_every: Duration,
     #[command(flatten)]
     pub(crate) moved: MovedToController,
+}
+
+impl KubeArgs {
+    /// `--dns-port` (`--udp-port`, HC_DNS_PORT), else HC_UDP_PORT.
+    pub(crate) fn dns_port(&self) -> Option<u16> {
+        self.dns_port.or(self.old_udp_port)
+    }
 }
 
 /// `--remediation` of `run` from before the controller: accepted with a warning, so that old

@@ -226,6 +226,48 @@ fn root_flags_that_moved_to_the_controller_are_accepted_with_a_warning() {
         e.contains("--remediation") && e.contains("hc-cli controller"),
         "{e}"
     );
+    // Their variables, set by an old manifest, are named as ignored.
+    let o = (c.lab.node.command(BIN))
+        .args([
+            "run",
+            "--once",
+            "--json",
+            "--timeout",
+            "300ms",
+            "--kubeconfig",
+        ])
+        .arg(&c.kubeconfig)
+        .env("HC_LEASE_NAME", "x")
+        .output()
+        .unwrap();
+    Agent::assert_exit(&o, 0);
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        e.contains("HC_LEASE_NAME has no effect on the agent"),
+        "{e}"
+    );
+    // The old name of HC_DNS_PORT still sets the port (nothing listens on this one).
+    let o = (c.lab.node.command(BIN))
+        .args([
+            "run",
+            "--once",
+            "--json",
+            "--timeout",
+            "300ms",
+            "--kubeconfig",
+        ])
+        .arg(&c.kubeconfig)
+        .env("HC_UDP_PORT", "5399")
+        .output()
+        .unwrap();
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let ports: Vec<&str> = (v["targets"].as_array().unwrap().iter())
+        .filter_map(|t| t["target"].as_str())
+        .collect();
+    assert!(
+        !ports.is_empty() && ports.iter().all(|t| t.ends_with(":5399")),
+        "{ports:?}"
+    );
     // The others are usage errors that say where the flag went.
     let o = c.once(&["--lease-name", "x"]);
     Agent::assert_exit(&o, 2);

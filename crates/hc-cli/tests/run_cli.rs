@@ -252,7 +252,13 @@ fn readiness_waits_for_the_first_round() {
         (r.status, r.body.as_str()),
         (503, "no round completed yet\n")
     );
-    assert_eq!(agent.get("/status").unwrap().status, 503);
+    let before = agent.get("/status").unwrap();
+    assert_eq!(before.status, 503);
+    // The shape of every later document: a reader of /status parses it as one.
+    let doc: serde_json::Value = serde_json::from_str(&before.body).unwrap();
+    assert_eq!(doc["targets"], serde_json::json!([]), "{doc}");
+    assert_eq!(doc["nothing_checked"], "no round completed yet", "{doc}");
+    assert_eq!(doc["healthy"], false);
     agent.wait_for("ready after the first round", |a| {
         a.get("/readyz").is_some_and(|r| r.status == 200)
     });

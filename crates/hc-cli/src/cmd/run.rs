@@ -89,12 +89,22 @@ async fn start_cluster(args: &RunArgs) -> exit::Result<Option<AgentCluster>> {
             "--remediation (HC_REMEDIATION) has no effect on the agent: remediation is `hc-cli controller`'s"
         );
     }
+    // The variables of the other moved flags: an old manifest sets them, the agent ignores them.
+    let moved = crate::cli::MOVED_FLAGS.iter().map(|f| {
+        format!(
+            "HC_{}",
+            f.trim_start_matches('-').replace('-', "_").to_uppercase()
+        )
+    });
+    for var in moved.filter(|v| std::env::var_os(v).is_some()) {
+        tracing::warn!("{var} has no effect on the agent: it is read by `hc-cli controller`");
+    }
     let mut cfg = AgentClusterConfig::new(DiscoveryConfig {
         namespace: k.api.namespace.clone(),
         service: k.service.clone(),
     });
     cfg.cluster_domain = k.cluster_domain.clone();
-    cfg.dns_port = k.dns_port;
+    cfg.dns_port = k.dns_port();
     cfg.via = k.via.into();
     cfg.probe_pod.image = k.probe_image.clone();
     cfg.probe_pod.timeout = k.probe_pod_timeout;
@@ -109,6 +119,11 @@ async fn serve(args: &RunArgs, metrics: Metrics, cluster: Option<AgentCluster>) 
     let mut registry = Registry::default();
     let metrics = metrics.register(&mut registry, env!("CARGO_PKG_VERSION"));
     let admin = Admin::new(registry);
+    // Before the first round, /status has the shape of every later document.
+    admin.publish_initial(&hc_exporter::Status {
+        nothing_checked: Some("no round completed yet".into()),
+        ..Default::default()
+    });
     let server = admin.bind(args.metrics_addr).await.runtime()?;
     let listening = server
         .local_addr()
@@ -121,7 +136,7 @@ async fn serve(args: &RunArgs, metrics: Metrics, cluster: Option<AgentCluster>) 
         None => std::time::Duration::ZERO,
     };
     if let Some(c) = &cluster {
-        let found = c.snapshot().describe(args.kube.dns_port);
+        let found = c.snapshot().describe(args.kube.dns_port());
         info!(targets = %found, "discovered");
     }
     let mut agent = Agent::new(agent_config(args), Some(metrics), cluster);
