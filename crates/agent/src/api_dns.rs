@@ -55,11 +55,6 @@ impl ApiDnsCheck {
         now >= self.next
     }
 
-    /// Queries per second the check costs on average.
-    pub fn qps(&self) -> f64 {
-        1.0 / self.every.as_secs_f64()
-    }
-
     /// The last result.
     pub fn last(&self) -> Option<&ApiDnsStatus> {
         self.last.as_ref()

@@ -42,11 +42,6 @@ pub(crate) async fn conntrack_readings(
         .unwrap_or_else(|_| (None, vec![None; n]))
 }
 
-/// The addresses a Service address may be translated to: `cfg.endpoints`.
-fn endpoints(cfg: &SweepConfig) -> &[IpAddr] {
-    &cfg.endpoints
-}
-
 /// One namespace whose path failed: its index among the reports, where it is (`None`: the
 /// caller's own), and the failing (transport, target) pairs.
 pub(crate) type Failing = (usize, Option<PathBuf>, Vec<(Transport, SocketAddr)>);
@@ -100,7 +95,7 @@ pub(crate) async fn dropping_rules(
     if failing.is_empty() {
         return Vec::new();
     }
-    let eps = endpoints(cfg);
+    let eps = &cfg.endpoints[..];
     let (node_before, own_before) = rulesets(&failing).await;
     let any = failing.iter().zip(&own_before).any(|((_, _, pairs), own)| {
         may_match(node_before.as_ref(), pairs, eps) || may_match(own.as_ref(), pairs, eps)
@@ -152,7 +147,7 @@ pub(crate) async fn dropping_rules(
 /// an address that is not one of `cfg.endpoints`. Nothing without endpoints, or when the table
 /// cannot be read.
 pub(crate) async fn stale_destinations(cfg: &SweepConfig) -> Vec<StaleDestination> {
-    let eps = endpoints(cfg).to_vec();
+    let eps = cfg.endpoints.clone();
     if eps.is_empty() {
         return Vec::new();
     }

@@ -30,7 +30,7 @@ use crate::plan::{Action, DeploymentInfo, Inputs, Policy, plan};
 use crate::probing::ProbingPlan;
 use crate::quantity::parse_quantity;
 use crate::view::View;
-use crate::watch::Watched;
+use crate::watch::{RECHECK, Watched};
 
 /// The controller's settings (flags of `hc-cli controller`).
 #[derive(Debug, Clone, PartialEq)]
@@ -120,8 +120,6 @@ impl ControllerConfig {
 
 /// How many past actions `/status` shows.
 const LAST_ACTIONS: usize = 10;
-/// How often a stale watch is rechecked.
-const RECHECK: Duration = Duration::from_secs(10);
 /// The freshness check's watch of every Service: its health is shown, but a stale one does not
 /// pause remediation (it says nothing about CoreDNS's pods).
 pub const SERVICES_WATCH: &str = "services";

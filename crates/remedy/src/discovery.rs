@@ -13,7 +13,7 @@ use kube::{Api, Client};
 
 use crate::probing::{PLAN_CONFIGMAP, ProbingPlan};
 use crate::quantity::parse_quantity;
-use crate::watch::{WatchHealth, Watched};
+use crate::watch::{RECHECK, WatchHealth, Watched};
 
 /// What to watch.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -272,9 +272,6 @@ pub struct Discovery {
     slices: Watched<EndpointSlice>,
     plan: Watched<ConfigMap>,
 }
-
-/// How often a watch showing an error is rechecked.
-const RECHECK: Duration = Duration::from_secs(10);
 
 impl Discovery {
     /// Starts the three watches on the caller's runtime.

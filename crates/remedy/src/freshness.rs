@@ -54,7 +54,7 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client};
 use tracing::{debug, info, warn};
 
-use crate::watch::WatchHealth;
+use crate::watch::{RECHECK, WatchHealth};
 
 /// Right answers in a row that mark a change as propagated.
 pub const CONFIRM: u32 = 3;
@@ -69,8 +69,6 @@ const MAX_STEP: Duration = Duration::from_secs(2);
 const LAST_RESULTS: usize = 10;
 /// Completed results kept for the round to read at most (a round drains them).
 const MAX_PENDING: usize = 1000;
-/// How often a watch showing an error is rechecked with a LIST of one object.
-const RECHECK: Duration = Duration::from_secs(10);
 
 /// The settings of the freshness check (flags of `hc-cli controller`).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -48,11 +48,6 @@ impl View {
         }
     }
 
-    /// The window.
-    pub fn window(&self) -> Duration {
-        self.window
-    }
-
     /// Takes in one agent's document. `node` names the agent's node when the document does not.
     /// Results older than the window, or that say the target was not probed, are ignored.
     pub fn observe(&mut self, status: &Status, node: &str, now: SystemTime) {

@@ -16,6 +16,10 @@ use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Resource};
 
+/// How often a watch showing an error is rechecked with a LIST of one object (the watcher's
+/// own resumption delivers no event that would say it is back).
+pub(crate) const RECHECK: Duration = Duration::from_secs(10);
+
 /// The health of one watch.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct WatchHealth {
