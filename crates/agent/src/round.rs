@@ -263,8 +263,10 @@ impl Agent {
             .flat_map(|(s, _)| s.transport.transports().iter().map(move |t| (s.target, *t)))
             .collect();
         if let Some(m) = &self.metrics {
-            // At 0 from the round a target is known, so `increase()` sees its first failure.
-            keys.iter()
+            // At 0 from the round a target is known, so `increase()` sees its first failure
+            // (once: the book knows the targets it tracks already).
+            (keys.iter())
+                .filter(|(t, tr)| self.health.get(*t, *tr).is_none())
                 .for_each(|(t, tr)| m.target_known(&t.to_string(), tr.as_str()));
         }
         for (target, transport) in self.health.track(keys) {
