@@ -87,7 +87,8 @@ async fn thresholds_status_and_metrics_over_rounds() {
 }
 
 #[tokio::test(flavor = "current_thread")]
-async fn targets_that_go_away_are_forgotten() {
+async fn a_static_target_is_tracked_and_reported() {
+    // (Targets that go away: kube_cli.rs, root_a_coredns_pod_that_leaves_the_endpoints_is_forgotten.)
     let a = Dnsmasq::start(
         loopback(),
         &[("kubernetes.default.svc.cluster.local", ip(API))],

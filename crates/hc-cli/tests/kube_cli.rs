@@ -217,6 +217,41 @@ fn root_the_agent_status_names_each_coredns_pod_and_its_node() {
 }
 
 #[test]
+fn root_a_coredns_pod_that_leaves_the_endpoints_is_forgotten() {
+    let c = Cluster::new("170Mi");
+    let a = c.agent(&[]);
+    let pod_b = "10.244.0.3:53";
+    let up_b = |a: &Agent| {
+        let body = a.get("/metrics").map(|r| r.body).unwrap_or_default();
+        hc_testkit::metric_value(
+            &body,
+            "coredns_healthcheck_target_up",
+            &[("target", pod_b), ("transport", "udp")],
+        )
+    };
+    a.wait_for("coredns-b probed", |a| up_b(a) == Some(1.0));
+    // The EndpointSlice now holds coredns-a only (coredns-b scaled away).
+    let slice = "apis/discovery.k8s.io/v1/namespaces/kube-system/endpointslices/kube-dns-abcde";
+    let mut v = c.api.get(slice).unwrap();
+    v["endpoints"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|e| e["addresses"][0] != "10.244.0.3");
+    c.api.put(slice, v);
+    a.wait_for("coredns-b forgotten", |a| {
+        let targets = status(a)["targets"].clone();
+        (targets.as_array())
+            .is_some_and(|t| !t.is_empty() && t.iter().all(|t| t["target"] != pod_b))
+    });
+    assert_eq!(up_b(&a), None, "its target_up series goes with it");
+    let s = status(&a);
+    assert!(
+        (s["targets"].as_array().unwrap().iter()).any(|t| t["target"] == "10.244.0.2:53"),
+        "{s}"
+    );
+}
+
+#[test]
 fn root_flags_that_moved_to_the_controller_are_accepted_with_a_warning() {
     let c = Cluster::new("170Mi");
     let o = c.once(&["--remediation", "on"]);
