@@ -162,8 +162,8 @@ impl Agent {
     /// An agent; `metrics` are updated every round, `cluster` gives its targets in Kubernetes.
     pub fn new(cfg: AgentConfig, metrics: Option<Metrics>, cluster: Option<AgentCluster>) -> Agent {
         let node = (cluster.as_ref().and_then(|c| c.node().map(str::to_owned)))
-            .or_else(|| std::fs::read_to_string("/proc/sys/kernel/hostname").ok())
-            .map_or_else(|| "node".to_owned(), |n| n.trim().to_owned());
+            .or_else(hc_remedy::hostname)
+            .unwrap_or_else(|| "node".to_owned());
         let api_dns = (cluster.as_ref())
             .filter(|c| !c.probes_elsewhere())
             .and_then(|_| ApiDnsCheck::new(cfg.budget.api_dns_every));

@@ -5,33 +5,21 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
 use crate::server::DemoError;
 
-/// `GET path` over HTTP/1.1 (`Connection: close`): the status code and the body.
+/// `GET path` as the controller reads an agent (`hc_remedy::http_get_any`, 1 MiB at most,
+/// 5 s): the status code and the body.
 pub(crate) async fn get(addr: SocketAddr, path: &str) -> Result<(u16, String), DemoError> {
-    let exchange = async {
-        let mut s = tokio::net::TcpStream::connect(addr).await?;
-        let req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
-        s.write_all(req.as_bytes()).await?;
-        let mut raw = Vec::new();
-        s.read_to_end(&mut raw).await?;
-        Ok::<_, std::io::Error>(String::from_utf8_lossy(&raw).into_owned())
-    };
     let io = |source| DemoError::Io {
         what: "reading the admin server",
         source,
     };
-    let text = tokio::time::timeout(Duration::from_secs(5), exchange)
+    let read = hc_remedy::http_get_any(addr, path, 1 << 20);
+    let (code, body) = tokio::time::timeout(Duration::from_secs(5), read)
         .await
         .map_err(|_| io(std::io::ErrorKind::TimedOut.into()))?
-        .map_err(io)?;
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let code = (head.split_whitespace().nth(1))
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    Ok((code, body.to_owned()))
+        .map_err(|e| io(std::io::Error::other(e)))?;
+    Ok((code, String::from_utf8_lossy(&body).into_owned()))
 }
 
 /// The samples of `/metrics` that tell the outage: `target_up`, and the query and failure

@@ -57,13 +57,13 @@ impl Default for TourOptions {
     }
 }
 
-/// UID 0, read from /proc/self/status.
+/// Effective UID 0 (what the kernel checks), read from /proc/self/status.
 pub fn is_root() -> bool {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
             let uid = s.lines().find(|l| l.starts_with("Uid:"))?;
-            Some(uid.split_whitespace().nth(1) == Some("0"))
+            Some(uid.split_whitespace().nth(2) == Some("0"))
         })
         .unwrap_or(false)
 }

@@ -326,10 +326,6 @@ mod linux {
     /// a dedicated thread that enters it. `Ok(None)` when the kernel has no connection tracker
     /// (the file does not exist).
     pub fn read_stats(path: Option<&Path>) -> Result<Option<ConntrackStats>, NetnsError> {
-        let label = path.map_or_else(
-            || "the current namespace".into(),
-            |p| p.display().to_string(),
-        );
         let read = || match read_proc_file(Path::new(STATS)) {
             Ok(text) => ConntrackStats::parse(&text)
                 .map(Some)
@@ -337,18 +333,7 @@ mod linux {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(e.to_string()),
         };
-        let got = match path {
-            Some(p) => crate::enter::run_in(p, read)?,
-            None => {
-                std::thread::scope(|s| s.spawn(read).join()).map_err(|_| NetnsError::Thread {
-                    path: "/proc/self/ns/net".into(),
-                })?
-            }
-        };
-        got.map_err(|detail| NetnsError::Netlink {
-            namespace: label,
-            detail: format!("{STATS}: {detail}"),
-        })
+        crate::nfnl::dump_in(path, STATS, read)
     }
 
     /// Reads the statistics in the calling thread's namespace (for a caller already inside).

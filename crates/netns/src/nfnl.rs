@@ -107,7 +107,7 @@ pub(crate) fn dump(
     }
 }
 
-/// Runs `work` (a dump) with the network namespace at `path` (`None`: the caller's own, on a
+/// Runs `work` (a netfilter dump, or a read of its /proc statistics) with the network namespace at `path` (`None`: the caller's own, on a
 /// thread of its own so that no runtime thread blocks on the socket), its error named after
 /// `what` and the namespace.
 pub(crate) fn dump_in<T: Send>(

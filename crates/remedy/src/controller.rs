@@ -83,10 +83,7 @@ impl ControllerConfig {
         std::env::var("POD_NAME")
             .ok()
             .filter(|v| !v.is_empty())
-            .or_else(|| {
-                let h = std::fs::read_to_string("/proc/sys/kernel/hostname").ok()?;
-                Some(h.trim().to_owned())
-            })
+            .or_else(crate::hostname)
             .unwrap_or_else(|| "coredns-healthcheck".to_owned())
     }
 

@@ -110,3 +110,10 @@ pub use watch::{WatchHealth, Watched};
 
 /// The Kubernetes client type.
 pub use kube::Client;
+
+/// This machine's hostname (`/proc/sys/kernel/hostname`), the name of a node or replica when
+/// none is given.
+pub fn hostname() -> Option<String> {
+    let h = std::fs::read_to_string("/proc/sys/kernel/hostname").ok()?;
+    Some(h.trim().to_owned()).filter(|h| !h.is_empty())
+}
