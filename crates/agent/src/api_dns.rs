@@ -113,6 +113,8 @@ pub async fn check(
         ..ApiDnsStatus::default()
     };
     let fail = |mut s: ApiDnsStatus, result: &str, message: String| {
+        // Only the results whose series the exporter makes at 0 (`api_dns_enabled`).
+        debug_assert!(ApiDnsStatus::RESULTS.contains(&result), "{result}");
         s.result = result.into();
         s.message = Some(message);
         s

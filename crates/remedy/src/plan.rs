@@ -717,6 +717,49 @@ mod tests {
         }))
     }
 
+    /// The label sets the exporter creates at 0 are the labels the controller uses: a new
+    /// verdict, action or result would otherwise be missing from them.
+    #[test]
+    fn the_exporters_label_sets_are_the_controllers() {
+        use crate::classify::Verdict;
+        use crate::execute::Outcome;
+        let verdicts = [
+            Verdict::Pod {
+                uid: String::new(),
+                name: String::new(),
+                failing: 0,
+                reporting: 0,
+            },
+            Verdict::Node {
+                node: String::new(),
+                pods: 0,
+            },
+            Verdict::Service {
+                failing: 0,
+                reporting: 0,
+            },
+            Verdict::All { pods: 0 },
+        ];
+        let kinds: Vec<&str> = verdicts.iter().map(Verdict::kind).collect();
+        assert_eq!(kinds, hc_exporter::VERDICT_KINDS);
+        let actions = [
+            ActionKind::Evict,
+            ActionKind::RaiseMemory,
+            ActionKind::RolloutRestart,
+            ActionKind::NodeEvent,
+        ];
+        assert_eq!(actions.map(ActionKind::as_str), hc_exporter::ACTIONS);
+        let outcomes = [
+            Outcome::Success,
+            Outcome::DryRun,
+            Outcome::RetryLater(String::new()),
+            Outcome::Refused(String::new()),
+            Outcome::Error(String::new()),
+        ];
+        let labels: Vec<&str> = outcomes.iter().map(Outcome::label).collect();
+        assert_eq!(labels, hc_exporter::RESULTS);
+    }
+
     #[test]
     fn scenarios() {
         let p = Policy::default();
