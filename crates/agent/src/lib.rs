@@ -13,9 +13,13 @@
 //! controller's plan sizes, a share of the pod namespaces); [`model`] is the same arithmetic as
 //! a load model (`cargo run -p hc-agent --example load-model`). In Kubernetes, [`api_dns`]
 //! checks the API server through cluster DNS now and then, apart from DNS health. Linux only.
+//!
+//! Feature `clap`: `cli`, the budget's flags of `hc-cli run` as a clap flag group.
 
 #[cfg(target_os = "linux")]
 pub mod api_dns;
+#[cfg(all(target_os = "linux", feature = "clap"))]
+pub mod cli;
 #[cfg(target_os = "linux")]
 mod round;
 #[cfg(target_os = "linux")]

@@ -42,6 +42,9 @@
 //! ## Features
 //! - `serde`: `JsonReport`, the JSON form of a report (`hc-cli probe --json`), written from
 //!   a [`ProbeReport`] and read back into one.
+//! - `clap`: `cli`, value parsers for a checker's command line (a target with or without a port,
+//!   a query name, a record type, a response code, a duration bounded per flag), whose errors
+//!   name the value, the flag and what to write instead.
 //!
 //! ## Why hickory-proto 0.26, wire format only
 //! hickory-proto gives a complete, fuzzed DNS message codec. Since 0.26 its tokio transports live
@@ -71,6 +74,8 @@
 //! ```
 
 mod classify;
+#[cfg(feature = "clap")]
+pub mod cli;
 mod error;
 #[cfg(test)]
 mod fuzz;

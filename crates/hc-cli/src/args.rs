@@ -8,17 +8,9 @@ use std::time::Duration;
 use clap::{Args, Subcommand};
 use dnsprobe::hickory_proto::rr::Name;
 
-use crate::cli::{Checked, TargetArg, parse_duration_arg, parse_name_arg, parse_target_arg};
+use hc_remedy::cli::{ApiArgs, KubeArgs};
 
-/// `--query-budget`: a positive number of queries per second, at most 10,000.
-fn parse_budget_arg(s: &str) -> Result<f64, String> {
-    match s.parse::<f64>() {
-        Ok(q) if q > 0.0 && q <= 10_000.0 => Ok(q),
-        _ => Err(format!(
-            "{s:?} is not a query budget: give queries per second, more than 0 and at most 10000 (e.g. 1 or 0.5)"
-        )),
-    }
-}
+use crate::cli::{DurationParser, NameParser, TargetArg, parse_target_arg};
 
 /// Boolean flags that an environment variable may also set (`HC_X=true`).
 macro_rules! env_flag {
@@ -163,7 +155,7 @@ pub(crate) struct SweepArgs {
     #[command(flatten)]
     pub(crate) select: SweepSelect,
     /// Time allowed for each probe, e.g. 500ms, 2s.
-    #[arg(long, value_name = "DURATION", env = "HC_TIMEOUT", default_value = "2s", value_parser = parse_duration_arg)]
+    #[arg(long, value_name = "DURATION", env = "HC_TIMEOUT", default_value = "2s", value_parser = DurationParser)]
     pub(crate) timeout: Duration,
     /// Send each UDP query's AAAA companion right after it from the same socket, as glibc does,
     /// and report a lost answer (parallel-answer-lost). One query more per probe.
@@ -195,7 +187,7 @@ pub(crate) struct QueryArgs {
     #[arg(short = 's', long = "target", value_name = "IP[:PORT]", env = "HC_TARGET", value_delimiter = ',', num_args = 1.., action = clap::ArgAction::Append, value_parser = parse_target_arg)]
     pub(crate) targets: Vec<TargetArg>,
     /// Name to query. [default: kubernetes.default.svc.cluster.local., with --cluster-domain in Kubernetes]
-    #[arg(short = 'q', long, env = "HC_NAME", value_parser = parse_name_arg)]
+    #[arg(short = 'q', long, env = "HC_NAME", value_parser = NameParser)]
     pub(crate) name: Option<Name>,
     /// An address the answer must contain (e.g. the ClusterIP of default/kubernetes). Repeat for more.
     #[arg(
@@ -229,23 +221,10 @@ impl QueryArgs {
 pub(crate) struct RunArgs {
     #[command(flatten)]
     pub(crate) query: QueryArgs,
-    /// Time between the starts of two rounds (in a cluster, the first after a random part of it).
-    #[arg(long, value_name = "DURATION", env = "HC_INTERVAL", default_value = "15s", value_parser = parse_duration_arg)]
-    pub(crate) interval: Duration,
-    /// DNS queries per second on average, for everything this agent probes (docs/performance.md).
-    #[arg(long, value_name = "QPS", env = "HC_QUERY_BUDGET", default_value_t = 1.0, value_parser = parse_budget_arg)]
-    pub(crate) query_budget: f64,
-    /// Probe the DNS Service over TCP instead of UDP every N rounds (0: never).
-    #[arg(long, value_name = "N", env = "HC_TCP_EVERY", default_value_t = 4)]
-    pub(crate) tcp_every: u32,
-    /// Nodes that should probe each CoreDNS pod every minute (all nodes in smaller clusters).
-    #[arg(long, value_name = "N", env = "HC_OBSERVERS", default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=1000))]
-    pub(crate) observers: u32,
-    /// Check every pod namespace at least this often (the budget permitting).
-    #[arg(long, value_name = "DURATION", env = "HC_NETNS_EVERY", default_value = "2m", value_parser = parse_duration_arg)]
-    pub(crate) netns_every: Duration,
+    #[command(flatten)]
+    pub(crate) budget: hc_agent::cli::BudgetArgs,
     /// Time allowed for each attempt.
-    #[arg(long, value_name = "DURATION", env = "HC_TIMEOUT", default_value = "1s", value_parser = parse_duration_arg)]
+    #[arg(long, value_name = "DURATION", env = "HC_TIMEOUT", default_value = "1s", value_parser = DurationParser)]
     pub(crate) timeout: Duration,
     /// Attempts per probe in a round.
     #[arg(long, env = "HC_ATTEMPTS", default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=10))]
@@ -261,12 +240,6 @@ pub(crate) struct RunArgs {
     pub(crate) sweep_netns: bool,
     #[command(flatten)]
     pub(crate) select: SweepSelect,
-    /// With --sweep-netns, resolve kubernetes.default through one pod's resolv.conf as glibc would this often (about 4 queries, paid from the budget).
-    #[arg(long, value_name = "DURATION", env = "HC_CLIENT_PATH_EVERY", default_value = "5m", value_parser = parse_duration_arg)]
-    pub(crate) client_path_every: Duration,
-    /// Pod namespaces swept per round at most, whatever the budget leaves.
-    #[arg(long, env = "HC_NETNS_PER_ROUND", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=10_000))]
-    pub(crate) netns_per_round: u32,
     /// Where to serve /metrics, /healthz, /readyz and /status.
     #[arg(
         long,
@@ -296,204 +269,11 @@ pub(crate) struct RunArgs {
     pub(crate) kube: KubeArgs,
 }
 
-/// `--remediation`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub(crate) enum RemediationMode {
-    /// Watch and report; plan nothing.
-    Off,
-    /// Plan, log and export the plan; change nothing.
-    DryRun,
-    /// Act (the Lease holder only).
-    On,
-}
-
-impl From<RemediationMode> for hc_remedy::Mode {
-    fn from(m: RemediationMode) -> Self {
-        match m {
-            RemediationMode::Off => hc_remedy::Mode::Off,
-            RemediationMode::DryRun => hc_remedy::Mode::DryRun,
-            RemediationMode::On => hc_remedy::Mode::On,
-        }
-    }
-}
-
-/// `--via`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub(crate) enum Via {
-    /// Probe the targets as addressed from this machine.
-    Direct,
-    /// A short-lived pod in the cluster probes them and reports back through its logs.
-    ProbePod,
-    /// Each CoreDNS pod over DNS-over-TCP through the API server's port-forward (TCP only).
-    PortForward,
-}
-
-impl From<Via> for hc_remedy::Via {
-    fn from(v: Via) -> Self {
-        match v {
-            Via::Direct => hc_remedy::Via::Direct,
-            Via::ProbePod => hc_remedy::Via::ProbePod,
-            Via::PortForward => hc_remedy::Via::PortForward,
-        }
-    }
-}
-
-/// The API connection, shared by `run`, `controller` and `status`.
+/// Arguments of `hc-cli controller`: the controller's flags, its admin address and log format.
 #[derive(Debug, Args)]
-pub(crate) struct ApiArgs {
-    /// Kubeconfig to use outside the cluster (KUBECONFIG is read too; ~/.kube/config never implicitly).
-    #[arg(long, value_name = "PATH", env = "HC_KUBECONFIG")]
-    pub(crate) kubeconfig: Option<PathBuf>,
-    /// Namespace of CoreDNS and its Service (and of the controller's Lease).
-    #[arg(long, env = "HC_NAMESPACE", default_value = "kube-system")]
-    pub(crate) namespace: String,
-}
-
-/// The agent in Kubernetes: read-only discovery, and the node's own condition.
-#[derive(Debug, Args)]
-#[command(next_help_heading = "Kubernetes (on with --kubeconfig, KUBECONFIG, or inside a pod)")]
-pub(crate) struct KubeArgs {
+pub(crate) struct ControllerCmd {
     #[command(flatten)]
-    pub(crate) api: ApiArgs,
-    /// The CoreDNS Service.
-    #[arg(long, env = "HC_SERVICE", default_value = "kube-dns")]
-    pub(crate) service: String,
-    /// The cluster domain: the query is kubernetes.default.svc.<cluster-domain>.
-    #[arg(long, env = "HC_CLUSTER_DOMAIN", default_value = "cluster.local", value_parser = Checked("cluster domain", parse_domain_arg))]
-    pub(crate) cluster_domain: String,
-    /// DNS port for UDP and TCP, replacing the discovered ones. (`--udp-port`, HC_UDP_PORT: old names.)
-    #[arg(long, alias = "udp-port", env = "HC_DNS_PORT", value_parser = clap::value_parser!(u16).range(1..))]
-    dns_port: Option<u16>,
-    /// The old name of HC_DNS_PORT, read when that is not set (clap takes one variable a flag).
-    #[arg(long = "udp-port-from-env", hide = true, env = "HC_UDP_PORT", value_parser = clap::value_parser!(u16).range(1..))]
-    old_udp_port: Option<u16>,
-    /// How to reach the targets: direct, probe-pod (a short-lived pod probes from inside), or
-    /// port-forward (each CoreDNS pod over TCP through the API server).
-    #[arg(long, value_enum, env = "HC_VIA", default_value = "direct")]
-    pub(crate) via: Via,
-    /// Image of the probe pod (`hc-cli` as its entrypoint).
-    #[arg(
-        long,
-        env = "HC_PROBE_IMAGE",
-        default_value = "ghcr.io/coredns-healthcheck/hc-cli:0.1.0"
-    )]
-    pub(crate) probe_image: String,
-    /// How long a probe pod may take, from creation to its logs.
-    #[arg(long, value_name = "DURATION", env = "HC_PROBE_POD_TIMEOUT", default_value = "60s", value_parser = parse_duration_arg)]
-    pub(crate) probe_pod_timeout: Duration,
-    /// Set a `ClusterDNSReachable` condition on this Node, on transitions (needs patch nodes/status).
-    #[arg(long, env = "HC_NODE_CONDITION", action = clap::ArgAction::SetTrue, value_parser = env_flag!())]
-    pub(crate) node_condition: bool,
-    /// This agent's Node: its reports say where they come from. [default: $NODE_NAME]
-    #[arg(long, env = "HC_NODE_NAME")]
-    pub(crate) node_name: Option<String>,
-    /// Resolve kubernetes.default.svc through the DNS Service and complete a TLS handshake with
-    /// the API server at that address, this often (the first time after a random part of it);
-    /// 0: never. Counted in --query-budget.
-    #[arg(long, value_name = "DURATION", env = "HC_API_DNS_EVERY", default_value = "5m", value_parser = parse_every_arg)]
-    pub(crate) api_dns_every: Duration,
-    #[command(flatten)]
-    pub(crate) moved: MovedToController,
-}
-
-impl KubeArgs {
-    /// `--dns-port` (`--udp-port`, HC_DNS_PORT), else HC_UDP_PORT.
-    pub(crate) fn dns_port(&self) -> Option<u16> {
-        self.dns_port.or(self.old_udp_port)
-    }
-}
-
-/// `--remediation` of `run` from before the controller: accepted with a warning, so that old
-/// manifests keep starting; remediation is `hc-cli controller`'s now.
-#[derive(Debug, Args)]
-pub(crate) struct MovedToController {
-    #[arg(long, env = "HC_REMEDIATION", hide = true)]
-    pub(crate) remediation: Option<String>,
-}
-
-/// The other flags of `run` that moved to `controller`: named in the usage error.
-pub(crate) const MOVED_FLAGS: &[&str] = &[
-    "--selector",
-    "--lease-name",
-    "--identity",
-    "--max-memory",
-    "--memory-factor",
-    "--cooldown",
-    "--grace-period",
-    "--max-actions-per-hour",
-    "--rollout-restart",
-    "--delete-pods",
-];
-
-/// Arguments of `hc-cli controller`.
-#[derive(Debug, Args)]
-pub(crate) struct ControllerArgs {
-    #[command(flatten)]
-    pub(crate) api: ApiArgs,
-    /// Label selector of the CoreDNS pods (and of their Deployment).
-    #[arg(long, env = "HC_SELECTOR", default_value = "k8s-app=kube-dns")]
-    pub(crate) selector: String,
-    /// Namespace of the agent pods. [default: --namespace]
-    #[arg(long, env = "HC_AGENT_NAMESPACE")]
-    pub(crate) agent_namespace: Option<String>,
-    /// Label selector of the agent pods.
-    #[arg(
-        long,
-        env = "HC_AGENT_SELECTOR",
-        default_value = "app.kubernetes.io/name=coredns-healthcheck,app.kubernetes.io/component=agent"
-    )]
-    pub(crate) agent_selector: String,
-    /// The agents' admin port.
-    #[arg(long, env = "HC_AGENT_PORT", default_value_t = 9890, value_parser = clap::value_parser!(u16).range(1..))]
-    pub(crate) agent_port: u16,
-    /// Agents read per round at most (all when there are fewer): first those that probed a
-    /// CoreDNS pod short of reports, then a rotation. Reads go to the agents, not the API server.
-    #[arg(long, env = "HC_SAMPLE", default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=1000))]
-    pub(crate) sample: u32,
-    /// The share of reporting nodes that must agree on a verdict.
-    #[arg(long, env = "HC_QUORUM", default_value_t = 0.6, value_parser = parse_quorum_arg)]
-    pub(crate) quorum: f64,
-    /// Time between rounds.
-    #[arg(long, value_name = "DURATION", env = "HC_INTERVAL", default_value = "15s", value_parser = parse_duration_arg)]
-    pub(crate) interval: Duration,
-    /// How long a node's result counts.
-    #[arg(long, value_name = "DURATION", env = "HC_WINDOW", default_value = "2m", value_parser = parse_duration_arg)]
-    pub(crate) window: Duration,
-    /// Consecutive rounds a pod verdict must hold before an eviction.
-    #[arg(long, env = "HC_CONFIRM_ROUNDS", default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=100))]
-    pub(crate) confirm_rounds: u32,
-    /// off: watch and report only; dry-run: plan, log and export, change nothing; on: act.
-    #[arg(long, value_enum, env = "HC_REMEDIATION", default_value = "dry-run")]
-    pub(crate) remediation: RemediationMode,
-    /// The Lease that elects the one replica that decides.
-    #[arg(long, env = "HC_LEASE_NAME", default_value = "coredns-healthcheck")]
-    pub(crate) lease_name: String,
-    /// This replica's name in the Lease and in Events. [default: $POD_NAME, else the hostname]
-    #[arg(long, env = "HC_IDENTITY")]
-    pub(crate) identity: Option<String>,
-    /// Memory limit cap for raises (Kubernetes quantity).
-    #[arg(long, value_name = "QUANTITY", env = "HC_MAX_MEMORY", default_value = "1Gi", value_parser = parse_memory_arg)]
-    pub(crate) max_memory: u64,
-    /// Memory limit growth factor (the new limit is max(old x factor, old + 100Mi)).
-    #[arg(long, env = "HC_MEMORY_FACTOR", default_value_t = 2.0, value_parser = parse_factor_arg)]
-    pub(crate) memory_factor: f64,
-    /// Time between two actions.
-    #[arg(long, value_name = "DURATION", env = "HC_COOLDOWN", default_value = "60s", value_parser = humantime::parse_duration)]
-    pub(crate) cooldown: Duration,
-    /// Never act on a pod younger than this.
-    #[arg(long, value_name = "DURATION", env = "HC_GRACE_PERIOD", default_value = "60s", value_parser = humantime::parse_duration)]
-    pub(crate) grace_period: Duration,
-    /// Actions allowed per rolling hour.
-    #[arg(long, env = "HC_MAX_ACTIONS_PER_HOUR", default_value_t = 6, value_parser = clap::value_parser!(u32).range(1..))]
-    pub(crate) max_actions_per_hour: u32,
-    /// When every CoreDNS pod fails from most nodes, allow a rollout restart (one per hour at most).
-    #[arg(long, env = "HC_ROLLOUT_RESTART", action = clap::ArgAction::SetTrue, value_parser = env_flag!())]
-    pub(crate) rollout_restart: bool,
-    /// Delete sick pods instead of evicting them (ignores PodDisruptionBudgets).
-    #[arg(long, env = "HC_DELETE_PODS", action = clap::ArgAction::SetTrue, value_parser = env_flag!())]
-    pub(crate) delete_pods: bool,
-    #[command(flatten)]
-    pub(crate) checks: ControllerChecks,
+    pub(crate) controller: hc_remedy::cli::ControllerArgs,
     /// Where to serve /metrics, /healthz, /readyz and /status.
     #[arg(
         long,
@@ -505,59 +285,6 @@ pub(crate) struct ControllerArgs {
     /// Log format.
     #[arg(long, value_enum, env = "HC_LOG_FORMAT", default_value = "text")]
     pub(crate) log_format: LogFormat,
-}
-
-/// The controller's checks beside the view: Service freshness and CoreDNS's HTTP endpoints.
-#[derive(Debug, Args)]
-pub(crate) struct ControllerChecks {
-    /// The DNS Service in --namespace: the freshness queries go to its ClusterIP.
-    #[arg(long, env = "HC_SERVICE", default_value = "kube-dns")]
-    pub(crate) service: String,
-    /// The cluster domain: a Service's name is NAME.NAMESPACE.svc.<cluster-domain>.
-    #[arg(long, env = "HC_CLUSTER_DOMAIN", default_value = "cluster.local", value_parser = parse_domain_arg)]
-    pub(crate) cluster_domain: String,
-    /// Service changes followed at once at most until they resolve (0: no freshness check, and
-    /// no watch of Services).
-    #[arg(long, value_name = "N", env = "HC_FRESHNESS_FOLLOW", default_value_t = 20, value_parser = clap::value_parser!(u32).range(0..=1000))]
-    pub(crate) freshness_follow: u32,
-    /// A followed change that does not resolve right by then is reported (stale or not propagated).
-    #[arg(long, value_name = "DURATION", env = "HC_FRESHNESS_GIVE_UP", default_value = "60s", value_parser = parse_give_up_arg)]
-    pub(crate) freshness_give_up: Duration,
-    /// Port of CoreDNS's health plugin (/health) on each CoreDNS pod (0: not read).
-    #[arg(
-        long,
-        value_name = "PORT",
-        env = "HC_COREDNS_HEALTH_PORT",
-        default_value_t = 8080
-    )]
-    pub(crate) coredns_health_port: u16,
-    /// Port of CoreDNS's ready plugin (/ready) on each CoreDNS pod (0: not read).
-    #[arg(
-        long,
-        value_name = "PORT",
-        env = "HC_COREDNS_READY_PORT",
-        default_value_t = 8181
-    )]
-    pub(crate) coredns_ready_port: u16,
-}
-
-/// `--freshness-give-up`: from 1 s to 1 h.
-fn parse_give_up_arg(s: &str) -> Result<Duration, String> {
-    match humantime::parse_duration(s.trim()) {
-        Ok(d) if (Duration::from_secs(1)..=Duration::from_secs(3600)).contains(&d) => Ok(d),
-        _ => Err(format!("{s:?}: give a duration from 1s to 1h, e.g. 60s")),
-    }
-}
-
-/// `--api-dns-every`: 0 (off), or from 1 s to 1 day.
-fn parse_every_arg(s: &str) -> Result<Duration, String> {
-    match humantime::parse_duration(s.trim()) {
-        _ if s.trim() == "0" => Ok(Duration::ZERO),
-        Ok(d) if (Duration::from_secs(1)..=Duration::from_secs(86_400)).contains(&d) => Ok(d),
-        _ => Err(format!(
-            "{s:?}: give 0 (off) or a duration from 1s to 1 day, e.g. 5m"
-        )),
-    }
 }
 
 /// Arguments of `hc-cli status`.
@@ -618,7 +345,7 @@ pub(crate) struct ManArgs {
 #[derive(Debug, Args)]
 pub(crate) struct DemoArgs {
     /// Time between rounds (12 rounds in all).
-    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_duration_arg)]
+    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = DurationParser)]
     pub(crate) interval: Duration,
     /// Where to serve the metrics (a free port is used if it is taken).
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:9890")]
@@ -637,38 +364,4 @@ fn parse_controller_arg(s: &str) -> Result<SocketAddr, String> {
     hostport.parse().map_err(|_| {
         format!("expected http://IP:PORT (an address: this tool does not use the cluster DNS it checks), got {s:?}")
     })
-}
-
-fn parse_quorum_arg(s: &str) -> Result<f64, String> {
-    match s.parse::<f64>() {
-        Ok(q) if q > 0.5 && q <= 1.0 => Ok(q),
-        _ => Err("must be a share above 0.5 and at most 1, e.g. 0.6".into()),
-    }
-}
-
-fn parse_memory_arg(s: &str) -> Result<u64, String> {
-    match hc_remedy::parse_quantity(s) {
-        Some(b) if b >= 1 << 20 => Ok(b),
-        Some(_) => Err("must be at least 1Mi".into()),
-        None => Err("not a Kubernetes quantity: write e.g. 512Mi or 1Gi".into()),
-    }
-}
-
-fn parse_factor_arg(s: &str) -> Result<f64, String> {
-    match s.parse::<f64>() {
-        Ok(f) if f > 1.0 && f <= 10.0 => Ok(f),
-        _ => Err("must be a number above 1 and at most 10, e.g. 2".into()),
-    }
-}
-
-/// A DNS domain (`cluster.local`): the query name must stay valid with it.
-fn parse_domain_arg(s: &str) -> Result<String, String> {
-    let d = s.trim().trim_end_matches('.');
-    match dnsprobe::parse_name(&format!("kubernetes.default.svc.{d}")) {
-        Ok(_) => Ok(d.to_owned()),
-        Err(dnsprobe::SpecError::InvalidName { reason, .. }) => {
-            Err(format!("not a DNS domain: {reason}"))
-        }
-        Err(e) => Err(format!("not a DNS domain: {e}")),
-    }
 }

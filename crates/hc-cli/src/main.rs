@@ -39,7 +39,7 @@ fn block_on<F: std::future::Future>(f: F) -> exit::Result<F::Output> {
 fn main() -> ExitCode {
     let cli = cli::Cli::try_parse().unwrap_or_else(|e| {
         if let Some(clap::error::ContextValue::String(arg)) = e.get(clap::error::ContextKind::InvalidArg)
-            && cli::MOVED_FLAGS.iter().any(|m| arg.starts_with(m))
+            && hc_remedy::cli::MOVED_FLAGS.iter().any(|m| arg.starts_with(m))
         {
             eprintln!("note: {arg} is a flag of `hc-cli controller` now: remediation moved out of the agent");
         }

@@ -139,7 +139,18 @@ fn careless_input_is_refused_with_exit_2_and_says_why() {
         ),
         (
             vec!["controller", "--freshness-give-up", "2h"],
-            vec!["give a duration from 1s to 1h"],
+            vec![
+                "invalid value \"2h\" for '--freshness-give-up <DURATION>': give a duration from 1s to 1h",
+            ],
+        ),
+        // The safety timings: 0 allowed (act on a pod of any age), a day at most (no overflow).
+        (
+            vec!["controller", "--cooldown", "300000000000y"],
+            vec!["'--cooldown <DURATION>': give a duration from 0s to 1 day"],
+        ),
+        (
+            vec!["controller", "--grace-period", "2d"],
+            vec!["give a duration from 0s to 1 day"],
         ),
         (
             vec!["controller", "--freshness-follow", "5000"],

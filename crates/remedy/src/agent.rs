@@ -14,12 +14,13 @@ use tracing::{info, warn};
 use crate::discovery::{Discovered, Discovery, DiscoveryConfig};
 use crate::probe_pod::{ProbePodConfig, ProbePodError, probe_via_pod, probe_via_port_forward};
 
-/// How the agent reaches its targets.
+/// How the agent reaches its targets (`--via`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 pub enum Via {
-    /// As addressed, from where the agent runs.
+    /// Probe the targets as addressed from this machine.
     Direct,
-    /// A short-lived pod in the cluster probes them (for machines outside the pod network).
+    /// A short-lived pod in the cluster probes them and reports back through its logs.
     ProbePod,
     /// Each CoreDNS pod over DNS-over-TCP through the API server's port-forward (TCP only).
     PortForward,

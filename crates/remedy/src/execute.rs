@@ -18,12 +18,13 @@ pub const FIELD_MANAGER: &str = "coredns-healthcheck";
 
 /// `--remediation`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 pub enum Mode {
-    /// Plan nothing.
+    /// Watch and report; plan nothing.
     Off,
-    /// Plan, log and export; change nothing.
+    /// Plan, log and export the plan; change nothing.
     DryRun,
-    /// Plan and act (the Lease holder only).
+    /// Act (the Lease holder only).
     On,
 }
 

@@ -31,6 +31,9 @@
 //!
 //! And [`run_probe_pod`] / [`port_forward`]: probing from a machine outside the pod network.
 //!
+//! Feature `clap`: `cli`, the flags of `hc-cli run` (Kubernetes) and `hc-cli controller` as
+//! clap flag groups, with their `HC_*` variables, and the configurations they make.
+//!
 //! ```
 //! use std::time::{Duration, SystemTime};
 //! use hc_remedy::{plan, History, Inputs, PodInfo, Policy, Verdict};
@@ -59,6 +62,8 @@
 mod agent;
 mod agents;
 mod classify;
+#[cfg(feature = "clap")]
+pub mod cli;
 mod client;
 mod controller;
 mod discovery;

@@ -9,11 +9,11 @@ use hc_exporter::{Admin, Metrics, Registry};
 use hc_netns::SweepConfig;
 use tracing::info;
 
-use crate::cli::{RunArgs, Via};
+use crate::cli::RunArgs;
 use crate::exit::{self, Context};
 use crate::output::Out;
 use hc_agent::{Agent, AgentConfig, AgentError};
-use hc_remedy::{AgentCluster, AgentClusterConfig, DiscoveryConfig};
+use hc_remedy::{AgentCluster, Via};
 
 fn agent_config(args: &RunArgs) -> AgentConfig {
     let targets = args.query.addrs();
@@ -33,15 +33,8 @@ fn agent_config(args: &RunArgs) -> AgentConfig {
     c.name_given = args.query.name.is_some();
     c.thresholds = Thresholds::new(args.failure_threshold, args.success_threshold);
     c.sweep = sweep;
-    let b = &mut c.budget;
-    b.qps = args.query_budget;
-    b.interval = args.interval;
-    b.tcp_every = args.tcp_every;
-    b.observers = args.observers as usize;
-    b.netns_every = args.netns_every;
-    b.netns_max_per_round = args.netns_per_round as usize;
-    b.api_dns_every = args.kube.api_dns_every;
-    b.client_every = args.client_path_every;
+    c.budget = args.budget.budget();
+    c.budget.api_dns_every = args.kube.api_dns_every;
     c
 }
 
@@ -76,41 +69,17 @@ async fn start_cluster(args: &RunArgs) -> exit::Result<Option<AgentCluster>> {
             )));
         }
         if args.kube.via != Via::Direct {
-            let via = hc_remedy::Via::from(args.kube.via).as_str();
+            let via = args.kube.via.as_str();
             return Err(exit::usage(anyhow!(
                 "--via {via} needs a cluster: give --kubeconfig PATH (or KUBECONFIG)"
             )));
         }
         return Ok(None);
     };
-    let k = &args.kube;
-    if k.moved.remediation.is_some() {
-        tracing::warn!(
-            "--remediation (HC_REMEDIATION) has no effect on the agent: remediation is `hc-cli controller`'s"
-        );
+    for warning in args.kube.ignored(|v| std::env::var_os(v).is_some()) {
+        tracing::warn!("{warning}");
     }
-    // The variables of the other moved flags: an old manifest sets them, the agent ignores them.
-    let moved = crate::cli::MOVED_FLAGS.iter().map(|f| {
-        format!(
-            "HC_{}",
-            f.trim_start_matches('-').replace('-', "_").to_uppercase()
-        )
-    });
-    for var in moved.filter(|v| std::env::var_os(v).is_some()) {
-        tracing::warn!("{var} has no effect on the agent: it is read by `hc-cli controller`");
-    }
-    let mut cfg = AgentClusterConfig::new(DiscoveryConfig {
-        namespace: k.api.namespace.clone(),
-        service: k.service.clone(),
-    });
-    cfg.cluster_domain = k.cluster_domain.clone();
-    cfg.dns_port = k.dns_port();
-    cfg.via = k.via.into();
-    cfg.probe_pod.image = k.probe_image.clone();
-    cfg.probe_pod.timeout = k.probe_pod_timeout;
-    cfg.node =
-        (k.node_name.clone()).or_else(|| std::env::var("NODE_NAME").ok().filter(|v| !v.is_empty()));
-    cfg.node_condition = k.node_condition;
+    let cfg = args.kube.config(|k| std::env::var(k).ok());
     let client = hc_remedy::connect(&source).await.usage()?;
     Ok(Some(AgentCluster::start(client, cfg).await.usage()?))
 }
@@ -132,7 +101,7 @@ async fn serve(args: &RunArgs, metrics: Metrics, cluster: Option<AgentCluster>) 
     // In a cluster, the first round waits a random part of the interval: a DaemonSet rollout
     // does not make every node probe in step.
     let start = match &cluster {
-        Some(_) => hc_agent::schedule::jitter(args.interval),
+        Some(_) => hc_agent::schedule::jitter(args.budget.interval),
         None => std::time::Duration::ZERO,
     };
     if let Some(c) = &cluster {
@@ -142,14 +111,14 @@ async fn serve(args: &RunArgs, metrics: Metrics, cluster: Option<AgentCluster>) 
     let mut agent = Agent::new(agent_config(args), Some(metrics), cluster);
     info!(
         targets = %agent.targets().join(","),
-        interval = %humantime::format_duration(args.interval),
-        query_budget = args.query_budget,
+        interval = %humantime::format_duration(args.budget.interval),
+        query_budget = args.budget.query_budget,
         first_round_in = %humantime::format_duration(start),
         sweep_netns = args.sweep_netns,
         metrics_addr = %listening,
         "agent started"
     );
-    let ended = crate::service::every(args.interval, start, async || {
+    let ended = crate::service::every(args.budget.interval, start, async || {
         let started = Instant::now();
         match agent.round(false).await {
             Ok(_) => admin.publish(agent.status(started.elapsed())),
@@ -173,7 +142,7 @@ async fn once(args: &RunArgs, cluster: Option<AgentCluster>) -> exit::Result {
         return Err(exit::runtime(anyhow!("nothing was checked: {why}")));
     }
     let healthy = report.healthy();
-    let via = hc_remedy::Via::from(args.kube.via);
+    let via = args.kube.via;
     let note = via.caveat();
     let mut out = Out::new();
     if args.json {
