@@ -119,6 +119,7 @@ async fn a_watch_error_is_its_own_and_clears_with_a_list_it_may_make() {
         }
     }
     assert!(down, "the outage shows");
+    let before = api.requests().len();
     api.set_down(false);
     let mut up = false;
     for _ in 0..300 {
@@ -130,6 +131,10 @@ async fn a_watch_error_is_its_own_and_clears_with_a_list_it_may_make() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert!(up, "recovered: {:?}", d.health());
+    // The recheck ran: a LIST of one item (the watcher's own relists ask for pages of 500).
+    let after = api.requests().split_off(before);
+    let limit_one = |r: &String| r.split(['?', '&']).any(|q| q == "limit=1");
+    assert!(after.iter().any(limit_one), "no recheck LIST: {after:?}");
     // The recheck is a LIST through the watch's own selectors: never a GET.
     assert!(
         api.audit().iter().all(|e| e.verb != "get"),
