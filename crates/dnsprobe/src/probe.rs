@@ -560,6 +560,10 @@ async fn udp_exchange(
     }
     let mut buf = vec![0u8; UDP_BUFFER + 1];
     let mut last = None;
+    // No cap on datagrams that answer something else, unlike a TCP connection's frames: over
+    // UDP anyone can send them from the target's address, and giving up after N would let a
+    // spoofer fail a probe whose real answer is still on its way (RFC 5452 keeps waiting). The
+    // deadline bounds the work, one buffer and the last description bound the memory.
     loop {
         let (n, from) = match timeout_at(deadline, socket.recv_from(&mut buf)).await {
             Err(_elapsed) => return Err(AttemptError::Timeout { dropped: last }),
