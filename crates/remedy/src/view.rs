@@ -31,8 +31,10 @@ fn merge(slot: &mut Option<Seen>, new: Seen) {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct View {
     window: Duration,
-    /// (pod UID, node) -> results.
-    pods: BTreeMap<(String, String), Pair>,
+    /// pod UID -> node -> results. By pod first: a pod's nodes are one lookup, a node's pods
+    /// one lookup per pod (a few hundred at most), where a flat (pod, node) map made each a scan
+    /// of every pair (classifying 5,000 nodes took seconds).
+    pods: BTreeMap<String, BTreeMap<String, Pair>>,
     /// node -> results for the Service's addresses (a failure of any address counts).
     service: BTreeMap<String, Pair>,
     /// pod UID -> name, from the reports (the watch of pods names them too).
@@ -77,7 +79,8 @@ impl View {
                     if let Some(name) = &pod.name {
                         self.names.insert(uid.clone(), name.clone());
                     }
-                    let pair = self.pods.entry((uid.clone(), node.clone())).or_default();
+                    let by_node = self.pods.entry(uid.clone()).or_default();
+                    let pair = by_node.entry(node.clone()).or_default();
                     merge(&mut pair[i], seen);
                 }
                 (Some(Role::Service), _) => {
@@ -106,8 +109,8 @@ impl View {
 
     /// How many nodes reported on pod `uid` since `since`.
     pub fn reporters_since(&self, uid: &str, since: SystemTime) -> usize {
-        (self.pods.iter())
-            .filter(|((u, _), p)| u == uid && p.iter().flatten().any(|s| s.at >= since))
+        (self.pods.get(uid).into_iter().flat_map(BTreeMap::values))
+            .filter(|p| p.iter().flatten().any(|s| s.at >= since))
             .count()
     }
 
@@ -119,27 +122,29 @@ impl View {
                 *s = None;
             }
         };
-        for pair in self.pods.values_mut().chain(self.service.values_mut()) {
+        let pairs = self.pods.values_mut().flat_map(BTreeMap::values_mut);
+        for pair in pairs.chain(self.service.values_mut()) {
             pair.iter_mut().for_each(fresh);
         }
-        self.pods
-            .retain(|(uid, _), p| live_uids.contains(uid) && p.iter().any(Option::is_some));
+        self.pods.retain(|uid, by_node| {
+            by_node.retain(|_, p| p.iter().any(Option::is_some));
+            live_uids.contains(uid) && !by_node.is_empty()
+        });
         self.service.retain(|_, p| p.iter().any(Option::is_some));
         self.names.retain(|uid, _| live_uids.contains(uid));
     }
 
     /// Distinct nodes with any result in the window.
     pub fn nodes(&self) -> BTreeSet<&str> {
-        self.pods
-            .keys()
-            .map(|(_, n)| n.as_str())
-            .chain(self.service.keys().map(String::as_str))
+        (self.pods.values().flat_map(BTreeMap::keys))
+            .chain(self.service.keys())
+            .map(String::as_str)
             .collect()
     }
 
     /// The pods with results, by UID.
     pub fn pods(&self) -> BTreeSet<&str> {
-        self.pods.keys().map(|(u, _)| u.as_str()).collect()
+        self.pods.keys().map(String::as_str).collect()
     }
 
     /// A pod's name as the agents reported it.
@@ -150,37 +155,29 @@ impl View {
     /// Whether `node` reaches pod `uid`: `Some(true)` when every last result in the window
     /// answered, `Some(false)` when one failed, `None` without a result.
     pub fn reaches(&self, uid: &str, node: &str) -> Option<bool> {
-        let pair = self.pods.get(&(uid.to_owned(), node.to_owned()))?;
+        let pair = self.pods.get(uid)?.get(node)?;
         let seen: Vec<&Seen> = pair.iter().flatten().collect();
         (!seen.is_empty()).then(|| seen.iter().all(|s| s.ok))
     }
 
     /// The nodes that reported on pod `uid`.
     pub fn nodes_of(&self, uid: &str) -> Vec<&str> {
-        self.pods
-            .keys()
-            .filter(|(u, _)| u == uid)
-            .map(|(_, n)| n.as_str())
+        (self.pods.get(uid).into_iter().flat_map(BTreeMap::keys))
+            .map(String::as_str)
             .collect()
     }
 
     /// The pods `node` reported on.
     pub fn pods_of(&self, node: &str) -> Vec<&str> {
-        self.pods
-            .keys()
-            .filter(|(_, n)| n == node)
+        (self.pods.iter())
+            .filter(|(_, by_node)| by_node.contains_key(node))
             .map(|(u, _)| u.as_str())
             .collect()
     }
 
     /// How many nodes reach pod `uid` over UDP and over TCP.
     pub fn pod_reach(&self, uid: &str) -> (Reach, Reach) {
-        let pairs = self
-            .pods
-            .iter()
-            .filter(|((u, _), _)| u == uid)
-            .map(|(_, p)| p);
-        reach(pairs)
+        reach(self.pods.get(uid).into_iter().flat_map(BTreeMap::values))
     }
 
     /// How many nodes reach the Service over UDP and over TCP.
