@@ -175,11 +175,17 @@ pub const MAX_TIMEOUT: Duration = Duration::from_secs(3600);
 /// The longest duration any other flag accepts (an interval, a window).
 pub const MAX_DURATION: Duration = Duration::from_secs(86_400);
 
-/// A positive duration (`300ms`, `2s`, `1m`) bounded by the flag it is given to: a timeout at
+/// A duration as a person writes it (`300ms`, `2s`, `1m`, `1h 30m`), zero included; the error
+/// says how to write one.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s.trim())
+        .map_err(|e| format!("{e}: write a duration such as 300ms, 2s or 1m"))
+}
+
+/// A positive duration ([`parse_duration`]) bounded by the flag it is given to: a timeout at
 /// most [`MAX_TIMEOUT`], anything else at most [`MAX_DURATION`]. `flag` is the long name.
 pub fn duration_within(s: &str, flag: Option<&str>) -> Result<Duration, String> {
-    let d = humantime::parse_duration(s.trim())
-        .map_err(|e| format!("{e}: write a duration such as 300ms, 2s or 1m"))?;
+    let d = parse_duration(s)?;
     if d.is_zero() {
         return Err("must be greater than zero".into());
     }

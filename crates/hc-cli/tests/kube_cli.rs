@@ -262,19 +262,23 @@ fn root_flags_that_moved_to_the_controller_are_accepted_with_a_warning() {
         "{e}"
     );
     // Their variables, set by an old manifest, are named as ignored.
-    let o = (c.lab.node.command(BIN))
-        .args([
-            "run",
-            "--once",
-            "--json",
-            "--timeout",
-            "300ms",
-            "--kubeconfig",
-        ])
-        .arg(&c.kubeconfig)
-        .env("HC_LEASE_NAME", "x")
-        .output()
-        .unwrap();
+    // `run --once` with one variable of an old manifest set.
+    let once_with = |var: &str, value: &str| {
+        (c.lab.node.command(BIN))
+            .args([
+                "run",
+                "--once",
+                "--json",
+                "--timeout",
+                "300ms",
+                "--kubeconfig",
+            ])
+            .arg(&c.kubeconfig)
+            .env(var, value)
+            .output()
+            .unwrap()
+    };
+    let o = once_with("HC_LEASE_NAME", "x");
     Agent::assert_exit(&o, 0);
     let e = String::from_utf8_lossy(&o.stderr);
     assert!(
@@ -282,19 +286,7 @@ fn root_flags_that_moved_to_the_controller_are_accepted_with_a_warning() {
         "{e}"
     );
     // The old name of HC_DNS_PORT still sets the port (nothing listens on this one).
-    let o = (c.lab.node.command(BIN))
-        .args([
-            "run",
-            "--once",
-            "--json",
-            "--timeout",
-            "300ms",
-            "--kubeconfig",
-        ])
-        .arg(&c.kubeconfig)
-        .env("HC_UDP_PORT", "5399")
-        .output()
-        .unwrap();
+    let o = once_with("HC_UDP_PORT", "5399");
     let v: Value = serde_json::from_slice(&o.stdout).unwrap();
     let ports: Vec<&str> = (v["targets"].as_array().unwrap().iter())
         .filter_map(|t| t["target"].as_str())

@@ -147,6 +147,13 @@ struct Target {
     sub: Option<String>,
 }
 
+/// The store's key of the object at `path` (`api/v1/namespaces/NS/pods/NAME`, ...).
+fn object_key(path: &str) -> Option<Key> {
+    let t = parse_path(path)?;
+    let (namespace, name) = (t.namespace.unwrap_or_default(), t.name.unwrap_or_default());
+    Some((t.prefix, namespace, t.resource, name))
+}
+
 fn parse_path(path: &str) -> Option<Target> {
     let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
     let (prefix, rest) = match parts.as_slice() {
@@ -362,13 +369,7 @@ impl FakeApi {
 
     /// Creates or replaces an object at `path` (`api/v1/namespaces/NS/pods/NAME`, ...).
     pub fn put(&self, path: &str, object: Value) {
-        let t = parse_path(path).unwrap_or_else(|| panic!("bad path {path}"));
-        let key = (
-            t.prefix,
-            t.namespace.unwrap_or_default(),
-            t.resource,
-            t.name.unwrap_or_default(),
-        );
+        let key = object_key(path).unwrap_or_else(|| panic!("bad path {path}"));
         let mut store = self.shared.store.lock().unwrap();
         let kind = if store.objects.contains_key(&key) {
             "MODIFIED"
@@ -380,25 +381,13 @@ impl FakeApi {
 
     /// The object at `path`, if any.
     pub fn get(&self, path: &str) -> Option<Value> {
-        let t = parse_path(path)?;
-        let key = (
-            t.prefix,
-            t.namespace.unwrap_or_default(),
-            t.resource,
-            t.name.unwrap_or_default(),
-        );
+        let key = object_key(path)?;
         self.shared.store.lock().unwrap().objects.get(&key).cloned()
     }
 
     /// Deletes the object at `path` (a `DELETED` event for the watches); false when absent.
     pub fn delete(&self, path: &str) -> bool {
-        let t = parse_path(path).unwrap_or_else(|| panic!("bad path {path}"));
-        let key = (
-            t.prefix,
-            t.namespace.unwrap_or_default(),
-            t.resource,
-            t.name.unwrap_or_default(),
-        );
+        let key = object_key(path).unwrap_or_else(|| panic!("bad path {path}"));
         let mut store = self.shared.store.lock().unwrap();
         match store.objects.get(&key).cloned() {
             Some(obj) => {

@@ -32,7 +32,7 @@ use clap::Args;
 use clap::builder::BoolishValueParser;
 use dnsprobe::cli::{Checked, DurationParser};
 
-use crate::{AgentClusterConfig, ControllerConfig, DiscoveryConfig, Mode, Policy, Via};
+use crate::{AgentClusterConfig, ControllerConfig, DiscoveryConfig, Mode, Via};
 
 /// The API connection, shared by `run`, `controller` and `status`.
 #[derive(Debug, Args)]
@@ -281,7 +281,6 @@ impl ControllerArgs {
         c.mode = self.remediation;
         c.lease_name = self.lease_name.clone();
         c.delete_pods = self.delete_pods;
-        c.policy = Policy::default();
         let p = &mut c.policy;
         p.memory_factor = self.memory_factor;
         p.memory_cap = self.max_memory;
@@ -308,7 +307,7 @@ impl ControllerArgs {
 
 /// A duration from `min` to `max`, else `hint`.
 fn span(s: &str, min: Duration, max: Duration, hint: &str) -> Result<Duration, String> {
-    match humantime::parse_duration(s.trim()) {
+    match dnsprobe::cli::parse_duration(s) {
         Ok(d) if (min..=max).contains(&d) => Ok(d),
         _ => Err(hint.to_owned()),
     }
