@@ -533,10 +533,13 @@ fn root_sweep_rotates_through_pod_namespaces() {
 }
 
 /// Open descriptors of process `pid`.
-fn fds(pid: u32) -> usize {
-    std::fs::read_dir(format!("/proc/{pid}/fd"))
+/// The number the next descriptor `pid` opens would get: the lowest one it has not open.
+fn lowest_free_fd(pid: u32) -> usize {
+    let open: std::collections::BTreeSet<usize> = std::fs::read_dir(format!("/proc/{pid}/fd"))
         .unwrap()
-        .count()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .collect();
+    (0..).find(|n| !open.contains(n)).unwrap()
 }
 
 /// A child process killed when dropped.
@@ -563,14 +566,23 @@ fn probes_that_cannot_start_are_not_failures_of_the_target() {
         "--interval",
         "100ms",
     ];
-    // How many descriptors the agent holds between rounds (with the connection of the request
-    // that just asked it): as a limit, a round's UDP and TCP probes cannot both have a socket.
+    // RLIMIT_NOFILE bounds the number a new descriptor gets, not how many are open (a
+    // descriptor inherited at a high number takes no low slot). The lowest free number between
+    // rounds, plus one, leaves room for exactly one more descriptor: a scrape's connection, or
+    // a round's UDP probe, never also its TCP probe. A single sample may catch a round's socket
+    // or a scrape's connection, so the idle value is the lowest seen over a second.
     let idle = {
         let a = Agent::start(None, &args);
         a.wait_rounds(3);
-        fds(a.pid())
+        (0..20)
+            .map(|_| {
+                std::thread::sleep(Duration::from_millis(50));
+                lowest_free_fd(a.pid())
+            })
+            .min()
+            .unwrap()
     };
-    let limit = format!("--nofile={0}:{0}", idle);
+    let limit = format!("--nofile={0}:{0}", idle + 1);
     let admin = std::net::SocketAddr::new(ip("127.0.0.1"), hc_testkit::free_port(ip("127.0.0.1")));
     // Killed even when an assertion below fails (no agent left running).
     let mut child = KillOnDrop(Some(
