@@ -45,12 +45,21 @@ pub enum ServeError {
 #[derive(Debug)]
 struct State {
     registry: Registry,
-    ready: AtomicBool,
-    /// The last round checked something (always true for documents other than an agent's).
-    checked: AtomicBool,
     shutting_down: AtomicBool,
+    /// What was last published, written and read as one: `/status` and `/readyz` never
+    /// disagree about a round (a reader between two separate stores would see a healthy
+    /// document next to the previous round's "checked nothing").
+    published: RwLock<Published>,
+}
+
+#[derive(Debug, Default)]
+struct Published {
+    /// A round (or a document other than an agent's) was published.
+    ready: bool,
+    /// The last round checked something (always true for documents other than an agent's).
+    checked: bool,
     /// The last published document, serialized once: `(healthy, body)`.
-    status: RwLock<Option<(bool, Bytes)>>,
+    status: Option<(bool, Bytes)>,
 }
 
 /// The shared state behind the endpoints: the registry, readiness, the last round's status.
@@ -66,10 +75,8 @@ impl Admin {
         Admin {
             state: Arc::new(State {
                 registry,
-                ready: AtomicBool::new(false),
-                checked: AtomicBool::new(true),
                 shutting_down: AtomicBool::new(false),
-                status: RwLock::new(None),
+                published: RwLock::new(Published::default()),
             }),
         }
     }
@@ -78,21 +85,24 @@ impl Admin {
     /// when the round checked something ([`Status::checked_anything`]), 503 otherwise.
     pub fn publish(&self, status: Status) {
         let checked = status.nothing_checked.is_none() && status.checked_anything();
-        self.publish_document(status.healthy(), &status);
-        self.state.checked.store(checked, Ordering::SeqCst);
+        self.store(status.healthy(), &status, true, checked);
     }
 
     /// Serves `doc` on `/status` (503, `"healthy": false`) until the first [`Admin::publish`]
     /// or [`Admin::publish_document`], without making `/readyz` ready: what a reader sees
     /// before the first round, in the shape of every later document.
     pub fn publish_initial<T: Serialize>(&self, doc: &T) {
-        self.publish_document(false, doc);
-        self.state.ready.store(false, Ordering::SeqCst);
+        self.store(false, doc, false, true);
     }
 
     /// Publishes any status document (the controller's, for one): `/status` serves it with
     /// `"healthy"` first, 200 when `healthy`, 503 otherwise; `/readyz` turns 200.
     pub fn publish_document<T: Serialize>(&self, healthy: bool, doc: &T) {
+        self.store(healthy, doc, true, true);
+    }
+
+    /// Serializes `doc` and replaces what is published, all under one lock.
+    fn store<T: Serialize>(&self, healthy: bool, doc: &T, ready: bool, checked: bool) {
         #[derive(Serialize)]
         struct Doc<'a, T> {
             healthy: bool,
@@ -100,9 +110,25 @@ impl Admin {
             doc: &'a T,
         }
         let body = serde_json::to_vec_pretty(&Doc { healthy, doc }).unwrap_or_default();
-        *self.state.status.write().unwrap_or_else(|p| p.into_inner()) =
-            Some((healthy, Bytes::from(body)));
-        self.state.ready.store(true, Ordering::SeqCst);
+        *self.published_mut() = Published {
+            ready,
+            checked,
+            status: Some((healthy, Bytes::from(body))),
+        };
+    }
+
+    fn published(&self) -> std::sync::RwLockReadGuard<'_, Published> {
+        self.state
+            .published
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn published_mut(&self) -> std::sync::RwLockWriteGuard<'_, Published> {
+        self.state
+            .published
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
     }
 
     /// From now on `/readyz` answers 503: the process is going away.
@@ -112,7 +138,7 @@ impl Admin {
 
     /// True once a round was published and shutdown has not begun.
     pub fn is_ready(&self) -> bool {
-        self.state.ready.load(Ordering::SeqCst) && !self.state.shutting_down.load(Ordering::SeqCst)
+        self.published().ready && !self.state.shutting_down.load(Ordering::SeqCst)
     }
 
     /// Binds `addr`; serve with [`AdminServer::run`].
@@ -156,20 +182,7 @@ impl Admin {
                 }
             }
             "/healthz" => text(StatusCode::OK, "ok\n"),
-            "/readyz" => {
-                if self.is_ready() && !self.state.checked.load(Ordering::SeqCst) {
-                    text(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        "the last round checked nothing: see /status\n",
-                    )
-                } else if self.is_ready() {
-                    text(StatusCode::OK, "ready\n")
-                } else if self.state.shutting_down.load(Ordering::SeqCst) {
-                    text(StatusCode::SERVICE_UNAVAILABLE, "shutting down\n")
-                } else {
-                    text(StatusCode::SERVICE_UNAVAILABLE, "no round completed yet\n")
-                }
-            }
+            "/readyz" => self.readyz(),
             "/status" => self.status(),
             _ => text(
                 StatusCode::NOT_FOUND,
@@ -182,17 +195,31 @@ impl Admin {
         r
     }
 
+    fn readyz(&self) -> Response<Full<Bytes>> {
+        let (ready, checked) = {
+            let p = self.published();
+            (p.ready, p.checked)
+        };
+        let shutting_down = self.state.shutting_down.load(Ordering::SeqCst);
+        if shutting_down {
+            text(StatusCode::SERVICE_UNAVAILABLE, "shutting down\n")
+        } else if !ready {
+            text(StatusCode::SERVICE_UNAVAILABLE, "no round completed yet\n")
+        } else if !checked {
+            text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the last round checked nothing: see /status\n",
+            )
+        } else {
+            text(StatusCode::OK, "ready\n")
+        }
+    }
+
     fn status(&self) -> Response<Full<Bytes>> {
-        let (healthy, body) = self
-            .state
-            .status
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
-            .unwrap_or_else(|| {
-                let none = r#"{"healthy": false, "round": 0, "message": "no round completed yet"}"#;
-                (false, Bytes::from_static(none.as_bytes()))
-            });
+        let (healthy, body) = self.published().status.clone().unwrap_or_else(|| {
+            let none = r#"{"healthy": false, "round": 0, "message": "no round completed yet"}"#;
+            (false, Bytes::from_static(none.as_bytes()))
+        });
         let code = if healthy {
             StatusCode::OK
         } else {
@@ -289,3 +316,110 @@ pub const MAX_CONNECTIONS: usize = 64;
 /// A connection's read buffer at most (hyper's minimum): requests here are one line and a few
 /// headers.
 const MAX_BUF: usize = 8192;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::status::{TargetState, TargetStatus};
+    use std::sync::atomic::AtomicU64;
+
+    /// A round of one target: healthy, or (odd rounds) one that checked nothing.
+    fn round(n: u64) -> Status {
+        if n % 2 == 1 {
+            Status {
+                round: n,
+                nothing_checked: Some("no DNS target known".into()),
+                ..Status::default()
+            }
+        } else {
+            Status {
+                round: n,
+                targets: vec![TargetStatus {
+                    target: "10.96.0.10:53".into(),
+                    transport: "udp".into(),
+                    state: TargetState::Up,
+                    last_error: None,
+                    rtt_ms: None,
+                    consecutive_failures: 0,
+                    consecutive_successes: 1,
+                    role: None,
+                    pod: None,
+                    last_result: None,
+                    checked_unix_ms: None,
+                }],
+                ..Status::default()
+            }
+        }
+    }
+
+    /// A reader that saw round `r` on `/status` and then asks `/readyz` is answered for round
+    /// `r` or a later one, never for the round before it (a healthy document next to the last
+    /// round's "checked nothing" made a kubelet see an agent both healthy and not ready).
+    #[test]
+    fn readyz_is_never_older_than_the_status_already_served() {
+        const ROUNDS: u64 = 20_000;
+        let admin = Admin::new(Registry::default());
+        admin.publish_initial(&serde_json::json!({"round": 0}));
+        // Rounds the writer has begun to publish: bumped before each publish.
+        let begun = Arc::new(AtomicU64::new(0));
+        let writer = {
+            let (admin, begun) = (admin.clone(), begun.clone());
+            std::thread::spawn(move || {
+                for n in 1..=ROUNDS {
+                    begun.store(n, Ordering::SeqCst);
+                    admin.publish(round(n));
+                }
+            })
+        };
+        let mut pairs = 0u64;
+        while !writer.is_finished() {
+            let (healthy, body) = admin.published().status.clone().unwrap();
+            let seen: serde_json::Value = serde_json::from_slice(&body).unwrap();
+            let seen = seen["round"].as_u64().unwrap();
+            let ready = admin.readyz().status();
+            // The initial document is neither healthy nor ready.
+            assert!(seen > 0 || (!healthy && ready == StatusCode::SERVICE_UNAVAILABLE));
+            // A healthy round's document followed by 503 needs a later round begun.
+            if healthy && ready == StatusCode::SERVICE_UNAVAILABLE {
+                assert!(
+                    begun.load(Ordering::SeqCst) > seen,
+                    "/status served the healthy round {seen}, then /readyz said 503 while no later round was begun"
+                );
+            }
+            pairs += 1;
+        }
+        assert!(pairs > 0, "the reader read while the writer wrote");
+        writer.join().unwrap();
+        assert_eq!(
+            admin.readyz().status(),
+            StatusCode::OK,
+            "round {ROUNDS} is healthy"
+        );
+    }
+
+    /// Until the first round, `/readyz` is 503 even while the initial document is replaced.
+    #[test]
+    fn the_initial_document_never_makes_readyz_ready() {
+        let admin = Admin::new(Registry::default());
+        let writer = {
+            let admin = admin.clone();
+            std::thread::spawn(move || {
+                for n in 0..20_000u64 {
+                    admin.publish_initial(&serde_json::json!({"round": 0, "n": n}));
+                }
+            })
+        };
+        let mut reads = 0u64;
+        while !writer.is_finished() {
+            assert_eq!(
+                admin.readyz().status(),
+                StatusCode::SERVICE_UNAVAILABLE,
+                "ready before any round was published"
+            );
+            reads += 1;
+        }
+        writer.join().unwrap();
+        assert!(reads > 0);
+        assert_eq!(admin.readyz().status(), StatusCode::SERVICE_UNAVAILABLE);
+    }
+}
