@@ -103,7 +103,10 @@ fn root_udp_dropped_at_one_dns_pod_evicts_exactly_that_pod_once() {
     assert_eq!(plan["data"]["pods-per-epoch"], "2", "{plan}");
     assert_eq!(plan["data"]["epoch-ms"], "1500", "{plan}");
     c.lab.drop_udp_at_dns_pod(0);
-    c.wait_for(30, "the eviction", |c| !c.evicted().is_empty());
+    // The controller evicts, then records the Event: wait for both.
+    c.wait_for(30, "the eviction and its Event", |c| {
+        !c.evicted().is_empty() && !events_on(c, "kube-system", "Pod").is_empty()
+    });
     assert_eq!(c.evicted(), ["coredns-0"], "{}", ctl.log());
     // The evidence, on the pod's Event: a quorum (60%) of the nodes with a result in the window
     // (one node's last result may predate the fault).
@@ -134,8 +137,10 @@ fn root_one_node_cut_off_is_an_event_on_that_node_and_no_eviction() {
     let _ctl = c.controller(0, "controller-a", &[]);
     settled(&c, 0);
     c.lab.break_node(2);
-    c.wait_for(30, "the Event on node-2", |c| {
-        !events_on(c, "default", "Node").is_empty()
+    // The Event is written during the round; the status naming the verdict is published at
+    // its end: wait for both.
+    c.wait_for(30, "the Event on node-2 and the round's status", |c| {
+        !events_on(c, "default", "Node").is_empty() && !verdicts(&c.controller_status(0)).is_empty()
     });
     let ev = events_on(&c, "default", "Node");
     assert_eq!(ev[0]["regarding"]["name"], "node-2");
@@ -316,7 +321,10 @@ fn root_memory_only_for_a_fresh_oom_kill_on_its_deployment_and_dry_run_changes_n
     drop(dry);
     // On: one raise, on the Deployment that owns the pod, once.
     let _on = c.controller(0, "controller-on", &[("HC_REMEDIATION", "on")]);
-    c.wait_for(40, "the raise", |c| !c.controller_writes().is_empty());
+    // The Event is written after the patch: wait for both, then for nothing more.
+    c.wait_for(40, "the raise and its Event", |c| {
+        c.controller_writes().len() >= 2
+    });
     std::thread::sleep(std::time::Duration::from_secs(2));
     assert_eq!(
         c.controller_writes(),
@@ -347,19 +355,26 @@ fn root_a_pdb_refusal_is_retried_later_and_counted() {
     assert_eq!(c.evicted(), ["coredns-1"]);
     assert_eq!(c.api.eviction_attempts(), 3);
     let addr = std::net::SocketAddr::new(c.lab.nodes[0].ip.into(), 9891);
-    let metrics = c
-        .lab
-        .net
-        .run(|| hc_testkit::http(addr, "GET", "/metrics").unwrap().body);
-    let value = |result: &str| {
+    let scrape = || {
+        c.lab
+            .net
+            .run(|| hc_testkit::http(addr, "GET", "/metrics").unwrap().body)
+    };
+    let value = |metrics: &str, result: &str| {
         hc_testkit::metric_value(
-            &metrics,
+            metrics,
             "coredns_healthcheck_remediations_total",
             &[("action", "evict"), ("result", result)],
         )
     };
-    assert_eq!(value("retry-later"), Some(2.0), "{metrics}");
-    assert_eq!(value("success"), Some(1.0));
+    // The controller counts the eviction once the API's answer is in: the API may show it
+    // a moment before the counter does.
+    c.wait_for(30, "the eviction counted", |_| {
+        value(&scrape(), "success").is_some_and(|v| v >= 1.0)
+    });
+    let metrics = scrape();
+    assert_eq!(value(&metrics, "retry-later"), Some(2.0), "{metrics}");
+    assert_eq!(value(&metrics, "success"), Some(1.0), "{metrics}");
 }
 
 #[test]
@@ -396,8 +411,13 @@ fn root_hc_cli_status_shows_the_view_through_the_api_proxy_or_directly() {
         "{text}"
     );
     c.lab.drop_udp_at_dns_pod(0);
-    c.wait_for(30, "the pod verdict", |c| {
-        verdicts(&c.controller_status(0)) == ["pod:coredns-0"]
+    // A quorum of 3 nodes is 2 failing: the verdict may first say "2 of 3"; wait for the third.
+    c.wait_for(30, "the pod verdict, from all 3 nodes", |c| {
+        let s = c.controller_status(0);
+        verdicts(&s) == ["pod:coredns-0"]
+            && s["verdicts"][0]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("fails from 3 of 3"))
     });
     let o = status(&["--kubeconfig", &k]);
     common::Agent::assert_exit(&o, 1);
