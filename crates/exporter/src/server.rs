@@ -196,12 +196,12 @@ impl Admin {
     }
 
     fn readyz(&self) -> Response<Full<Bytes>> {
+        // One read of what was published: readiness and "checked" of the same round.
         let (ready, checked) = {
             let p = self.published();
             (p.ready, p.checked)
         };
-        let shutting_down = self.state.shutting_down.load(Ordering::SeqCst);
-        if shutting_down {
+        if self.state.shutting_down.load(Ordering::SeqCst) {
             text(StatusCode::SERVICE_UNAVAILABLE, "shutting down\n")
         } else if !ready {
             text(StatusCode::SERVICE_UNAVAILABLE, "no round completed yet\n")
@@ -262,9 +262,9 @@ impl AdminServer {
     /// all are taken, the oldest is closed. A flood of idle connections (any pod can reach an
     /// agent listening on the node's address) then costs a bounded amount of memory and file
     /// descriptors, and a real client (the kubelet's probe, Prometheus) that sends its request
-    /// at once is still answered: each new connection is served what it sent before the next
-    /// is accepted, and it is never the oldest for long. Accept failures (out of descriptors)
-    /// are logged once until accepting works again.
+    /// at once is still answered: the connections get a turn every few accepts, well before
+    /// a new one can become the oldest. Accept failures (out of descriptors) are logged once
+    /// until accepting works again.
     pub async fn run(self) {
         let mut open: std::collections::VecDeque<tokio::task::AbortHandle> =
             std::collections::VecDeque::with_capacity(MAX_CONNECTIONS);

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{BIN, ip};
+use common::{BIN, KillOnDrop, ip};
 use hc_testkit::{Dnsmasq, MemoryCgroup, free_port, http, loopback};
 
 const NAME: &str = "kubernetes.default.svc.cluster.local";
@@ -67,17 +67,19 @@ fn root_a_connection_flood_leaves_the_agent_alive_answering_and_small() {
     let cg = MemoryCgroup::new(64 << 20);
     let dns = Dnsmasq::start(loopback(), &[(NAME, ip("10.96.0.1"))], "cluster.local");
     let admin = SocketAddr::new(ip("127.0.0.1"), free_port(ip("127.0.0.1")));
-    let mut child = cg
-        .command("prlimit")
-        .args(["--nofile=1024:1024", BIN, "run"])
-        .args(["--target", &dns.addr().to_string(), "--expect", "10.96.0.1"])
-        .args(["--interval", "500ms", "--timeout", "1s"])
-        .args(["--metrics-addr", &admin.to_string(), "--log-format", "json"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("prlimit (util-linux) runs the agent under a descriptor limit");
-    let pid = child.id();
+    // Killed even when an assertion below fails (no agent left running in the cgroup).
+    let mut guard = KillOnDrop(Some(
+        cg.command("prlimit")
+            .args(["--nofile=1024:1024", BIN, "run"])
+            .args(["--target", &dns.addr().to_string(), "--expect", "10.96.0.1"])
+            .args(["--interval", "500ms", "--timeout", "1s"])
+            .args(["--metrics-addr", &admin.to_string(), "--log-format", "json"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("prlimit (util-linux) runs the agent under a descriptor limit"),
+    ));
+    let pid = guard.0.as_ref().unwrap().id();
     let healthz = || {
         let t = Instant::now();
         let ok = http(admin, "GET", "/healthz").is_ok_and(|r| r.status == 200);
@@ -108,7 +110,8 @@ fn root_a_connection_flood_leaves_the_agent_alive_answering_and_small() {
     let peak = rss_kib(pid, "VmHWM:");
     std::thread::sleep(Duration::from_secs(3));
     let after = rss_kib(pid, "VmRSS:");
-    assert!(child.try_wait().unwrap().is_none(), "the agent died");
+    let alive = guard.0.as_mut().unwrap().try_wait().unwrap().is_none();
+    assert!(alive, "the agent died");
     assert_eq!(cg.oom_kills(), 0, "OOM-killed in its 64 MiB cgroup");
     latencies.sort();
     let p50 = latencies[latencies.len() / 2];
@@ -132,6 +135,7 @@ fn root_a_connection_flood_leaves_the_agent_alive_answering_and_small() {
         &[("target", &dns.addr().to_string()), ("transport", "udp")],
     );
     assert_eq!(up, Some(1.0), "{body}");
+    let mut child = guard.0.take().unwrap();
     child.kill().unwrap();
     let out = child.wait_with_output().unwrap();
     let log = String::from_utf8_lossy(&out.stderr);

@@ -8,7 +8,7 @@ mod common;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use common::{Agent, BIN, ip};
+use common::{Agent, BIN, KillOnDrop, ip};
 use hc_testkit::{Behaviour, Dnsmasq, Lab, ScriptedServer, loopback};
 use serde_json::Value;
 
@@ -555,18 +555,6 @@ fn lowest_free_fd(pid: u32) -> usize {
         .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
         .collect();
     (0..).find(|n| !open.contains(n)).unwrap()
-}
-
-/// A child process killed when dropped.
-struct KillOnDrop(Option<std::process::Child>);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        if let Some(c) = &mut self.0 {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
 }
 
 #[test]

@@ -17,6 +17,19 @@ pub fn ip(s: &str) -> IpAddr {
     s.parse().unwrap()
 }
 
+/// A child process killed when dropped, so a failed assertion leaves nothing running; take it
+/// out (`.0.take()`) to stop it yourself and read its output.
+pub struct KillOnDrop(pub Option<Child>);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if let Some(c) = &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
 /// A running agent, killed on drop.
 pub struct Agent {
     pub child: Child,
